@@ -1,0 +1,53 @@
+"""Client side of the admin service; gRPC errors become AdminError here."""
+
+from __future__ import annotations
+
+import grpc
+
+from mailnode.admin.service import TOKEN_KEY
+from mailnode.proto import admin_pb2, admin_pb2_grpc
+
+
+class AdminError(Exception):
+    pass
+
+
+class AdminClient:
+    def __init__(self, address: str, token: str, timeout: float = 30.0):
+        self.address = address
+        self._metadata = ((TOKEN_KEY, token),)
+        self._timeout = timeout
+        self._channel = grpc.insecure_channel(address)
+        self._stub = admin_pb2_grpc.AdminStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _call(self, method: str, request):
+        try:
+            return getattr(self._stub, method)(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise AdminError(f"node at {self.address} is not reachable ({e.code().name.lower()})") from None
+            raise AdminError(e.details() or e.code().name) from None
+
+    def add_user(self, address: str, password: str) -> admin_pb2.UserReply:
+        return self._call("AddUser", admin_pb2.UserRequest(address=address, password=password))
+
+    def set_password(self, address: str, password: str) -> admin_pb2.UserReply:
+        return self._call("SetPassword", admin_pb2.UserRequest(address=address, password=password))
+
+    def delete_user(self, address: str) -> admin_pb2.UserReply:
+        return self._call("DeleteUser", admin_pb2.UserRequest(address=address))
+
+    def list_users(self) -> list[admin_pb2.UserReply]:
+        return list(self._call("ListUsers", admin_pb2.ListUsersRequest()).users)
+
+    def status(self) -> admin_pb2.StatusReply:
+        return self._call("Status", admin_pb2.StatusRequest())

@@ -1,0 +1,109 @@
+"""The node's admin gRPC service (used by mailctl): users and status.
+
+Every call must carry the node's admin token (metadata ``x-mailcluster-token``,
+file ``<data_dir>/admin.token``, mode 0600). User changes are journal records:
+the reply comes once the record is durable and applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+
+import grpc
+
+from mailnode.proto import admin_pb2, admin_pb2_grpc
+from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.users import AddressError, check_address, hash_password
+
+log = logging.getLogger(__name__)
+
+TOKEN_KEY = "x-mailcluster-token"
+
+
+class AdminService(admin_pb2_grpc.AdminServicer):
+    def __init__(self, node):
+        self.node = node
+
+    async def _authorize(self, context) -> None:
+        given = dict(context.invocation_metadata()).get(TOKEN_KEY, "")
+        if not hmac.compare_digest(given.encode(), self.node.token.encode()):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad or missing admin token")
+
+    async def _address(self, request, context, *, must_exist: bool) -> str:
+        try:
+            addr = check_address(request.address)
+        except AddressError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        domain = addr.rpartition("@")[2]
+        if domain not in self.node.domains:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"{domain} is not a domain of this cluster ({', '.join(sorted(self.node.domains))})")
+        exists = self.node.user_exists(addr)
+        if must_exist and not exists:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no such user: {addr}")
+        if not must_exist and exists:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"user exists: {addr}")
+        return addr
+
+    async def _password(self, request, context) -> str:
+        if len(request.password) < 8:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "password must have at least 8 characters")
+        return await asyncio.to_thread(hash_password, request.password)
+
+    async def _commit(self, addr: str, record: JournalRecord) -> admin_pb2.UserReply:
+        shard = self.node.shard_for(addr)
+        lsn = await shard.commit(record, applied=True)
+        return admin_pb2.UserReply(address=addr, shard=shard.id, lsn=lsn)
+
+    async def AddUser(self, request, context):
+        await self._authorize(context)
+        addr = await self._address(request, context, must_exist=False)
+        rec = JournalRecord()
+        rec.user_added.address = addr
+        rec.user_added.password_hash = await self._password(request, context)
+        log.info("adding user %s", addr)
+        return await self._commit(addr, rec)
+
+    async def SetPassword(self, request, context):
+        await self._authorize(context)
+        addr = await self._address(request, context, must_exist=True)
+        rec = JournalRecord()
+        rec.password_changed.address = addr
+        rec.password_changed.password_hash = await self._password(request, context)
+        log.info("changing password of %s", addr)
+        return await self._commit(addr, rec)
+
+    async def DeleteUser(self, request, context):
+        await self._authorize(context)
+        addr = await self._address(request, context, must_exist=True)
+        rec = JournalRecord()
+        rec.user_deleted.address = addr
+        log.info("deleting user %s", addr)
+        return await self._commit(addr, rec)
+
+    async def ListUsers(self, request, context):
+        await self._authorize(context)
+        users = [admin_pb2.UserReply(address=a, shard=s.id)
+                 for s in self.node.shards.values() for a in sorted(s.state.users)]
+        return admin_pb2.ListUsersReply(users=users)
+
+    async def Status(self, request, context):
+        await self._authorize(context)
+        reply = admin_pb2.StatusReply(node=self.node.name)
+        for s in self.node.shards.values():
+            reply.shards.append(admin_pb2.ShardStatus(
+                shard=s.id, epoch=s.journal.epoch, committed_lsn=s.journal.committed_lsn,
+                applied_lsn=s.applied_lsn, segments=s.journal.segments, journal_bytes=s.journal.size,
+                users=len(s.state.users)))
+        return reply
+
+
+async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), server)
+    if server.add_insecure_port(f"{host}:{port}") == 0:
+        raise OSError(f"cannot listen on {host}:{port} for gRPC")
+    await server.start()
+    return server

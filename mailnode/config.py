@@ -1,0 +1,154 @@
+"""Node configuration: one TOML file, every key documented with its default.
+
+A bad file stops start-up with a message naming the file, the key and what was
+expected (or, for TOML syntax, the line and column tomllib reports).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(Exception):
+    pass
+
+
+# section -> key -> (type, default, description). A default of REQUIRED must be given.
+REQUIRED = object()
+SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
+    "node": {
+        "name": (str, REQUIRED, "node name, unique in the cluster"),
+        "data_dir": (str, REQUIRED, "where journals, Maildirs and state live"),
+        "hostname": (str, "localhost", "name used in SMTP greetings and Received: headers"),
+        "domains": (list, ["example.test"], "mail domains hosted by this cluster"),
+        "shards": (int, 1, "number of shards, fixed when the data directory is created"),
+    },
+    "smtp": {
+        "listen": (str, "127.0.0.1:2525", "host:port of the MX listener (never relays)"),
+        "max_message_size": (int, 36700160, "SIZE limit in octets (552 above it)"),
+        "max_recipients": (int, 1000, "recipients per transaction (452 above it)"),
+        "timeout": (float, 300.0, "idle seconds before a session is closed"),
+    },
+    "pop3": {
+        "listen": (str, "127.0.0.1:1110", "host:port of the POP3 listener; empty disables it"),
+        "auth_failure_delay": (float, 2.0, "seconds before a wrong password is answered"),
+    },
+    "http": {
+        "listen": (str, "127.0.0.1:8080", "host:port for /metrics and /health"),
+    },
+    "grpc": {
+        "listen": (str, "127.0.0.1:7070", "host:port of the admin (and later replication) service"),
+    },
+    "tls": {
+        "cert": (str, "", "PEM certificate chain for STARTTLS/STLS; empty disables TLS"),
+        "key": (str, "", "PEM private key for cert"),
+    },
+    "journal": {
+        "segment_size": (int, 64 * 1024 * 1024, "bytes after which a new segment starts"),
+    },
+    "store": {
+        "checkpoint_interval": (float, 5.0, "seconds between store checkpoints (bounds replay at start)"),
+    },
+}
+
+
+@dataclass
+class Section:
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass
+class Config:
+    path: str
+    sections: dict[str, Section]
+
+    def __getattr__(self, name: str) -> Section:
+        try:
+            return self.__dict__["sections"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def parse_address(value: str, where: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: expected \"host:port\", got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _check(path: str, section: str, key: str, value: Any, typ) -> Any:
+    where = f"{path}: [{section}] {key}"
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, typ) or isinstance(value, bool) and typ is not bool:
+        raise ConfigError(f"{where}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
+    if typ in (int, float) and value <= 0:
+        raise ConfigError(f"{where}: expected a positive number, got {value!r}")
+    if typ is list and not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: expected a list of non-empty strings, got {value!r}")
+    if key == "listen" and value:
+        parse_address(value, where)
+    return value
+
+
+def load(path: str) -> Config:
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return from_dict(raw, path)
+
+
+def from_dict(raw: dict, path: str = "<config>") -> Config:
+    sections = {}
+    for name in raw:
+        if name not in SCHEMA:
+            raise ConfigError(f"{path}: unknown section [{name}] (known: {', '.join(SCHEMA)})")
+        if not isinstance(raw[name], dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+    for name, keys in SCHEMA.items():
+        given = raw.get(name, {})
+        for key in given:
+            if key not in keys:
+                raise ConfigError(f"{path}: [{name}] unknown key {key!r} (known: {', '.join(keys)})")
+        values = {}
+        for key, (typ, default, _) in keys.items():
+            if key in given:
+                values[key] = _check(path, name, key, given[key], typ)
+            elif default is REQUIRED:
+                raise ConfigError(f"{path}: [{name}] {key} is required ({keys[key][2]})")
+            else:
+                values[key] = default
+        sections[name] = Section(values)
+    if bool(sections["tls"].cert) != bool(sections["tls"].key):
+        raise ConfigError(f"{path}: [tls] cert and key go together")
+    sections["node"].values["data_dir"] = os.path.abspath(
+        os.path.join(os.path.dirname(os.path.abspath(path)), sections["node"].data_dir)
+    )
+    sections["node"].values["domains"] = [d.lower() for d in sections["node"].domains]
+    return Config(path, sections)
+
+
+def documented_defaults() -> str:
+    """The reference config with every key, its default and what it means."""
+    lines = []
+    for name, keys in SCHEMA.items():
+        lines.append(f"[{name}]")
+        for key, (_, default, doc) in keys.items():
+            val = "<required>" if default is REQUIRED else repr(default).replace("'", '"')
+            lines.append(f"# {doc}")
+            lines.append(f"{key} = {val}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""``mailctl``: the operator's command line. Tables for people, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+
+from mailnode import config as configmod
+from mailnode import localcluster
+from mailnode.admin.client import AdminClient, AdminError
+from mailnode.journal import JournalError
+from mailnode.journal import tools as jtools
+
+
+class CliError(Exception):
+    pass
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    line = "+" + "+".join("-" * (widths[c] + 2) for c in columns) + "+"
+    out = [line, "| " + " | ".join(c.ljust(widths[c]) for c in columns) + " |", line]
+    for r in rows:
+        out.append("| " + " | ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) + " |")
+    out.append(line)
+    return "\n".join(out)
+
+
+def emit(args, rows: list[dict] | dict, columns: list[str] | None = None) -> None:
+    if args.json or columns is None:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(table(rows, columns))
+
+
+# -- where the node is ------------------------------------------------------------------
+def node_targets(args) -> list[tuple[str, str, str]]:
+    """(name, grpc address, data_dir) of the nodes named by --dir or --config."""
+    if args.config:
+        cfg = configmod.load(args.config)
+        return [(cfg.node.name, cfg.grpc.listen, cfg.node.data_dir)]
+    directory = args.dir or os.environ.get("MAILCLUSTER_DIR")
+    if not directory:
+        raise CliError("say which cluster: --dir DIR (a local cluster) or --config node.toml")
+    state = localcluster.load_state(directory)
+    if state is None:
+        raise CliError(f"{directory}: no local cluster here (no local.json); run `mailctl local up --dir {directory}`")
+    return [(n["name"], n["grpc"], n["data_dir"]) for n in state["nodes"]]
+
+
+def admin(args) -> AdminClient:
+    name, address, data_dir = node_targets(args)[0]
+    token_path = os.path.join(data_dir, "admin.token")
+    try:
+        with open(token_path) as f:
+            token = f.read().strip()
+    except OSError as e:
+        raise CliError(f"cannot read the admin token {token_path}: {e.strerror}") from None
+    return AdminClient(address, token)
+
+
+def read_password(args) -> str:
+    if args.password is not None:
+        return args.password
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    pw = getpass.getpass("password: ")
+    if pw != getpass.getpass("again: "):
+        raise CliError("passwords differ")
+    return pw
+
+
+# -- commands ---------------------------------------------------------------------------
+def cmd_user(args) -> None:
+    with admin(args) as client:
+        if args.action == "add":
+            r = client.add_user(args.address, read_password(args))
+            print(f"added {r.address} (shard {r.shard})")
+        elif args.action == "passwd":
+            r = client.set_password(args.address, read_password(args))
+            print(f"password of {r.address} changed")
+        elif args.action == "del":
+            r = client.delete_user(args.address)
+            print(f"deleted {r.address}; its Maildir is kept on disk")
+        else:
+            rows = [{"address": u.address, "shard": u.shard} for u in client.list_users()]
+            emit(args, rows, ["address", "shard"])
+
+
+def cmd_status(args) -> None:
+    with admin(args) as client:
+        st = client.status()
+    rows = [{"node": st.node, "shard": s.shard, "role": "primary", "epoch": s.epoch,
+             "committed_lsn": s.committed_lsn, "applied_lsn": s.applied_lsn,
+             "segments": s.segments, "journal_bytes": s.journal_bytes, "users": s.users} for s in st.shards]
+    emit(args, rows if not args.json else {"shards": rows},
+         ["shard", "node", "role", "epoch", "committed_lsn", "applied_lsn", "segments", "journal_bytes", "users"])
+
+
+def journal_dir(args) -> str:
+    if args.path:
+        return args.path
+    if args.shard is None:
+        raise CliError("name the journal: a PATH, or --dir/--config with --shard N")
+    _, _, data_dir = node_targets(args)[0]
+    return os.path.join(data_dir, "shards", str(args.shard), "journal")
+
+
+def cmd_journal(args) -> int:
+    path = journal_dir(args)
+    if args.action == "inspect":
+        rows = jtools.as_dicts(jtools.inspect(path))
+        emit(args, rows, ["segment", "first_lsn", "bytes", "records", "last_epoch", "status"])
+        return 0
+    if args.action == "verify":
+        bad = jtools.as_dicts(jtools.verify(path))
+        if args.json:
+            print(json.dumps({"journal": path, "ok": not bad, "problems": bad}, indent=2))
+        elif bad:
+            for b in bad:
+                print(f"{os.path.join(path, b['segment'])}: {b['status']}")
+            print(f"journal {path}: {len(bad)} problem segment(s); `mailctl journal salvage {path}` "
+                  "recovers what is readable")
+        else:
+            print(f"journal {path}: ok")
+        return 1 if bad else 0
+    repairs = jtools.as_dicts(jtools.salvage(path))
+    if args.json:
+        print(json.dumps({"journal": path, "repairs": repairs}, indent=2))
+    elif repairs:
+        for r in repairs:
+            print(f"{os.path.join(path, r['segment'])} at offset {r['offset']}: {r['action']}, "
+                  f"{r['bytes']} bytes lost")
+    else:
+        print(f"journal {path}: nothing to salvage")
+    return 0
+
+
+def cmd_local(args) -> int:
+    if args.action == "up":
+        state = localcluster.up(args.dir, nodes=args.nodes, shards=args.shards, domain=args.domain,
+                                base_address=args.base_address)
+        if args.json:
+            print(json.dumps(localcluster.public_map(state)))
+        else:
+            rows = [{k: n.get(k, "") for k in localcluster.PUBLIC_KEYS} for n in state["nodes"]]
+            print(table(rows, [k for k in localcluster.PUBLIC_KEYS if any(r[k] for r in rows)]))
+            print(f"\nmail for @{state['domain']} goes to SMTP {state['nodes'][0]['smtp']}; add a mailbox with\n"
+                  f"  mailctl --dir {args.dir} user add someone@{state['domain']}")
+        return 0
+    if args.action == "down":
+        stopped = localcluster.down(args.dir)
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    state = localcluster.status(args.dir)
+    if args.json:
+        print(json.dumps(localcluster.public_map(state)))
+    else:
+        rows = [{"name": n["name"], "pid": n.get("pid", ""), "alive": n["alive"],
+                 "health": (n["health"] or {}).get("status", "down"), "smtp": n["smtp"],
+                 "pop3": n["pop3"], "http": n["http"]} for n in state["nodes"]]
+        print(table(rows, ["name", "pid", "alive", "health", "smtp", "pop3", "http"]))
+    return 0 if all(n["alive"] for n in state["nodes"]) else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: an option given before the subcommand must not be reset by the subparser.
+    common.add_argument("--dir", default=argparse.SUPPRESS, help="a local cluster directory (or $MAILCLUSTER_DIR)")
+    common.add_argument("--config", default=argparse.SUPPRESS, help="a node's TOML file")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    p = argparse.ArgumentParser(prog="mailctl", description="Operate a mailcluster.", parents=[common])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    loc = sub.add_parser("local", help="the cluster on loopback").add_subparsers(dest="action", required=True)
+    lup = loc.add_parser("up", parents=[common], help="start everything, return when ready")
+    lup.add_argument("--nodes", type=int, default=1)
+    lup.add_argument("--shards", type=int, default=1)
+    lup.add_argument("--domain", default="example.test")
+    lup.add_argument("--base-address", help="loopback /24 prefix to use, e.g. 127.0.5 (default: from DIR)")
+    loc.add_parser("down", parents=[common], help="stop everything started there")
+    loc.add_parser("status", parents=[common], help="what runs, with liveness")
+
+    usr = sub.add_parser("user", help="mailboxes").add_subparsers(dest="action", required=True)
+    for action in ("add", "passwd"):
+        u = usr.add_parser(action, parents=[common])
+        u.add_argument("address")
+        u.add_argument("--password", help="the password (else asked, or --password-stdin)")
+        u.add_argument("--password-stdin", action="store_true")
+    usr.add_parser("del", parents=[common]).add_argument("address")
+    usr.add_parser("list", parents=[common])
+
+    sub.add_parser("status", parents=[common], help="shards of the node(s)")
+
+    jr = sub.add_parser("journal", help="offline journal tools").add_subparsers(dest="action", required=True)
+    for action in ("inspect", "verify", "salvage"):
+        j = jr.add_parser(action, parents=[common])
+        j.add_argument("path", nargs="?", help="a journal directory (else --dir/--config with --shard)")
+        j.add_argument("--shard", type=int)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    for key, default in (("dir", None), ("config", None), ("json", False)):
+        if not hasattr(args, key):
+            setattr(args, key, default)
+    if args.command == "local" and not args.dir:
+        print("mailctl: local needs --dir DIR", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "user":
+            cmd_user(args)
+            return 0
+        if args.command == "status":
+            cmd_status(args)
+            return 0
+        if args.command == "journal":
+            return cmd_journal(args)
+        return cmd_local(args)
+    except (CliError, AdminError, configmod.ConfigError, localcluster.LocalError, JournalError,
+            FileNotFoundError, ValueError) as e:
+        print(f"mailctl: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

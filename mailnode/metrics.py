@@ -1,0 +1,33 @@
+"""Prometheus metrics of a mail node (served on the HTTP listener's /metrics)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+SMTP_ACCEPTED = Counter("mailcluster_smtp_messages_accepted_total", "Messages answered 250 after DATA")
+SMTP_REJECTED = Counter(
+    "mailcluster_smtp_rejected_total", "Transactions or commands refused, by reason", ["reason"]
+)
+SMTP_SESSIONS = Gauge("mailcluster_smtp_sessions", "Open SMTP sessions")
+COMMIT_SECONDS = Histogram(
+    "mailcluster_commit_seconds",
+    "From end of DATA to every shard's commit",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+FSYNC_BATCH = Histogram(
+    "mailcluster_journal_fsync_batch_records",
+    "Records made durable by one fdatasync (group commit)",
+    ["shard"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+FSYNC_SECONDS = Histogram(
+    "mailcluster_journal_fsync_seconds", "Time to write and fdatasync one batch", ["shard"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1),
+)
+JOURNAL_BYTES = Gauge("mailcluster_journal_bytes", "Bytes in the shard's journal segments", ["shard"])
+JOURNAL_SEGMENTS = Gauge("mailcluster_journal_segments", "Segment files of the shard's journal", ["shard"])
+JOURNAL_COMMITTED_LSN = Gauge("mailcluster_journal_committed_lsn", "Durable end of the journal", ["shard"])
+APPLIED_LSN = Gauge("mailcluster_store_applied_lsn", "Journal position applied to the Maildir store", ["shard"])
+DELIVERIES = Counter("mailcluster_deliveries_total", "Message copies delivered into mailboxes", ["shard"])
+POP3_SESSIONS = Counter("mailcluster_pop3_sessions_total", "POP3 sessions started")
+POP3_ACTIVE = Gauge("mailcluster_pop3_sessions_active", "POP3 sessions open")
+POP3_LOGIN_FAILURES = Counter("mailcluster_pop3_login_failures_total", "Rejected POP3 logins")
+POP3_RETRIEVED_BYTES = Counter("mailcluster_pop3_retrieved_bytes_total", "Octets sent by RETR/TOP")

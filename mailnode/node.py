@@ -1,0 +1,193 @@
+"""A mail node: its shards and its listeners, with start / serve / stop(grace)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import ssl
+
+from mailnode import metrics
+from mailnode.config import Config, ConfigError, parse_address
+from mailnode.shard import Shard
+from mailnode.smtp.handler import MxHandler
+from mailnode.smtp.protocol import MailSMTP
+from mailnode.users import normalize, shard_of
+
+log = logging.getLogger(__name__)
+
+
+def read_token(data_dir: str) -> str:
+    with open(os.path.join(data_dir, "admin.token")) as f:
+        return f.read().strip()
+
+
+def ensure_token(data_dir: str) -> str:
+    path = os.path.join(data_dir, "admin.token")
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return read_token(data_dir)
+
+
+def cluster_layout(data_dir: str, shards: int) -> int:
+    """The shard count is fixed when the data directory is made; a config may not change it."""
+    path = os.path.join(data_dir, "cluster.json")
+    try:
+        with open(path) as f:
+            fixed = json.load(f)["shards"]
+    except FileNotFoundError:
+        os.makedirs(data_dir, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump({"shards": shards}, f)
+        return shards
+    if fixed != shards:
+        raise ConfigError(
+            f"[node] shards = {shards}, but {data_dir} was created with {fixed} shards "
+            "(the mailbox -> shard map cannot change)"
+        )
+    return fixed
+
+
+class Node:
+    def __init__(self, config: Config):
+        self.config = config
+        self.name = config.node.name
+        self.hostname = config.node.hostname
+        self.domains = frozenset(config.node.domains)
+        self.data_dir = config.node.data_dir
+        self.nshards = cluster_layout(self.data_dir, config.node.shards)
+        self.token = ensure_token(self.data_dir)
+        self.shards = {
+            i: Shard(i, os.path.join(self.data_dir, "shards", str(i)), node=self.name,
+                     segment_size=config.journal.segment_size,
+                     checkpoint_interval=config.store.checkpoint_interval)
+            for i in range(self.nshards)
+        }
+        self.tls_context = self._tls_context()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._pop3 = None
+        self._http = None
+        self._grpc = None
+        self._stopped = asyncio.Event()
+        self._gauge_task: asyncio.Task | None = None
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        tls = self.config.tls
+        if not tls.cert:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(tls.cert, tls.key)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(f"{self.config.path}: [tls] cannot load {tls.cert} / {tls.key}: {e}") from None
+        return ctx
+
+    # -- lookups used by the protocol handlers ------------------------------------------
+    def shard_id(self, address: str) -> int:
+        return shard_of(address, self.nshards)
+
+    def shard_for(self, address: str) -> Shard:
+        return self.shards[self.shard_id(address)]
+
+    def user_exists(self, address: str) -> bool:
+        return normalize(address) in self.shard_for(address).state.users
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for shard in self.shards.values():
+            await asyncio.to_thread(shard.open)
+            shard.start(loop)
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
+        handler = MxHandler(self)
+        cfg = self.config.smtp
+        host, port = parse_address(cfg.listen, "[smtp] listen")
+
+        def factory():
+            return MailSMTP(handler, data_size_limit=cfg.max_message_size,
+                            hostname=self.hostname, ident="mailcluster ESMTP", timeout=cfg.timeout,
+                            tls_context=self.tls_context, loop=loop)
+
+        self._servers.append(await loop.create_server(factory, host, port, reuse_address=True))
+        await self._start_pop3()
+        await self._start_http()
+        await self._start_grpc()
+        self._gauge_task = asyncio.create_task(self._update_gauges())
+        log.info("node %s: serving SMTP on %s, %d shards", self.name, cfg.listen, self.nshards)
+
+    async def _start_pop3(self) -> None:
+        if not self.config.pop3.listen:
+            return
+        from mailnode.pop3.backend import NodePop3Backend
+        from mailnode.pop3.server import Pop3Server
+
+        self._pop3 = Pop3Server(NodePop3Backend(self), hostname=self.hostname, tls_context=self.tls_context,
+                                auth_failure_delay=self.config.pop3.auth_failure_delay,
+                                metrics=NodePop3Backend.metrics_hooks())
+        host, port = parse_address(self.config.pop3.listen, "[pop3] listen")
+        await self._pop3.start(host, port)
+
+    async def _start_http(self) -> None:
+        from mailnode.http import start_http
+
+        host, port = parse_address(self.config.http.listen, "[http] listen")
+        self._http = await start_http(self, host, port)
+
+    async def _start_grpc(self) -> None:
+        from mailnode.admin.service import start_grpc
+
+        host, port = parse_address(self.config.grpc.listen, "[grpc] listen")
+        self._grpc = await start_grpc(self, host, port)
+
+    async def _update_gauges(self) -> None:
+        while True:
+            for shard in self.shards.values():
+                shard.update_gauges()
+            await asyncio.sleep(1.0)
+
+    def healthy(self) -> tuple[bool, dict]:
+        shards = {}
+        ok = True
+        for i, s in self.shards.items():
+            failed = s.journal.failed
+            ok = ok and failed is None
+            shards[str(i)] = {"committed_lsn": s.journal.committed_lsn, "applied_lsn": s.applied_lsn,
+                              "journal": "failed" if failed else "ok"}
+        return ok, {"node": self.name, "status": "ok" if ok else "failed", "shards": shards}
+
+    async def serve(self) -> None:
+        """Run until SIGTERM/SIGINT, then drain and stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopped.set)
+        await self.start()
+        print(f"mailnode {self.name}: ready", flush=True)
+        await self._stopped.wait()
+        log.info("node %s: stopping", self.name)
+        await self.stop()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        for server in self._servers:
+            server.close()
+        if self._pop3 is not None:
+            await self._pop3.stop(grace)
+        # SMTP sessions in DATA finish their commit; new ones are refused.
+        for server in self._servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), grace)
+            except asyncio.TimeoutError:
+                log.warning("node %s: SMTP sessions still open after %.0fs; closing", self.name, grace)
+        if self._gauge_task is not None:
+            self._gauge_task.cancel()
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+        if self._http is not None:
+            await self._http.cleanup()
+        for shard in self.shards.values():
+            await asyncio.to_thread(shard.stop)
+        metrics.SMTP_SESSIONS.set(0)

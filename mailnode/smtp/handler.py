@@ -1,0 +1,128 @@
+"""The MX handler: who may receive mail here, and committing it to the journal.
+
+The MX listener never relays: a recipient outside the hosted domains is refused
+at RCPT. ``250`` after DATA is sent only once every shard that has a recipient
+of the message has made its record durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import itertools
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from mailnode import metrics
+from mailnode.journal import JournalError
+from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.smtp import replies
+from mailnode.users import normalize
+
+if TYPE_CHECKING:
+    from mailnode.node import Node
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count()
+
+
+def queue_id() -> str:
+    """Unique per node and restart: time, pid and a counter."""
+    return f"{time.time_ns() // 1000:x}{os.getpid() % 4096:03x}{next(_ids) % 65536:04x}".upper()
+
+
+def _printable(text: str, limit: int = 255) -> str:
+    return "".join(c if 32 < ord(c) < 127 else "?" for c in text[:limit]) or "unknown"
+
+
+class MxHandler:
+    def __init__(self, node: Node):
+        self.node = node
+
+    def rejected(self, reason: str) -> None:
+        metrics.SMTP_REJECTED.labels(reason).inc()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        # aiosmtpd ends with "250 HELP"; advertise what we implement before it.
+        # An AUTH line with no mechanisms (the MX listener has none) is dropped.
+        lines = [r for r in responses[:-1] if r.rstrip() != "250-AUTH"]
+        return lines + ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return replies.SENDER_OK
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        addr = normalize(address)
+        local, at, domain = addr.rpartition("@")
+        if not at or not local:
+            self.rejected("bad_address")
+            return replies.BAD_ADDRESS.format(_printable(address))
+        if domain not in self.node.domains:
+            self.rejected("relay_denied")
+            return replies.RELAY_DENIED.format(_printable(address))
+        if not self.node.user_exists(addr):
+            self.rejected("unknown_user")
+            return replies.USER_UNKNOWN.format(_printable(address))
+        if len(envelope.rcpt_tos) >= self.node.config.smtp.max_recipients:
+            self.rejected("too_many_recipients")
+            return replies.TOO_MANY_RCPTS
+        envelope.rcpt_tos.append(addr)
+        envelope.rcpt_options.extend(options)
+        return replies.RCPT_OK
+
+    def received_header(self, session, envelope, qid: str) -> bytes:
+        proto = "UTF8SMTP" if envelope.smtp_utf8 else ("ESMTP" if session.extended_smtp else "SMTP")
+        if session.ssl is not None:
+            proto += "S"
+        ip = session.peer[0] if session.peer else "unknown"
+        rcpt = f"\r\n\tfor <{envelope.rcpt_tos[0]}>" if len(envelope.rcpt_tos) == 1 else ""
+        return (
+            f"Received: from {_printable(session.host_name or 'unknown')} ([{ip}])\r\n"
+            f"\tby {self.node.hostname} (mailcluster) with {proto} id {qid}{rcpt};\r\n"
+            f"\t{email.utils.formatdate(localtime=False, usegmt=True)}\r\n"
+        ).encode("utf-8", "replace")
+
+    async def handle_DATA(self, server, session, envelope):
+        t0 = time.monotonic()
+        qid = queue_id()
+        data = self.received_header(session, envelope, qid) + envelope.original_content
+        sender = "" if envelope.mail_from == "<>" else envelope.mail_from
+        by_shard: dict[int, list[str]] = {}
+        for rcpt in envelope.rcpt_tos:
+            by_shard.setdefault(self.node.shard_id(rcpt), []).append(rcpt)
+        peer = session.peer[0] if session.peer else ""
+        commits = []
+        try:
+            for shard_id, rcpts in by_shard.items():
+                rec = JournalRecord()
+                m = rec.message_accepted
+                m.queue_id = qid
+                m.mail_from = sender
+                m.recipients.extend(rcpts)
+                m.data = data
+                m.client_address = peer
+                m.helo = session.host_name or ""
+                commits.append(self.node.shards[shard_id].journal.append(rec))
+            # Shielded: a client that disconnects now must not leave a commit half-awaited.
+            await asyncio.shield(asyncio.gather(*commits))
+        except JournalError as e:
+            for fut in commits:
+                if not fut.done():
+                    fut.cancel()
+            log.error("%s: message %s from %s not committed: %s", peer, qid, sender, e)
+            self.rejected("commit_failed")
+            return replies.COMMIT_FAILED
+        metrics.COMMIT_SECONDS.observe(time.monotonic() - t0)
+        metrics.SMTP_ACCEPTED.inc()
+        return replies.OK_QUEUED.format(qid)
+
+    async def handle_exception(self, error: Exception) -> str:
+        # Never a traceback to the client; the log has it.
+        log.exception("SMTP session error")
+        return replies.INTERNAL_ERROR
