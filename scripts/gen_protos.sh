@@ -3,8 +3,8 @@
 # output is reproducible; tests/test_protos.py fails when it would change.
 # Usage: scripts/gen_protos.sh [OUT_DIR]   (default: the repository root)
 set -euo pipefail
+out=$(realpath "${1:-$(dirname "$0")/..}")
 cd "$(dirname "$0")/.."
-out=${1:-.}
 want=1.85.1
 have=$(python3 -c 'import grpc_tools, importlib.metadata as m; print(m.version("grpcio-tools"))' 2>/dev/null || true)
 if [ "$have" != "$want" ]; then
@@ -12,5 +12,5 @@ if [ "$have" != "$want" ]; then
     exit 2
 fi
 protos=$(cd protos && find . -name '*.proto' | sort)
-(cd protos && python3 -m grpc_tools.protoc -I. --python_out="$OLDPWD/$out" --pyi_out="$OLDPWD/$out" \
-    --grpc_python_out="$OLDPWD/$out" $protos)
+(cd protos && python3 -m grpc_tools.protoc -I. --python_out="$out" --pyi_out="$out" \
+    --grpc_python_out="$out" $protos)

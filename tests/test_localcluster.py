@@ -1,0 +1,80 @@
+"""`mailctl local up|status|down`: the README's first command, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import ssl
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DOMAIN, PASSWORD, wait_for
+from mailtools import body_of, pop3_messages
+
+
+def mailctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run([sys.executable, "-m", "mailnode.mailctl", *args], capture_output=True, text=True,
+                       timeout=120)
+    if check and r.returncode != 0:
+        raise AssertionError(f"mailctl {' '.join(args)}: {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def addr(hostport: str) -> tuple[str, int]:
+    host, port = hostport.rsplit(":", 1)
+    return host, int(port)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    d = str(tmp_path / "cluster")
+    base = f"127.{150 + os.getpid() % 50}.{os.getpid() // 50 % 250}"
+    yield d, base
+    if os.path.exists(os.path.join(d, "local.json")):
+        mailctl("local", "down", "--dir", d, check=False)
+
+
+def test_local_up_serves_mail_with_tls_and_resumes(cluster):
+    d, base = cluster
+    up = json.loads(mailctl("local", "up", "--dir", d, "--json", "--base-address", base).stdout)
+    [node] = up["nodes"]
+    assert set(node) == {"name", "pid", "smtp", "pop3", "http", "grpc"}
+    assert node["smtp"].startswith(base + ".")
+    mailctl("--dir", d, "user", "add", f"alice@{DOMAIN}", "--password", PASSWORD)
+    users = json.loads(mailctl("--dir", d, "user", "list", "--json").stdout)
+    assert users == [{"address": f"alice@{DOMAIN}", "shard": 0}]
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    msg = b"Subject: over tls\r\n\r\nsecret\r\n"
+    with smtplib.SMTP(*addr(node["smtp"])) as s:
+        s.starttls(context=ctx)
+        s.sendmail("x@remote.test", [f"alice@{DOMAIN}"], msg)
+    got = wait_for(lambda: pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True), 20, what="mail")
+    assert body_of(got[0]) == msg and b"with ESMTPS id" in got[0]
+
+    st = json.loads(mailctl("local", "status", "--dir", d, "--json").stdout)
+    assert st["nodes"][0]["alive"] is True
+    status = json.loads(mailctl("--dir", d, "status", "--json").stdout)
+    assert status["shards"][0]["users"] == 1 and status["shards"][0]["committed_lsn"] > 0
+
+    assert "node1" in mailctl("local", "down", "--dir", d).stdout
+    r = mailctl("local", "status", "--dir", d, check=False)
+    assert r.returncode == 1 and "False" in r.stdout
+
+    # Re-running up on the same directory resumes its data.
+    mailctl("local", "up", "--dir", d, "--base-address", base)
+    got = pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True)
+    assert [body_of(m) for m in got] == [msg]
+
+
+def test_mailctl_errors_are_one_line(cluster, tmp_path):
+    d, _ = cluster
+    r = mailctl("--dir", d, "user", "add", "x@example.test", "--password", "whatever1", check=False)
+    assert r.returncode == 1 and "no local cluster here" in r.stderr and "Traceback" not in r.stderr
+    r = mailctl("journal", "verify", str(tmp_path / "nope"), check=False)
+    assert r.returncode == 1 and "no such journal directory" in r.stderr
