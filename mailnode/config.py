@@ -134,9 +134,12 @@ def from_dict(raw: dict, path: str = "<config>") -> Config:
         sections[name] = Section(values)
     if bool(sections["tls"].cert) != bool(sections["tls"].key):
         raise ConfigError(f"{path}: [tls] cert and key go together")
-    sections["node"].values["data_dir"] = os.path.abspath(
-        os.path.join(os.path.dirname(os.path.abspath(path)), sections["node"].data_dir)
-    )
+    # Relative paths are relative to the config file, not to the working directory.
+    base = os.path.dirname(os.path.abspath(path))
+    sections["node"].values["data_dir"] = os.path.join(base, sections["node"].data_dir)
+    for key in ("cert", "key"):
+        if sections["tls"].values[key]:
+            sections["tls"].values[key] = os.path.join(base, sections["tls"].values[key])
     sections["node"].values["domains"] = [d.lower() for d in sections["node"].domains]
     return Config(path, sections)
 

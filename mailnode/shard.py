@@ -44,6 +44,7 @@ class Shard:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: list[tuple[int, int, asyncio.Future]] = []  # (lsn, seq, future)
         self._seq = 0
+        self._stopping = threading.Event()
         self.applied_lsn = 0  # loop-side view of state.applied_lsn
 
     # -- start-up (blocking; run before serving) --------------------------------------
@@ -59,7 +60,7 @@ class Shard:
             )
         replayed = 0
         for fr in iter_frames(self.journal.directory, self.state.applied_lsn):
-            self.state.apply(fr.record, fr.lsn + fr.size)
+            self.state.apply(fr.record, fr.lsn + fr.size, replay=True)
             replayed += 1
         self.state.checkpoint()
         self.applied_lsn = self.state.applied_lsn
@@ -84,6 +85,7 @@ class Shard:
     def stop(self) -> None:
         """Flush the journal and the applier, write a checkpoint (blocking)."""
         self.journal.close()
+        self._stopping.set()
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
@@ -101,12 +103,7 @@ class Shard:
                 return
             delivered = 0
             for c in batch:
-                try:
-                    delivered += self.state.apply(c.record, c.end)
-                except OSError:
-                    # The record is durable; a restart replays it. Keep serving.
-                    log.exception("shard %d: applying lsn %d failed", self.id, c.lsn)
-                    self.state.applied_lsn = c.end
+                delivered += self._apply_until_done(c)
             if delivered:
                 self._m_deliveries.inc(delivered)
             if batch:
@@ -118,6 +115,19 @@ class Shard:
                 except OSError:
                     log.exception("shard %d: checkpoint failed", self.id)
                 last_checkpoint = now
+
+    def _apply_until_done(self, c: Committed) -> int:
+        """Apply one record, retrying on disk errors: the store must not skip a record."""
+        failures = 0
+        while True:
+            try:
+                return self.state.apply(c.record, c.end)
+            except OSError as e:
+                if failures == 0:
+                    log.error("shard %d: applying lsn %d failed, retrying every second: %s", self.id, c.lsn, e)
+                failures += 1
+                if self._stopping.wait(1.0):
+                    raise SystemExit from e  # stop: the next start replays this record
 
     def _observe_batch(self, records: int, nbytes: int, seconds: float) -> None:
         self._m_batch.observe(records)

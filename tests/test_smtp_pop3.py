@@ -241,3 +241,27 @@ def test_metrics_and_health(node):
         assert name in text, name
     h = node.health()
     assert h["status"] == "ok" and set(h["shards"]) == {"0", "1"}
+
+
+def test_user_lifecycle_is_journaled(node):
+    r = node.mailctl("user", "add", ALICE, "--password", "another pw", check=False)
+    assert r.returncode == 1 and "user exists" in r.stderr
+    r = node.mailctl("user", "add", "Bad Address@example.test", "--password", "whatever1", check=False)
+    assert r.returncode == 1 and "dot-atom" in r.stderr
+    r = node.mailctl("user", "add", "x@elsewhere.test", "--password", "whatever1", check=False)
+    assert r.returncode == 1 and "not a domain of this cluster" in r.stderr
+    node.mailctl("user", "passwd", ALICE, "--password-stdin", input="new password 1\n")
+    node.mailctl("user", "del", BOB)
+    listed = node.mailctl("user", "list", "--json").stdout
+    assert ALICE in listed and BOB not in listed
+    node.kill9()
+    node.start()
+    with RawSMTP(node.smtp) as c:
+        c.cmd("EHLO x.test")
+        c.cmd("MAIL FROM:<a@remote.test>")
+        assert c.cmd(f"RCPT TO:<{BOB}>")[0] == 550
+        assert c.cmd(f"RCPT TO:<{ALICE}>")[0] == 250
+    assert pop3_messages(node.pop3, ALICE, "new password 1") == []
+    with pytest.raises(poplib.error_proto):
+        pop3_messages(node.pop3, ALICE, PASSWORD)
+    assert "correct horse" not in node.read_log() and "new password 1" not in node.read_log()

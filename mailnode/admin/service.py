@@ -57,23 +57,21 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         lsn = await shard.commit(record, applied=True)
         return admin_pb2.UserReply(address=addr, shard=shard.id, lsn=lsn)
 
-    async def AddUser(self, request, context):
+    async def _store_password(self, request, context, *, new_user: bool) -> admin_pb2.UserReply:
         await self._authorize(context)
-        addr = await self._address(request, context, must_exist=False)
+        addr = await self._address(request, context, must_exist=not new_user)
         rec = JournalRecord()
-        rec.user_added.address = addr
-        rec.user_added.password_hash = await self._password(request, context)
-        log.info("adding user %s", addr)
+        body = rec.user_added if new_user else rec.password_changed
+        body.address = addr
+        body.password_hash = await self._password(request, context)
+        log.info("%s %s", "adding user" if new_user else "changing password of", addr)
         return await self._commit(addr, rec)
 
+    async def AddUser(self, request, context):
+        return await self._store_password(request, context, new_user=True)
+
     async def SetPassword(self, request, context):
-        await self._authorize(context)
-        addr = await self._address(request, context, must_exist=True)
-        rec = JournalRecord()
-        rec.password_changed.address = addr
-        rec.password_changed.password_hash = await self._password(request, context)
-        log.info("changing password of %s", addr)
-        return await self._commit(addr, rec)
+        return await self._store_password(request, context, new_user=False)
 
     async def DeleteUser(self, request, context):
         await self._authorize(context)

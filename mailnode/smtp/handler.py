@@ -41,6 +41,7 @@ def _printable(text: str, limit: int = 255) -> str:
 class MxHandler:
     def __init__(self, node: Node):
         self.node = node
+        self.inflight = 0  # DATA commits under way; a stopping node waits for them
 
     def rejected(self, reason: str) -> None:
         metrics.SMTP_REJECTED.labels(reason).inc()
@@ -89,6 +90,13 @@ class MxHandler:
         ).encode("utf-8", "replace")
 
     async def handle_DATA(self, server, session, envelope):
+        self.inflight += 1
+        try:
+            return await self._commit(session, envelope)
+        finally:
+            self.inflight -= 1
+
+    async def _commit(self, session, envelope) -> str:
         t0 = time.monotonic()
         qid = queue_id()
         data = self.received_header(session, envelope, qid) + envelope.original_content

@@ -16,6 +16,7 @@ import ssl
 
 from aiosmtpd.smtp import SMTP, login_always_fail, syntax
 
+from mailnode import metrics
 from mailnode.smtp import replies
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,20 @@ class DataError(Exception):
 
 
 def check_data(raw: bytes) -> bytes:
-    """Message bytes from the DATA stream (terminator removed): checked and unstuffed."""
-    if raw.count(b"\n") != raw.count(b"\r\n") or raw.count(b"\r") != raw.count(b"\r\n"):
+    """Message bytes from the DATA stream (terminator removed): checked and unstuffed.
+
+    Bulk operations only (split/count run in C); at 100 KiB this is most of the
+    CPU a message costs.
+    """
+    lines = raw.split(b"\r\n")
+    crlf = len(lines) - 1
+    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
         # A bare LF or CR could be read as end-of-data by another MTA: smuggling.
         raise DataError(replies.BARE_NEWLINE, "bare_newline")
-    if len(raw) > 998 and max(map(len, raw.split(b"\r\n"))) > 999:  # 998 + a transparency dot
+    if max(map(len, lines)) > 999:  # 998 octets + a transparency dot
         raise DataError(replies.LINE_TOO_LONG, "line_too_long")
     if raw.startswith(b".") or b"\r\n." in raw:
-        raw = (b"\r\n" + raw).replace(b"\r\n.", b"\r\n")[2:]
+        raw = b"\r\n".join([line[1:] if line.startswith(b".") else line for line in lines])
     return raw
 
 
@@ -95,6 +102,15 @@ class MailSMTP(SMTP):
         self._ehlo_hook_ver = "new" if "EHLO" in self._handle_hooks else None
         self._enforce_call_limit = False
         self._no_enhanced = False
+
+    def connection_made(self, transport) -> None:
+        if self._original_transport is None:  # not the STARTTLS re-entry
+            metrics.SMTP_SESSIONS.inc()
+        super().connection_made(transport)
+
+    def connection_lost(self, error) -> None:
+        metrics.SMTP_SESSIONS.dec()
+        super().connection_lost(error)
 
     def _getaddr(self, arg: str):
         # Fast path for the plain "<local@domain> [params]" every MTA sends.

@@ -33,6 +33,7 @@ class MaildirStore:
         self.root = root
         self.tmp = os.path.join(root, ".tmp")
         os.makedirs(self.tmp, exist_ok=True)
+        self._ensured: set[str] = set()
 
     def path(self, address: str) -> str:
         local, _, domain = address.lower().rpartition("@")
@@ -41,16 +42,22 @@ class MaildirStore:
 
     def ensure(self, address: str) -> str:
         path = self.path(address)
-        for sub in SUBDIRS:
-            os.makedirs(os.path.join(path, sub), exist_ok=True)
+        if path not in self._ensured:
+            for sub in SUBDIRS:
+                os.makedirs(os.path.join(path, sub), exist_ok=True)
+            self._ensured.add(path)
         return path
 
-    def deliver(self, name: str, data: bytes, addresses: list[str]) -> int:
-        """Put one message into each mailbox, at most once each. Returns copies made."""
+    def deliver(self, name: str, data: bytes, addresses: list[str], *, replay: bool = False) -> int:
+        """Put one message into each mailbox, at most once each. Returns copies made.
+
+        A live record's name is new (lsns are never reused), so only a replay can
+        find it delivered already, possibly moved to cur/ by a mail reader.
+        """
         targets = []
         for address in addresses:
             box = self.ensure(address)
-            if not self._exists(box, name):
+            if not (replay and self._exists(box, name)):
                 targets.append(os.path.join(box, "new", name))
         if not targets:
             return 0

@@ -76,14 +76,14 @@ class ShardState:
         write_atomic(self.checkpoint_path, json.dumps(doc, sort_keys=True).encode())
         self.checkpoint_lsn = lsn
 
-    def apply(self, record: JournalRecord, end: int) -> int:
+    def apply(self, record: JournalRecord, end: int, *, replay: bool = False) -> int:
         """Apply one committed record; returns mailbox copies delivered."""
         kind = record.WhichOneof("body")
         delivered = 0
         if kind == "message_accepted":
             m = record.message_accepted
             name = message_name(self.shard, record.lsn, record.timestamp_ns, len(m.data))
-            delivered = self.store.deliver(name, m.data, list(m.recipients))
+            delivered = self.store.deliver(name, m.data, list(m.recipients), replay=replay)
         elif kind == "expunged":
             self.store.remove(record.expunged.mailbox, list(record.expunged.uids))
         elif kind in ("user_added", "password_changed"):

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Accept and delivery throughput of one mail node, durability on.
+
+    python3 bench/node_bench.py [--sizes 100,2048,102400] [--messages 20000]
+                                [--sessions 20] [--runs 3] [--reuse]
+                                [--generator auto|smtp-source|loadgen]
+
+Each run starts a fresh node (one shard, journal fdatasync group commit) on
+loopback, adds one mailbox, and drives it with Postfix's smtp-source when it
+is installed (`apt-get install postfix`), else with bench/loadgen.py. Prints,
+per size, the median over the runs of: accepted msg/s (wall time of the
+generator), delivered msg/s (until every message is in the Maildir), commit
+latency p50/p99 (end of DATA -> all shards durable, from the node's
+histogram), and fdatasyncs per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ADDRESS = "127.0.77.1"
+USER = "bench@example.test"
+
+
+def scrape(http: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def quantile(metrics: dict[str, float], name: str, q: float) -> float:
+    """histogram_quantile() over the node's cumulative buckets, linear inside a bucket."""
+    buckets = sorted((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), v)
+                     for k, v in metrics.items() if (m := re.fullmatch(name + r'_bucket\{le="([^"]+)"\}', k)))
+    total = buckets[-1][1]
+    if not total:
+        return 0.0
+    rank, prev_le, prev_count = q * total, 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_count) / max(count - prev_count, 1)
+        prev_le, prev_count = le, count
+    return prev_le
+
+
+def start_node(directory: str) -> subprocess.Popen:
+    cfg = os.path.join(directory, "node.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[node]\nname = "bench"\ndata_dir = "data"\ndomains = ["example.test"]\nshards = 1\n'
+                f'[smtp]\nlisten = "{ADDRESS}:2525"\n[pop3]\nlisten = ""\n'
+                f'[http]\nlisten = "{ADDRESS}:8080"\n[grpc]\nlisten = "{ADDRESS}:7070"\n')
+    log = open(os.path.join(directory, "node.log"), "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "mailnode.cli", "--config", cfg, "--log-level", "WARNING"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            scrape(f"{ADDRESS}:8080")
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"node did not start; see {directory}/node.log")
+            time.sleep(0.1)
+    subprocess.run([sys.executable, "-m", "mailnode.mailctl", "--config", cfg, "user", "add", USER,
+                    "--password", "bench-password"], check=True, capture_output=True)
+    return proc
+
+
+def generate(kind: str, size: int, messages: int, sessions: int, reuse: bool) -> float:
+    """Runs the load; returns its wall seconds."""
+    if kind == "smtp-source":
+        cmd = ["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", str(size),
+               "-f", "load@remote.test", "-t", USER] + (["-d"] if reuse else []) + [f"{ADDRESS}:2525"]
+    else:
+        cmd = [sys.executable, os.path.join(HERE, "loadgen.py"), "--server", f"{ADDRESS}:2525",
+               "--sessions", str(sessions), "--messages", str(messages), "--size", str(size),
+               "--to", USER, "--json"] + (["--reuse"] if reuse else [])
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed: {r.stderr.strip()[:500]}")
+    if kind == "loadgen":
+        res = json.loads(r.stdout)
+        if res["accepted"] != messages:
+            raise SystemExit(f"loadgen: only {res['accepted']} of {messages} accepted: {res}")
+    return wall
+
+
+def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, root: str) -> dict:
+    directory = tempfile.mkdtemp(prefix="node-bench-", dir=root)
+    proc = start_node(directory)
+    try:
+        t0 = time.monotonic()
+        wall = generate(kind, size, messages, sessions, reuse)
+        http = f"{ADDRESS}:8080"
+        while scrape(http).get('mailcluster_deliveries_total{shard="0"}', 0) < messages:
+            if time.monotonic() - t0 > wall + 300:
+                raise SystemExit("deliveries did not finish")
+            time.sleep(0.05)
+        delivered_wall = time.monotonic() - t0
+        m = scrape(http)
+        accepted = m["mailcluster_smtp_messages_accepted_total"]
+        return {
+            "accepted_per_s": messages / wall,
+            "delivered_per_s": messages / delivered_wall,
+            "commit_p50_ms": 1000 * quantile(m, "mailcluster_commit_seconds", 0.50),
+            "commit_p99_ms": 1000 * quantile(m, "mailcluster_commit_seconds", 0.99),
+            "fsyncs_per_msg": m['mailcluster_journal_fsync_batch_records_count{shard="0"}'] / accepted,
+        }
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="100,2048,102400")
+    p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--sessions", type=int, default=20)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--reuse", action="store_true", help="keep connections open (smtp-source -d)")
+    p.add_argument("--generator", choices=["auto", "smtp-source", "loadgen"], default="auto")
+    p.add_argument("--data-root", default=tempfile.gettempdir())
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    kind = args.generator
+    if kind == "auto":
+        kind = "smtp-source" if shutil.which("smtp-source") else "loadgen"
+    results = {}
+    for size in (int(s) for s in args.sizes.split(",")):
+        runs = [one_run(kind, size, args.messages, args.sessions, args.reuse, args.data_root)
+                for _ in range(args.runs)]
+        results[size] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        results[size]["runs"] = [round(r["accepted_per_s"]) for r in runs]
+        if not args.json:
+            r = results[size]
+            print(f"size {size:>6} B: accepted {r['accepted_per_s']:7.0f} msg/s  delivered "
+                  f"{r['delivered_per_s']:7.0f} msg/s  commit p50 {r['commit_p50_ms']:6.2f} ms  "
+                  f"p99 {r['commit_p99_ms']:6.2f} ms  fsyncs/msg {r['fsyncs_per_msg']:.3f}  "
+                  f"(runs: {r['runs']}, {kind}, -s {args.sessions} -m {args.messages}"
+                  f"{' -d' if args.reuse else ''})", flush=True)
+    if args.json:
+        print(json.dumps({"generator": kind, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
