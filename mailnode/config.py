@@ -40,7 +40,15 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
         "listen": (str, "127.0.0.1:8080", "host:port for /metrics and /health"),
     },
     "grpc": {
-        "listen": (str, "127.0.0.1:7070", "host:port of the admin (and later replication) service"),
+        "listen": (str, "127.0.0.1:7070", "host:port of the admin and replication service"),
+        "advertise": (str, "", "host:port other nodes use to reach this node's gRPC (default: listen)"),
+    },
+    "replication": {
+        "policy": (str, "sync", "sync (250 after a spare's fsync too), async, or local"),
+        "strict": (bool, False, "under sync with no spare acknowledging: true = 451, false = degrade to local"),
+        "sync_timeout": (float, 2.0, "seconds a commit waits for a spare's acknowledgement"),
+        "max_lag_bytes": (int, 1048576, "a spare further behind than this is not in sync"),
+        "follow": (str, "", "gRPC host:port of the primary a NEW node's shards follow (empty: they start as primary)"),
     },
     "tls": {
         "cert": (str, "", "PEM certificate chain for STARTTLS/STLS; empty disables TLS"),
@@ -89,14 +97,18 @@ def _check(path: str, section: str, key: str, value: Any, typ) -> Any:
     where = f"{path}: [{section}] {key}"
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if typ is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if not isinstance(value, typ) or isinstance(value, bool) and typ is not bool:
         raise ConfigError(f"{where}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
     if typ in (int, float) and value <= 0:
         raise ConfigError(f"{where}: expected a positive number, got {value!r}")
     if typ is list and not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{where}: expected a list of non-empty strings, got {value!r}")
-    if key == "listen" and value:
+    if key in ("listen", "advertise", "follow") and value:
         parse_address(value, where)
+    if (section, key) == ("replication", "policy") and value not in ("sync", "async", "local"):
+        raise ConfigError(f"{where}: expected one of sync, async, local, got {value!r}")
     return value
 
 

@@ -52,7 +52,17 @@ def node_targets(args) -> list[tuple[str, str, str]]:
 
 
 def admin(args) -> AdminClient:
-    name, address, data_dir = node_targets(args)[0]
+    targets = node_targets(args)
+    if getattr(args, "node", None):
+        targets = [t for t in targets if t[0] == args.node]
+        if not targets:
+            raise CliError(f"no node named {args.node}")
+    name, address, data_dir = targets[0]
+    args.node_name = name
+    return admin_for(address, data_dir)
+
+
+def admin_for(address: str, data_dir: str) -> AdminClient:
     token_path = os.path.join(data_dir, "admin.token")
     try:
         with open(token_path) as f:
@@ -90,14 +100,39 @@ def cmd_user(args) -> None:
             emit(args, rows, ["address", "shard"])
 
 
+def shard_row(node: str, s) -> dict:
+    spares = [{"name": p.name, "acked_lsn": p.acked_lsn, "lag_bytes": p.lag_bytes,
+               "lag_seconds": round(p.lag_seconds, 3), "in_sync": p.in_sync, "connected": p.connected}
+              for p in s.spares]
+    return {"shard": s.shard, "node": node, "role": s.role, "epoch": s.epoch,
+            "primary": s.primary or (node if s.role == "primary" else ""), "policy": s.policy,
+            "degraded": s.degraded, "committed_lsn": s.committed_lsn, "applied_lsn": s.applied_lsn,
+            "segments": s.segments, "journal_bytes": s.journal_bytes, "users": s.users, "spares": spares,
+            "in_sync": ",".join(p["name"] for p in spares if p["in_sync"]),
+            "lag": ",".join(f"{p['name']}:{p['lag_bytes']}B" for p in spares)}
+
+
 def cmd_status(args) -> None:
-    with admin(args) as client:
-        st = client.status()
-    rows = [{"node": st.node, "shard": s.shard, "role": "primary", "epoch": s.epoch,
-             "committed_lsn": s.committed_lsn, "applied_lsn": s.applied_lsn,
-             "segments": s.segments, "journal_bytes": s.journal_bytes, "users": s.users} for s in st.shards]
+    rows = []
+    for name, address, data_dir in node_targets(args):
+        with admin_for(address, data_dir) as client:
+            st = client.status()
+        rows.extend(shard_row(st.node, s) for s in st.shards)
+    rows.sort(key=lambda r: (r["shard"], r["role"] != "primary", r["node"]))
     emit(args, rows if not args.json else {"shards": rows},
-         ["shard", "node", "role", "epoch", "committed_lsn", "applied_lsn", "segments", "journal_bytes", "users"])
+         ["shard", "node", "role", "epoch", "committed_lsn", "applied_lsn", "in_sync", "lag", "degraded", "users"])
+
+
+def cmd_shard(args) -> None:
+    with admin(args) as client:
+        if args.action == "promote":
+            reply = client.promote(args.shard)
+        else:
+            reply = client.demote(args.shard, args.to or "")
+    if args.json:
+        print(json.dumps({"sentence": reply.sentence, "shard": shard_row(args.node_name, reply.status)}))
+    else:
+        print(reply.sentence)
 
 
 def journal_dir(args) -> str:
@@ -195,6 +230,14 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", parents=[common], help="shards of the node(s)")
 
+    sh = sub.add_parser("shard", help="roles of a shard on a node").add_subparsers(dest="action", required=True)
+    pro = sh.add_parser("promote", parents=[common], help="make the node primary at a new epoch")
+    dem = sh.add_parser("demote", parents=[common], help="stop committing now; follow --to when given")
+    for sp in (pro, dem):
+        sp.add_argument("--shard", type=int, required=True)
+        sp.add_argument("--node", help="which node of a local cluster (default: the first)")
+    dem.add_argument("--to", help="gRPC address (host:port) of the primary to follow")
+
     jr = sub.add_parser("journal", help="offline journal tools").add_subparsers(dest="action", required=True)
     for action in ("inspect", "verify", "salvage"):
         j = jr.add_parser(action, parents=[common])
@@ -217,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "status":
             cmd_status(args)
+            return 0
+        if args.command == "shard":
+            cmd_shard(args)
             return 0
         if args.command == "journal":
             return cmd_journal(args)

@@ -31,3 +31,16 @@ POP3_SESSIONS = Counter("mailcluster_pop3_sessions_total", "POP3 sessions starte
 POP3_ACTIVE = Gauge("mailcluster_pop3_sessions_active", "POP3 sessions open")
 POP3_LOGIN_FAILURES = Counter("mailcluster_pop3_login_failures_total", "Rejected POP3 logins")
 POP3_RETRIEVED_BYTES = Counter("mailcluster_pop3_retrieved_bytes_total", "Octets sent by RETR/TOP")
+SYNC_WAITING = Gauge("mailcluster_replication_commits_waiting", "Commits waiting for a spare's acknowledgement",
+                     ["shard"])
+DEGRADED_COMMITS = Counter("mailcluster_replication_degraded_commits_total",
+                           "Commits answered without a spare's acknowledgement under the sync policy", ["shard"])
+IN_SYNC_SPARES = Gauge("mailcluster_replication_in_sync_spares", "Spares in the in-sync set", ["shard"])
+SPARE_LAG_BYTES = Gauge("mailcluster_replication_lag_bytes", "Journal bytes a spare has not acknowledged",
+                        ["shard", "spare"])
+SPARE_LAG_SECONDS = Gauge("mailcluster_replication_lag_seconds", "Seconds since a spare was last caught up",
+                          ["shard", "spare"])
+SALVAGED = Counter("mailcluster_replication_salvaged_messages_total",
+                   "Messages a demoted primary re-submitted to the new primary", ["shard"])
+SHARD_ROLE = Gauge("mailcluster_shard_primary", "1 when this node is the shard's primary", ["shard"])
+SHARD_EPOCH = Gauge("mailcluster_shard_epoch", "The shard's epoch as this node knows it", ["shard"])

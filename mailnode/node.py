@@ -12,6 +12,7 @@ import ssl
 
 from mailnode import metrics
 from mailnode.config import Config, ConfigError, parse_address
+from mailnode.replication.roles import RoleManager
 from mailnode.shard import Shard
 from mailnode.smtp.handler import MxHandler
 from mailnode.smtp.protocol import MailSMTP
@@ -62,12 +63,15 @@ class Node:
         self.data_dir = config.node.data_dir
         self.nshards = cluster_layout(self.data_dir, config.node.shards)
         self.token = ensure_token(self.data_dir)
+        self.advertise = config.grpc.advertise or config.grpc.listen
         self.shards = {
             i: Shard(i, os.path.join(self.data_dir, "shards", str(i)), node=self.name,
                      segment_size=config.journal.segment_size,
-                     checkpoint_interval=config.store.checkpoint_interval)
+                     checkpoint_interval=config.store.checkpoint_interval,
+                     replication=dict(config.replication.values))
             for i in range(self.nshards)
         }
+        self.roles = RoleManager(self)
         self.tls_context = self._tls_context()
         self._servers: list[asyncio.AbstractServer] = []
         self._handler: MxHandler | None = None
@@ -118,6 +122,7 @@ class Node:
         await self._start_pop3()
         await self._start_http()
         await self._start_grpc()
+        self.roles.start()
         self._gauge_task = asyncio.create_task(self._update_gauges())
         log.info("node %s: serving SMTP on %s, %d shards", self.name, cfg.listen, self.nshards)
 
@@ -157,8 +162,8 @@ class Node:
         for i, s in self.shards.items():
             failed = s.journal.failed
             ok = ok and failed is None
-            shards[str(i)] = {"committed_lsn": s.journal.committed_lsn, "applied_lsn": s.applied_lsn,
-                              "journal": "failed" if failed else "ok"}
+            shards[str(i)] = {"role": s.role, "epoch": s.epoch, "committed_lsn": s.journal.committed_lsn,
+                              "applied_lsn": s.applied_lsn, "journal": "failed" if failed else "ok"}
         return ok, {"node": self.name, "status": "ok" if ok else "failed", "shards": shards}
 
     async def serve(self) -> None:
@@ -184,6 +189,7 @@ class Node:
             await asyncio.sleep(0.02)
         if self._gauge_task is not None:
             self._gauge_task.cancel()
+        await self.roles.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace)
         if self._http is not None:

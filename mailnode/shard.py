@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import logging
 import os
 import queue
@@ -19,14 +20,18 @@ from mailnode import metrics
 from mailnode.journal import Committed, Journal
 from mailnode.journal.format import iter_frames
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.store.state import ShardState
+from mailnode.replication.primary import NotPrimary, NotReplicated, ReplicationPrimary
+from mailnode.store.maildir import message_name
+from mailnode.store.state import ShardState, write_atomic
+
+DEFAULT_REPLICATION = {"policy": "sync", "strict": False, "sync_timeout": 2.0, "max_lag_bytes": 1 << 20}
 
 log = logging.getLogger(__name__)
 
 
 class Shard:
     def __init__(self, shard: int, directory: str, *, node: str, segment_size: int,
-                 checkpoint_interval: float):
+                 checkpoint_interval: float, replication: dict | None = None):
         self.id = shard
         self.node = node
         self.directory = directory
@@ -46,6 +51,16 @@ class Shard:
         self._seq = 0
         self._stopping = threading.Event()
         self.applied_lsn = 0  # loop-side view of state.applied_lsn
+        # Role: "primary" (the only writer) or "follower" (a hot spare of `primary_address`).
+        self.role = "primary"
+        self.primary_address = ""
+        self.epoch = 0  # the highest epoch this node knows for the shard
+        self.role_path = os.path.join(directory, "role.json")
+        replication = dict(replication or DEFAULT_REPLICATION)
+        self.initial_primary = replication.pop("follow", "")
+        self.replication = ReplicationPrimary(self, **replication)
+        self._commit_signal: asyncio.Future | None = None
+        self.apply_lock = threading.Lock()  # held by the applier while it applies; a rebuild takes it
 
     # -- start-up (blocking; run before serving) --------------------------------------
     def open(self) -> int:
@@ -64,23 +79,60 @@ class Shard:
             replayed += 1
         self.state.checkpoint()
         self.applied_lsn = self.state.applied_lsn
+        self._load_role()
         log.info("shard %d: journal end lsn %d, epoch %d, %d segments; replayed %d records",
                  self.id, rec.end_lsn, rec.epoch, rec.segments, replayed)
         return replayed
 
+    def _load_role(self) -> None:
+        try:
+            with open(self.role_path) as f:
+                doc = json.load(f)
+        except FileNotFoundError:  # a new shard: a spare of [replication] follow, else primary
+            doc = {"role": "follower", "primary": self.initial_primary} if self.initial_primary else {}
+        self.role = doc.get("role", "primary")
+        self.primary_address = doc.get("primary", "")
+        self.epoch = max(int(doc.get("epoch", 0)), self.journal.epoch)
+        if self.role == "primary":
+            self.journal.epoch = self.epoch
+        if not os.path.exists(self.role_path):
+            self.save_role()
+
+    def save_role(self) -> None:
+        """Persist the role (blocking): a restarted node comes back in the role it had."""
+        doc = {"role": self.role, "primary": self.primary_address, "epoch": self.epoch}
+        write_atomic(self.role_path, json.dumps(doc).encode())
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._commit_signal = loop.create_future()
         self.journal.add_listener(self._queue.put)
+        self.journal.add_listener(self._signal_commit)
         self.journal.start(loop)
         self._thread = threading.Thread(target=self._applier, name=f"applier:{self.id}", daemon=True)
         self._thread.start()
-        if self.journal.end_lsn == 0:
-            r = JournalRecord(epoch=1)
-            r.epoch_started.shard = self.id
-            r.epoch_started.node = self.node
-            self.journal.epoch = 1
-            self.journal.append(r, wait=False)
+        if self.journal.end_lsn == 0 and self.role == "primary":
+            self.start_epoch(1)
         self.update_gauges()
+
+    def start_epoch(self, epoch: int) -> asyncio.Future:
+        """Begin ``epoch`` as primary: its first record is an EpochStarted."""
+        self.epoch = self.journal.epoch = epoch
+        r = JournalRecord(epoch=epoch)
+        r.epoch_started.shard = self.id
+        r.epoch_started.node = self.node
+        return self.journal.append(r)
+
+    def _signal_commit(self, batch) -> None:
+        fut, self._commit_signal = self._commit_signal, self._loop.create_future()
+        fut.set_result(None)
+
+    async def next_commit(self, timeout: float) -> None:
+        """Wait until the next commit (or the timeout): how a sender to spares sleeps."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._commit_signal), timeout)
+        except asyncio.TimeoutError:
+            pass
 
     def stop(self) -> None:
         """Flush the journal and the applier, write a checkpoint (blocking)."""
@@ -102,8 +154,9 @@ class Shard:
             if batch is None:
                 return
             delivered = 0
-            for c in batch:
-                delivered += self._apply_until_done(c)
+            with self.apply_lock:
+                for c in batch:
+                    delivered += self._apply_until_done(c)
             if delivered:
                 self._m_deliveries.inc(delivered)
             if batch:
@@ -152,14 +205,60 @@ class Shard:
         await fut
 
     async def commit(self, record: JournalRecord, *, applied: bool = False) -> int:
-        """Append and wait until durable (and applied, if asked). Returns the lsn."""
-        lsn = await self.journal.append(record)
+        """Append as primary and wait until durable under the replication policy (and
+        applied, if asked). Returns the lsn. Raises NotPrimary on a spare."""
+        if self.role != "primary":
+            raise NotPrimary(f"shard {self.id} is not primary on {self.node}")
+        fut = self.journal.append(record)
+        end = self.journal.end_lsn
+        lsn = await fut
+        try:
+            await self.replication.wait(end)
+        except NotReplicated as e:
+            await self._abort(record, str(e))
+            raise
+        if self.role != "primary":  # demoted while waiting: the spare's copy decides
+            raise NotPrimary(f"shard {self.id} was demoted on {self.node} during the commit")
         if applied:
             await self.wait_applied(lsn)
         return lsn
 
+    async def _abort(self, record: JournalRecord, reason: str) -> None:
+        """Take back a durable but unacknowledged message: the client gets 451 and retries."""
+        if record.WhichOneof("body") != "message_accepted":
+            return
+        m = record.message_accepted
+        abort = JournalRecord()
+        abort.aborted.lsn = record.lsn
+        abort.aborted.uid = message_name(self.id, record.lsn, record.timestamp_ns, len(m.data))
+        abort.aborted.recipients.extend(m.recipients)
+        abort.aborted.reason = reason
+        await self.journal.append(abort)
+
+    def rebuild_store(self) -> int:
+        """Throw the derived store away and replay the whole local journal (blocking).
+
+        Used after a divergence was cut off the journal: the store may hold
+        effects of the removed records."""
+        with self.apply_lock:
+            self.state.wipe(self.journal.first_lsn)
+            replayed = 0
+            for fr in iter_frames(self.journal.directory, self.journal.first_lsn):
+                self.state.apply(fr.record, fr.lsn + fr.size, replay=True)
+                replayed += 1
+            self.state.applied_lsn = max(self.state.applied_lsn, self.journal.committed_lsn)
+            self.state.checkpoint(force=True)
+        self._loop.call_soon_threadsafe(self._applied, self.state.applied_lsn)
+        return replayed
+
     def update_gauges(self) -> None:
         label = str(self.id)
+        metrics.SHARD_ROLE.labels(label).set(1 if self.role == "primary" else 0)
+        metrics.SHARD_EPOCH.labels(label).set(self.epoch)
+        for spare in self.replication.spares.values():
+            nbytes, seconds = self.replication.lag(spare)
+            metrics.SPARE_LAG_BYTES.labels(label, spare.name).set(nbytes)
+            metrics.SPARE_LAG_SECONDS.labels(label, spare.name).set(seconds)
         metrics.JOURNAL_BYTES.labels(label).set(self.journal.size)
         metrics.JOURNAL_SEGMENTS.labels(label).set(self.journal.segments)
         metrics.JOURNAL_COMMITTED_LSN.labels(label).set(self.journal.committed_lsn)

@@ -60,6 +60,8 @@ class Node:
     def data_dir(self) -> str:
         return os.path.join(self.directory, "data")
 
+    name = property(lambda self: os.path.basename(self.directory))
+    grpc = property(lambda self: f"{self.ip}:7070")
     smtp = property(lambda self: (self.ip, 2525))
     pop3 = property(lambda self: (self.ip, 1110))
     http = property(lambda self: f"{self.ip}:8080")
@@ -69,7 +71,7 @@ class Node:
 
     def write_config(self) -> None:
         sections = {
-            "node": {"name": "n1", "data_dir": "data", "hostname": "mx.example.test",
+            "node": {"name": self.name, "data_dir": "data", "hostname": "mx.example.test",
                      "domains": [DOMAIN], "shards": 2},
             "smtp": {"listen": f"{self.ip}:2525", "max_message_size": 1_000_000},
             "pop3": {"listen": f"{self.ip}:1110", "auth_failure_delay": 0.3},
@@ -111,6 +113,12 @@ class Node:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://{self.http}/metrics", timeout=5) as r:
             return r.read().decode()
+
+    def signal(self, sig) -> None:
+        self.proc.send_signal(sig)
+
+    def shards(self) -> dict:
+        return self.health()["shards"]
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -49,5 +49,11 @@ class AdminClient:
     def list_users(self) -> list[admin_pb2.UserReply]:
         return list(self._call("ListUsers", admin_pb2.ListUsersRequest()).users)
 
+    def promote(self, shard: int) -> admin_pb2.RoleReply:
+        return self._call("Promote", admin_pb2.ShardRequest(shard=shard))
+
+    def demote(self, shard: int, primary: str = "") -> admin_pb2.RoleReply:
+        return self._call("Demote", admin_pb2.ShardRequest(shard=shard, primary=primary))
+
     def status(self) -> admin_pb2.StatusReply:
         return self._call("Status", admin_pb2.StatusRequest())

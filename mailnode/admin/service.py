@@ -15,6 +15,8 @@ import grpc
 
 from mailnode.proto import admin_pb2, admin_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.journal import JournalError
+from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.users import AddressError, check_address, hash_password
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,12 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "password must have at least 8 characters")
         return await asyncio.to_thread(hash_password, request.password)
 
-    async def _commit(self, addr: str, record: JournalRecord) -> admin_pb2.UserReply:
+    async def _commit(self, addr: str, record: JournalRecord, context) -> admin_pb2.UserReply:
         shard = self.node.shard_for(addr)
-        lsn = await shard.commit(record, applied=True)
+        try:
+            lsn = await shard.commit(record, applied=True)
+        except (NotPrimary, NotReplicated, JournalError) as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         return admin_pb2.UserReply(address=addr, shard=shard.id, lsn=lsn)
 
     async def _store_password(self, request, context, *, new_user: bool) -> admin_pb2.UserReply:
@@ -65,7 +70,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         body.address = addr
         body.password_hash = await self._password(request, context)
         log.info("%s %s", "adding user" if new_user else "changing password of", addr)
-        return await self._commit(addr, rec)
+        return await self._commit(addr, rec, context)
 
     async def AddUser(self, request, context):
         return await self._store_password(request, context, new_user=True)
@@ -79,7 +84,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         rec = JournalRecord()
         rec.user_deleted.address = addr
         log.info("deleting user %s", addr)
-        return await self._commit(addr, rec)
+        return await self._commit(addr, rec, context)
 
     async def ListUsers(self, request, context):
         await self._authorize(context)
@@ -87,20 +92,56 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                  for s in self.node.shards.values() for a in sorted(s.state.users)]
         return admin_pb2.ListUsersReply(users=users)
 
+    def _shard_status(self, s) -> admin_pb2.ShardStatus:
+        st = admin_pb2.ShardStatus(
+            shard=s.id, epoch=s.epoch, committed_lsn=s.journal.committed_lsn,
+            applied_lsn=s.applied_lsn, segments=s.journal.segments, journal_bytes=s.journal.size,
+            users=len(s.state.users), role=s.role, primary=s.primary_address,
+            policy=s.replication.policy, degraded=s.role == "primary" and s.replication.degraded)
+        if s.role == "primary":
+            for spare in s.replication.spares.values():
+                nbytes, seconds = s.replication.lag(spare)
+                st.spares.append(admin_pb2.SpareStatus(name=spare.name, acked_lsn=spare.acked, lag_bytes=nbytes,
+                                                       lag_seconds=seconds, in_sync=spare.in_sync,
+                                                       connected=spare.connected))
+        return st
+
     async def Status(self, request, context):
         await self._authorize(context)
         reply = admin_pb2.StatusReply(node=self.node.name)
         for s in self.node.shards.values():
-            reply.shards.append(admin_pb2.ShardStatus(
-                shard=s.id, epoch=s.journal.epoch, committed_lsn=s.journal.committed_lsn,
-                applied_lsn=s.applied_lsn, segments=s.journal.segments, journal_bytes=s.journal.size,
-                users=len(s.state.users)))
+            reply.shards.append(self._shard_status(s))
         return reply
+
+    async def _shard(self, request, context):
+        shard = self.node.shards.get(request.shard)
+        if shard is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no shard {request.shard} on {self.node.name}")
+        return shard
+
+    async def Promote(self, request, context):
+        await self._authorize(context)
+        shard = await self._shard(request, context)
+        sentence = await self.node.roles.promote(shard.id)
+        return admin_pb2.RoleReply(sentence=sentence, status=self._shard_status(shard))
+
+    async def Demote(self, request, context):
+        await self._authorize(context)
+        shard = await self._shard(request, context)
+        if request.primary == self.node.advertise:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a node cannot follow itself")
+        sentence = await self.node.roles.demote(shard.id, request.primary)
+        return admin_pb2.RoleReply(sentence=sentence, status=self._shard_status(shard))
 
 
 async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:
-    server = grpc.aio.server()
+    from mailnode.proto import replication_pb2_grpc
+    from mailnode.replication.service import ReplicationService
+
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20),
+                                      ("grpc.max_send_message_length", 64 << 20)])
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), server)
+    replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(node), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot listen on {host}:{port} for gRPC")
     await server.start()

@@ -122,6 +122,7 @@ class SegmentScan:
     last_ts: int
     bad: BadFrame | None  # first problem after good_end, if any
     resumes_at: int | None  # offset of a valid frame after the problem, if any
+    epoch_starts: list[tuple[int, int]]  # (epoch, lsn of its first record) where the epoch rises
 
 
 def read_file(path: str) -> bytes:
@@ -134,6 +135,7 @@ def scan_segment(base_lsn: int, path: str, buf: bytes | None = None) -> SegmentS
         buf = read_file(path)
     off = records = last_epoch = first_ts = last_ts = 0
     bad = None
+    epoch_starts = []
     while off < len(buf):
         try:
             fr = parse_frame(buf, off, base_lsn)
@@ -141,7 +143,9 @@ def scan_segment(base_lsn: int, path: str, buf: bytes | None = None) -> SegmentS
             bad = e
             break
         records += 1
-        last_epoch = max(last_epoch, fr.record.epoch)
+        if fr.record.epoch > last_epoch:
+            epoch_starts.append((fr.record.epoch, fr.lsn))
+            last_epoch = fr.record.epoch
         first_ts = first_ts or fr.record.timestamp_ns
         last_ts = fr.record.timestamp_ns
         off += fr.size
@@ -149,7 +153,8 @@ def scan_segment(base_lsn: int, path: str, buf: bytes | None = None) -> SegmentS
     if bad is not None:
         nxt = next_valid_frame(buf, off + 1, base_lsn)
         resumes = None if nxt is None else nxt.lsn - base_lsn
-    return SegmentScan(base_lsn, path, len(buf), off, records, last_epoch, first_ts, last_ts, bad, resumes)
+    return SegmentScan(base_lsn, path, len(buf), off, records, last_epoch, first_ts, last_ts, bad, resumes,
+                       epoch_starts)
 
 
 def iter_frames(directory: str, start_lsn: int = 0) -> Iterator[Frame]:
@@ -168,3 +173,34 @@ def iter_frames(directory: str, start_lsn: int = 0) -> Iterator[Frame]:
                 return
             yield fr
             off += fr.size
+
+
+def frame_boundary(buf: bytes, limit: int) -> int:
+    """The largest offset <= limit in ``buf`` (which starts at a frame) that ends a frame."""
+    off = 0
+    while off + HEADER_SIZE <= len(buf):
+        _, length, _ = HEADER.unpack_from(buf, off)
+        end = off + HEADER_SIZE + length
+        if end > limit or end > len(buf):
+            break
+        off = end
+    return off
+
+
+def read_range(directory: str, start_lsn: int, end_lsn: int, max_bytes: int) -> bytes:
+    """Framed bytes of the log from ``start_lsn`` (a frame start), whole frames only,
+    at most ``max_bytes`` (but at least one frame) and not past ``end_lsn``."""
+    segments = list_segments(directory)
+    for i, (base, path) in enumerate(segments):
+        nxt = segments[i + 1][0] if i + 1 < len(segments) else None
+        if start_lsn < base or (nxt is not None and start_lsn >= nxt):
+            continue
+        want = min(end_lsn, nxt if nxt is not None else end_lsn) - start_lsn
+        with open(path, "rb") as f:
+            f.seek(start_lsn - base)
+            buf = f.read(want)
+        cut = frame_boundary(buf, max_bytes)
+        if cut == 0:  # one frame larger than max_bytes
+            cut = frame_boundary(buf, len(buf))
+        return buf[:cut]
+    raise FileNotFoundError(f"{directory}: no segment holds lsn {start_lsn}")

@@ -10,7 +10,9 @@ The event loop never touches the disk.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import fcntl
+import json
 import logging
 import os
 import threading
@@ -22,6 +24,7 @@ from mailnode.journal.format import (
     JournalDamaged,
     frame,
     list_segments,
+    read_range,
     scan_segment,
     segment_name,
 )
@@ -30,6 +33,7 @@ from mailnode.proto.journal_pb2 import JournalRecord
 log = logging.getLogger(__name__)
 
 IOV_MAX = 1024
+RECENT_BYTES = 16 * 1024 * 1024  # committed frames kept in memory for spares that keep up
 
 
 class JournalError(Exception):
@@ -72,19 +76,48 @@ class Recovery:
     end_lsn: int
     epoch: int
     truncated_bytes: int
+    epochs: list[tuple[int, int]]  # (epoch, first lsn), ascending
+    first_lsn: int
+
+
+EPOCHS_FILE = "epochs.json"
+
+
+def read_epochs(directory: str) -> tuple[int, list[tuple[int, int]]]:
+    """(start lsn, epoch history) for a journal that begins after a snapshot, else (0, [])."""
+    try:
+        with open(os.path.join(directory, EPOCHS_FILE)) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return 0, []
+    return int(doc["start_lsn"]), [(int(e), int(lsn)) for e, lsn in doc["epochs"]]
+
+
+def write_epochs(directory: str, start_lsn: int, epochs: list[tuple[int, int]]) -> None:
+    tmp = os.path.join(directory, EPOCHS_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"start_lsn": start_lsn, "epochs": epochs}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(directory, EPOCHS_FILE))
+    fsync_dir(directory)
 
 
 def recover(directory: str) -> Recovery:
     """Check every segment; cut a torn tail; raise JournalDamaged on anything else."""
     segments = list_segments(directory)
-    expected = segments[0][0] if segments else 0
-    epoch = 0
+    start, epochs = read_epochs(directory)
+    expected = segments[0][0] if segments else start
+    epoch = epochs[-1][0] if epochs else 0
     truncated = 0
     for i, (base, path) in enumerate(segments):
         if base != expected:
             raise JournalDamaged(path, 0, f"gap in the log: previous segment ends at lsn {expected}")
         scan = scan_segment(base, path)
-        epoch = max(epoch, scan.last_epoch)
+        for e, lsn in scan.epoch_starts:
+            if e > epoch:
+                epochs.append((e, lsn))
+                epoch = e
         last = i == len(segments) - 1
         if scan.bad is not None:
             if not last or scan.resumes_at is not None:
@@ -99,7 +132,7 @@ def recover(directory: str) -> Recovery:
                 f.truncate(scan.good_end)
                 os.fsync(f.fileno())
         expected = base + scan.good_end
-    return Recovery(len(segments), expected, epoch, truncated)
+    return Recovery(len(segments), expected, epoch, truncated, epochs, segments[0][0] if segments else start)
 
 
 class Journal:
@@ -122,8 +155,12 @@ class Journal:
         self.first_lsn = 0
         self.end_lsn = 0  # next lsn to assign
         self.committed_lsn = 0  # everything below is durable
-        self.epoch = 0
+        self.epoch = 0  # the epoch given to records appended here (a primary's)
+        self.epochs: list[tuple[int, int]] = []  # (epoch, first lsn) history, ascending
         self.segments = 0
+        self._recent_lsns: list[int] = []
+        self._recent_data: list[bytes] = []
+        self._recent_bytes = 0
         self._pending: list[_Pending] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -139,11 +176,12 @@ class Journal:
         rec = recover(self.directory)
         self.end_lsn = self.committed_lsn = rec.end_lsn
         self.epoch = rec.epoch
+        self.epochs = list(rec.epochs)
+        self.first_lsn = rec.first_lsn
         segments = list_segments(self.directory)
         self.segments = len(segments)
         if segments:
             self._have_segment = True
-            self.first_lsn = segments[0][0]
             self._segment_base, path = segments[-1]
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
             self._segment_len = rec.end_lsn - self._segment_base
@@ -183,15 +221,29 @@ class Journal:
         Must be called on the event loop. The record's lsn, epoch and timestamp
         are set here, so appends are ordered as they are called.
         """
-        if self._failed is not None:
-            raise JournalError(f"journal {self.directory} failed: {self._failed}")
-        if self._closing:
-            raise JournalError(f"journal {self.directory} is closed")
+        self._check_open()
         record.lsn = self.end_lsn
         if not record.epoch:
             record.epoch = self.epoch
         record.timestamp_ns = time.time_ns()
-        data = frame(record.SerializeToString())
+        return self._enqueue(frame(record.SerializeToString()), record, wait)
+
+    def append_frame(self, lsn: int, data: bytes, record: JournalRecord, *, wait: bool = True) -> asyncio.Future | None:
+        """A spare's append: a frame exactly as the primary wrote it, at the same lsn."""
+        self._check_open()
+        if lsn != self.end_lsn:
+            raise JournalError(f"journal {self.directory}: frame at lsn {lsn}, expected {self.end_lsn}")
+        return self._enqueue(data, record, wait)
+
+    def _check_open(self) -> None:
+        if self._failed is not None:
+            raise JournalError(f"journal {self.directory} failed: {self._failed}")
+        if self._closing:
+            raise JournalError(f"journal {self.directory} is closed")
+
+    def _enqueue(self, data: bytes, record: JournalRecord, wait: bool) -> asyncio.Future | None:
+        if not self.epochs or record.epoch > self.epochs[-1][0]:
+            self.epochs.append((record.epoch, self.end_lsn))
         new_segment = not self._have_segment or (
             self._segment_len > 0 and self._segment_len + len(data) > self.segment_size
         )
@@ -274,6 +326,15 @@ class Journal:
         last = batch[-1]
         self.committed_lsn = last.lsn + len(last.data)
         for item in batch:
+            self._recent_lsns.append(item.lsn)
+            self._recent_data.append(item.data)
+            self._recent_bytes += len(item.data)
+        if self._recent_bytes > 2 * RECENT_BYTES:  # trim in bulk, keeping the newest half
+            keep = len(self._recent_data) // 2
+            self._recent_lsns = self._recent_lsns[keep:]
+            self._recent_data = self._recent_data[keep:]
+            self._recent_bytes = sum(map(len, self._recent_data))
+        for item in batch:
             if item.future is not None and not item.future.done():
                 item.future.set_result(item.lsn)
         if self._listeners:
@@ -286,6 +347,82 @@ class Journal:
         for item in batch:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(JournalError(f"commit failed: {error}"))
+
+    # -- reading (for spares) --------------------------------------------------------
+    def read_recent(self, start_lsn: int, max_bytes: int) -> bytes | None:
+        """Committed frames from ``start_lsn`` out of memory, or None when not cached."""
+        i = bisect.bisect_left(self._recent_lsns, start_lsn)
+        if i == len(self._recent_lsns) or self._recent_lsns[i] != start_lsn:
+            return None
+        out = [self._recent_data[i]]
+        size = len(out[0])
+        for j in range(i + 1, len(self._recent_data)):
+            data = self._recent_data[j]
+            if size + len(data) > max_bytes:
+                break
+            out.append(data)
+            size += len(data)
+        return b"".join(out)
+
+    async def read(self, start_lsn: int, max_bytes: int = 1 << 20) -> bytes:
+        """Committed frames from ``start_lsn`` (a frame boundary), whole frames only."""
+        data = self.read_recent(start_lsn, max_bytes)
+        if data is None:
+            data = await asyncio.to_thread(read_range, self.directory, start_lsn, self.committed_lsn, max_bytes)
+        return data
+
+    # -- rewriting (a spare after divergence or a snapshot) -----------------------------
+    def _idle_fd_swap(self, action) -> None:
+        with self._cond:
+            if self._pending:
+                raise JournalError(f"journal {self.directory}: cannot rewrite with appends queued")
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            action()
+
+    def truncate(self, lsn: int) -> int:
+        """Cut the log back to ``lsn`` (a frame boundary); returns bytes removed (blocking)."""
+        removed = self.committed_lsn - lsn
+
+        def cut():
+            for base, path in reversed(list_segments(self.directory)):
+                if base >= lsn:
+                    os.unlink(path)
+                    continue
+                with open(path, "r+b") as f:
+                    f.truncate(lsn - base)
+                    os.fsync(f.fileno())
+                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+                self._segment_len = lsn - base
+                break
+            fsync_dir(self.directory)
+
+        self._idle_fd_swap(cut)
+        self.end_lsn = self.committed_lsn = lsn
+        self.epochs = [(e, s) for e, s in self.epochs if s < lsn]
+        self.epoch = self.epochs[-1][0] if self.epochs else 0
+        self.segments = len(list_segments(self.directory))
+        self._have_segment = self._fd is not None
+        self._recent_lsns, self._recent_data, self._recent_bytes = [], [], 0
+        return removed
+
+    def reset(self, start_lsn: int, epochs: list[tuple[int, int]]) -> None:
+        """Empty the log so that it starts at ``start_lsn`` (after a snapshot), blocking."""
+
+        def wipe():
+            for _, path in list_segments(self.directory):
+                os.unlink(path)
+            write_epochs(self.directory, start_lsn, epochs)
+
+        self._idle_fd_swap(wipe)
+        self.end_lsn = self.committed_lsn = self.first_lsn = start_lsn
+        self.epochs = list(epochs)
+        self.epoch = epochs[-1][0] if epochs else 0
+        self.segments = 0
+        self._have_segment = False
+        self._segment_len = 0
+        self._recent_lsns, self._recent_data, self._recent_bytes = [], [], 0
 
     @property
     def size(self) -> int:

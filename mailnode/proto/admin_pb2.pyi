@@ -6,6 +6,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ShardRequest(_message.Message):
+    __slots__ = ("shard", "primary")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    primary: str
+    def __init__(self, shard: _Optional[int] = ..., primary: _Optional[str] = ...) -> None: ...
+
+class RoleReply(_message.Message):
+    __slots__ = ("sentence", "status")
+    SENTENCE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    sentence: str
+    status: ShardStatus
+    def __init__(self, sentence: _Optional[str] = ..., status: _Optional[_Union[ShardStatus, _Mapping]] = ...) -> None: ...
+
+class SpareStatus(_message.Message):
+    __slots__ = ("name", "acked_lsn", "lag_bytes", "lag_seconds", "in_sync", "connected")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACKED_LSN_FIELD_NUMBER: _ClassVar[int]
+    LAG_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    acked_lsn: int
+    lag_bytes: int
+    lag_seconds: float
+    in_sync: bool
+    connected: bool
+    def __init__(self, name: _Optional[str] = ..., acked_lsn: _Optional[int] = ..., lag_bytes: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., in_sync: _Optional[bool] = ..., connected: _Optional[bool] = ...) -> None: ...
+
 class UserRequest(_message.Message):
     __slots__ = ("address", "password")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -39,7 +71,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ShardStatus(_message.Message):
-    __slots__ = ("shard", "epoch", "committed_lsn", "applied_lsn", "segments", "journal_bytes", "users")
+    __slots__ = ("shard", "epoch", "committed_lsn", "applied_lsn", "segments", "journal_bytes", "users", "role", "primary", "policy", "degraded", "spares")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_LSN_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +79,11 @@ class ShardStatus(_message.Message):
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     JOURNAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     USERS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    SPARES_FIELD_NUMBER: _ClassVar[int]
     shard: int
     epoch: int
     committed_lsn: int
@@ -54,7 +91,12 @@ class ShardStatus(_message.Message):
     segments: int
     journal_bytes: int
     users: int
-    def __init__(self, shard: _Optional[int] = ..., epoch: _Optional[int] = ..., committed_lsn: _Optional[int] = ..., applied_lsn: _Optional[int] = ..., segments: _Optional[int] = ..., journal_bytes: _Optional[int] = ..., users: _Optional[int] = ...) -> None: ...
+    role: str
+    primary: str
+    policy: str
+    degraded: bool
+    spares: _containers.RepeatedCompositeFieldContainer[SpareStatus]
+    def __init__(self, shard: _Optional[int] = ..., epoch: _Optional[int] = ..., committed_lsn: _Optional[int] = ..., applied_lsn: _Optional[int] = ..., segments: _Optional[int] = ..., journal_bytes: _Optional[int] = ..., users: _Optional[int] = ..., role: _Optional[str] = ..., primary: _Optional[str] = ..., policy: _Optional[str] = ..., degraded: _Optional[bool] = ..., spares: _Optional[_Iterable[_Union[SpareStatus, _Mapping]]] = ...) -> None: ...
 
 class StatusReply(_message.Message):
     __slots__ = ("node", "shards")

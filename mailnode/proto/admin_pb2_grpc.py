@@ -59,6 +59,16 @@ class AdminStub:
                 request_serializer=mailnode_dot_proto_dot_admin__pb2.StatusRequest.SerializeToString,
                 response_deserializer=mailnode_dot_proto_dot_admin__pb2.StatusReply.FromString,
                 _registered_method=True)
+        self.Promote = channel.unary_unary(
+                '/mailcluster.admin.Admin/Promote',
+                request_serializer=mailnode_dot_proto_dot_admin__pb2.ShardRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_admin__pb2.RoleReply.FromString,
+                _registered_method=True)
+        self.Demote = channel.unary_unary(
+                '/mailcluster.admin.Admin/Demote',
+                request_serializer=mailnode_dot_proto_dot_admin__pb2.ShardRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_admin__pb2.RoleReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -94,6 +104,20 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Promote(self, request, context):
+        """Make this node the shard's primary at a new epoch (and fence the old one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Demote(self, request, context):
+        """Stop committing at once; follow `primary` when given.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +145,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=mailnode_dot_proto_dot_admin__pb2.StatusRequest.FromString,
                     response_serializer=mailnode_dot_proto_dot_admin__pb2.StatusReply.SerializeToString,
+            ),
+            'Promote': grpc.unary_unary_rpc_method_handler(
+                    servicer.Promote,
+                    request_deserializer=mailnode_dot_proto_dot_admin__pb2.ShardRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_admin__pb2.RoleReply.SerializeToString,
+            ),
+            'Demote': grpc.unary_unary_rpc_method_handler(
+                    servicer.Demote,
+                    request_deserializer=mailnode_dot_proto_dot_admin__pb2.ShardRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_admin__pb2.RoleReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +292,60 @@ class Admin:
             '/mailcluster.admin.Admin/Status',
             mailnode_dot_proto_dot_admin__pb2.StatusRequest.SerializeToString,
             mailnode_dot_proto_dot_admin__pb2.StatusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Promote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailcluster.admin.Admin/Promote',
+            mailnode_dot_proto_dot_admin__pb2.ShardRequest.SerializeToString,
+            mailnode_dot_proto_dot_admin__pb2.RoleReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Demote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailcluster.admin.Admin/Demote',
+            mailnode_dot_proto_dot_admin__pb2.ShardRequest.SerializeToString,
+            mailnode_dot_proto_dot_admin__pb2.RoleReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmailnode/proto/journal.proto\x12\x13mailcluster.journal\"\xd7\x03\n\rJournalRecord\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x03\x12:\n\repoch_started\x18\n \x01(\x0b\x32!.mailcluster.journal.EpochStartedH\x00\x12@\n\x10message_accepted\x18\x0b \x01(\x0b\x32$.mailcluster.journal.MessageAcceptedH\x00\x12\x31\n\x08\x65xpunged\x18\x0c \x01(\x0b\x32\x1d.mailcluster.journal.ExpungedH\x00\x12\x34\n\nuser_added\x18\r \x01(\x0b\x32\x1e.mailcluster.journal.UserAddedH\x00\x12\x38\n\x0cuser_deleted\x18\x0e \x01(\x0b\x32 .mailcluster.journal.UserDeletedH\x00\x12@\n\x10password_changed\x18\x0f \x01(\x0b\x32$.mailcluster.journal.PasswordChangedH\x00\x12)\n\x04hole\x18\x10 \x01(\x0b\x32\x19.mailcluster.journal.HoleH\x00\x42\x06\n\x04\x62ody\"+\n\x0c\x45pochStarted\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0c\n\x04node\x18\x02 \x01(\t\"~\n\x0fMessageAccepted\x12\x10\n\x08queue_id\x18\x01 \x01(\t\x12\x11\n\tmail_from\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x16\n\x0e\x63lient_address\x18\x05 \x01(\t\x12\x0c\n\x04helo\x18\x06 \x01(\t\")\n\x08\x45xpunged\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x0c\n\x04uids\x18\x02 \x03(\t\"3\n\tUserAdded\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\"\x1e\n\x0bUserDeleted\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"9\n\x0fPasswordChanged\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\"+\n\x04Hole\x12\x12\n\nlost_bytes\x18\x01 \x01(\x04\x12\x0f\n\x07padding\x18\x02 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmailnode/proto/journal.proto\x12\x13mailcluster.journal\"\x88\x04\n\rJournalRecord\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x03\x12:\n\repoch_started\x18\n \x01(\x0b\x32!.mailcluster.journal.EpochStartedH\x00\x12@\n\x10message_accepted\x18\x0b \x01(\x0b\x32$.mailcluster.journal.MessageAcceptedH\x00\x12\x31\n\x08\x65xpunged\x18\x0c \x01(\x0b\x32\x1d.mailcluster.journal.ExpungedH\x00\x12\x34\n\nuser_added\x18\r \x01(\x0b\x32\x1e.mailcluster.journal.UserAddedH\x00\x12\x38\n\x0cuser_deleted\x18\x0e \x01(\x0b\x32 .mailcluster.journal.UserDeletedH\x00\x12@\n\x10password_changed\x18\x0f \x01(\x0b\x32$.mailcluster.journal.PasswordChangedH\x00\x12)\n\x04hole\x18\x10 \x01(\x0b\x32\x19.mailcluster.journal.HoleH\x00\x12/\n\x07\x61\x62orted\x18\x11 \x01(\x0b\x32\x1c.mailcluster.journal.AbortedH\x00\x42\x06\n\x04\x62ody\"+\n\x0c\x45pochStarted\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0c\n\x04node\x18\x02 \x01(\t\"\x95\x01\n\x0fMessageAccepted\x12\x10\n\x08queue_id\x18\x01 \x01(\t\x12\x11\n\tmail_from\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x16\n\x0e\x63lient_address\x18\x05 \x01(\t\x12\x0c\n\x04helo\x18\x06 \x01(\t\x12\x15\n\rsalvaged_from\x18\x07 \x01(\t\")\n\x08\x45xpunged\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x0c\n\x04uids\x18\x02 \x03(\t\"3\n\tUserAdded\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\"\x1e\n\x0bUserDeleted\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"9\n\x0fPasswordChanged\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\"G\n\x07\x41\x62orted\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"+\n\x04Hole\x12\x12\n\nlost_bytes\x18\x01 \x01(\x04\x12\x0f\n\x07padding\x18\x02 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,19 +32,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailnode.proto.journal_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOURNALRECORD']._serialized_start=54
-  _globals['_JOURNALRECORD']._serialized_end=525
-  _globals['_EPOCHSTARTED']._serialized_start=527
-  _globals['_EPOCHSTARTED']._serialized_end=570
-  _globals['_MESSAGEACCEPTED']._serialized_start=572
-  _globals['_MESSAGEACCEPTED']._serialized_end=698
-  _globals['_EXPUNGED']._serialized_start=700
-  _globals['_EXPUNGED']._serialized_end=741
-  _globals['_USERADDED']._serialized_start=743
-  _globals['_USERADDED']._serialized_end=794
-  _globals['_USERDELETED']._serialized_start=796
-  _globals['_USERDELETED']._serialized_end=826
-  _globals['_PASSWORDCHANGED']._serialized_start=828
-  _globals['_PASSWORDCHANGED']._serialized_end=885
-  _globals['_HOLE']._serialized_start=887
-  _globals['_HOLE']._serialized_end=930
+  _globals['_JOURNALRECORD']._serialized_end=574
+  _globals['_EPOCHSTARTED']._serialized_start=576
+  _globals['_EPOCHSTARTED']._serialized_end=619
+  _globals['_MESSAGEACCEPTED']._serialized_start=622
+  _globals['_MESSAGEACCEPTED']._serialized_end=771
+  _globals['_EXPUNGED']._serialized_start=773
+  _globals['_EXPUNGED']._serialized_end=814
+  _globals['_USERADDED']._serialized_start=816
+  _globals['_USERADDED']._serialized_end=867
+  _globals['_USERDELETED']._serialized_start=869
+  _globals['_USERDELETED']._serialized_end=899
+  _globals['_PASSWORDCHANGED']._serialized_start=901
+  _globals['_PASSWORDCHANGED']._serialized_end=958
+  _globals['_ABORTED']._serialized_start=960
+  _globals['_ABORTED']._serialized_end=1031
+  _globals['_HOLE']._serialized_start=1033
+  _globals['_HOLE']._serialized_end=1076
 # @@protoc_insertion_point(module_scope)

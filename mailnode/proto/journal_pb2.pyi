@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JournalRecord(_message.Message):
-    __slots__ = ("lsn", "epoch", "timestamp_ns", "epoch_started", "message_accepted", "expunged", "user_added", "user_deleted", "password_changed", "hole")
+    __slots__ = ("lsn", "epoch", "timestamp_ns", "epoch_started", "message_accepted", "expunged", "user_added", "user_deleted", "password_changed", "hole", "aborted")
     LSN_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class JournalRecord(_message.Message):
     USER_DELETED_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_CHANGED_FIELD_NUMBER: _ClassVar[int]
     HOLE_FIELD_NUMBER: _ClassVar[int]
+    ABORTED_FIELD_NUMBER: _ClassVar[int]
     lsn: int
     epoch: int
     timestamp_ns: int
@@ -28,7 +29,8 @@ class JournalRecord(_message.Message):
     user_deleted: UserDeleted
     password_changed: PasswordChanged
     hole: Hole
-    def __init__(self, lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., epoch_started: _Optional[_Union[EpochStarted, _Mapping]] = ..., message_accepted: _Optional[_Union[MessageAccepted, _Mapping]] = ..., expunged: _Optional[_Union[Expunged, _Mapping]] = ..., user_added: _Optional[_Union[UserAdded, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., hole: _Optional[_Union[Hole, _Mapping]] = ...) -> None: ...
+    aborted: Aborted
+    def __init__(self, lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., epoch_started: _Optional[_Union[EpochStarted, _Mapping]] = ..., message_accepted: _Optional[_Union[MessageAccepted, _Mapping]] = ..., expunged: _Optional[_Union[Expunged, _Mapping]] = ..., user_added: _Optional[_Union[UserAdded, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., hole: _Optional[_Union[Hole, _Mapping]] = ..., aborted: _Optional[_Union[Aborted, _Mapping]] = ...) -> None: ...
 
 class EpochStarted(_message.Message):
     __slots__ = ("shard", "node")
@@ -39,20 +41,22 @@ class EpochStarted(_message.Message):
     def __init__(self, shard: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
 
 class MessageAccepted(_message.Message):
-    __slots__ = ("queue_id", "mail_from", "recipients", "data", "client_address", "helo")
+    __slots__ = ("queue_id", "mail_from", "recipients", "data", "client_address", "helo", "salvaged_from")
     QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
     MAIL_FROM_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HELO_FIELD_NUMBER: _ClassVar[int]
+    SALVAGED_FROM_FIELD_NUMBER: _ClassVar[int]
     queue_id: str
     mail_from: str
     recipients: _containers.RepeatedScalarFieldContainer[str]
     data: bytes
     client_address: str
     helo: str
-    def __init__(self, queue_id: _Optional[str] = ..., mail_from: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., data: _Optional[bytes] = ..., client_address: _Optional[str] = ..., helo: _Optional[str] = ...) -> None: ...
+    salvaged_from: str
+    def __init__(self, queue_id: _Optional[str] = ..., mail_from: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., data: _Optional[bytes] = ..., client_address: _Optional[str] = ..., helo: _Optional[str] = ..., salvaged_from: _Optional[str] = ...) -> None: ...
 
 class Expunged(_message.Message):
     __slots__ = ("mailbox", "uids")
@@ -83,6 +87,18 @@ class PasswordChanged(_message.Message):
     address: str
     password_hash: str
     def __init__(self, address: _Optional[str] = ..., password_hash: _Optional[str] = ...) -> None: ...
+
+class Aborted(_message.Message):
+    __slots__ = ("lsn", "uid", "recipients", "reason")
+    LSN_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    lsn: int
+    uid: str
+    recipients: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, lsn: _Optional[int] = ..., uid: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Hole(_message.Message):
     __slots__ = ("lost_bytes", "padding")

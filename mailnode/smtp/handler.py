@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from mailnode import metrics
 from mailnode.journal import JournalError
 from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.smtp import replies
 from mailnode.users import normalize
 
@@ -70,6 +71,9 @@ class MxHandler:
         if not self.node.user_exists(addr):
             self.rejected("unknown_user")
             return replies.USER_UNKNOWN.format(_printable(address))
+        if self.node.shard_for(addr).role != "primary":
+            self.rejected("not_primary")
+            return replies.NOT_PRIMARY.format(_printable(address))
         if len(envelope.rcpt_tos) >= self.node.config.smtp.max_recipients:
             self.rejected("too_many_recipients")
             return replies.TOO_MANY_RCPTS
@@ -105,8 +109,8 @@ class MxHandler:
         for rcpt in envelope.rcpt_tos:
             by_shard.setdefault(self.node.shard_id(rcpt), []).append(rcpt)
         peer = session.peer[0] if session.peer else ""
-        commits = []
         try:
+            commits = []
             for shard_id, rcpts in by_shard.items():
                 rec = JournalRecord()
                 m = rec.message_accepted
@@ -116,14 +120,11 @@ class MxHandler:
                 m.data = data
                 m.client_address = peer
                 m.helo = session.host_name or ""
-                commits.append(self.node.shards[shard_id].journal.append(rec))
+                commits.append(self.node.shards[shard_id].commit(rec))
             # Shielded: a client that disconnects now must not leave a commit half-awaited.
             await asyncio.shield(asyncio.gather(*commits))
-        except JournalError as e:
-            for fut in commits:
-                if not fut.done():
-                    fut.cancel()
-            log.error("%s: message %s from %s not committed: %s", peer, qid, sender, e)
+        except (JournalError, NotPrimary, NotReplicated) as e:
+            log.error("%s: message %s from <%s> not committed: %s", peer, qid, sender, e)
             self.rejected("commit_failed")
             return replies.COMMIT_FAILED
         metrics.COMMIT_SECONDS.observe(time.monotonic() - t0)

@@ -10,6 +10,7 @@ TOO_MANY_RCPTS = "452 4.5.3 Error: too many recipients"
 SIZE_EXCEEDED = "552 5.3.4 Error: message size exceeds fixed maximum message size"
 BARE_NEWLINE = "550 5.5.2 Error: bare <CR> or <LF> in message data (RFC 5321 2.3.8); message refused"
 LINE_TOO_LONG = "550 5.5.6 Error: message line longer than 1000 octets (RFC 5321 4.5.3.1.6); message refused"
+NOT_PRIMARY = "451 4.3.2 <{}>: mailbox temporarily not served by this node; try again later"
 COMMIT_FAILED = "451 4.3.0 Error: queue file write error; try again later"
 INTERNAL_ERROR = "451 4.3.0 Error: internal error; try again later"
 

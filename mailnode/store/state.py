@@ -12,6 +12,7 @@ import ctypes
 import json
 import logging
 import os
+import shutil
 
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.store.maildir import MaildirStore, message_name
@@ -53,6 +54,7 @@ class ShardState:
         self.store = MaildirStore(os.path.join(directory, "maildir"))
         self.checkpoint_path = os.path.join(directory, "state.json")
         self.users: dict[str, str] = {}  # address -> password hash
+        self.salvaged: set[str] = set()  # salvaged_from ids of re-submitted messages
         self.applied_lsn = 0  # every record below this is applied
         self.checkpoint_lsn = 0
         self.epoch = 0
@@ -64,15 +66,30 @@ class ShardState:
         except FileNotFoundError:
             return
         self.users = dict(data["users"])
+        self.salvaged = set(data.get("salvaged", []))
         self.applied_lsn = self.checkpoint_lsn = int(data["applied_lsn"])
         self.epoch = int(data.get("epoch", 0))
 
-    def checkpoint(self) -> None:
-        if self.applied_lsn == self.checkpoint_lsn:
+    def wipe(self, start_lsn: int = 0) -> None:
+        """Forget all derived state (blocking); a replay from ``start_lsn`` rebuilds it."""
+        shutil.rmtree(self.store.root, ignore_errors=True)
+        self.wipe_memory(start_lsn)
+
+    def wipe_memory(self, start_lsn: int = 0) -> None:
+        """Forget the in-memory state and re-open the store directory as it is on disk."""
+        self.store = MaildirStore(self.store.root)
+        self.users = {}
+        self.salvaged = set()
+        self.applied_lsn = self.checkpoint_lsn = start_lsn
+        self.epoch = 0
+
+    def checkpoint(self, force: bool = False) -> None:
+        if self.applied_lsn == self.checkpoint_lsn and not force:
             return
         lsn = self.applied_lsn
         syncfs(self.directory)
-        doc = {"shard": self.shard, "applied_lsn": lsn, "epoch": self.epoch, "users": self.users}
+        doc = {"shard": self.shard, "applied_lsn": lsn, "epoch": self.epoch, "users": self.users,
+               "salvaged": sorted(self.salvaged)}
         write_atomic(self.checkpoint_path, json.dumps(doc, sort_keys=True).encode())
         self.checkpoint_lsn = lsn
 
@@ -84,6 +101,11 @@ class ShardState:
             m = record.message_accepted
             name = message_name(self.shard, record.lsn, record.timestamp_ns, len(m.data))
             delivered = self.store.deliver(name, m.data, list(m.recipients), replay=replay)
+            if m.salvaged_from:
+                self.salvaged.add(m.salvaged_from)
+        elif kind == "aborted":
+            for rcpt in record.aborted.recipients:
+                self.store.remove(rcpt, [record.aborted.uid])
         elif kind == "expunged":
             self.store.remove(record.expunged.mailbox, list(record.expunged.uids))
         elif kind in ("user_added", "password_changed"):

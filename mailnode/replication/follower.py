@@ -1,0 +1,165 @@
+"""A hot spare's side: follow the primary's journal, acknowledge what is durable.
+
+The spare appends the primary's frames byte for byte (same lsns), its applier
+materialises them into its own Maildir exactly as on the primary, and it never
+acts on mail. It refuses a stream of a lower epoch than it knows. When the
+primary says the spare's journal diverged (it was a primary that kept
+accepting after being replaced), the spare re-submits the messages past the
+divergence to the primary as new transactions, then cuts its journal back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from mailnode import metrics
+from mailnode.journal.format import BadFrame, iter_frames, parse_frame
+from mailnode.proto import replication_pb2 as pb
+from mailnode.proto import replication_pb2_grpc
+from mailnode.proto.journal_pb2 import JournalRecord
+
+log = logging.getLogger(__name__)
+
+
+class StaleEpoch(Exception):
+    pass
+
+
+class Follower:
+    def __init__(self, node, shard):
+        self.node = node
+        self.shard = shard
+        self.primary = ""
+        self._task: asyncio.Task | None = None
+        self._last_append: asyncio.Future | None = None
+
+    def start(self, primary: str) -> None:
+        self.primary = primary
+        self._task = asyncio.create_task(self._run(), name=f"follow:{self.shard.id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait for appends already queued, so the journal's end is durable."""
+        if self._last_append is not None:
+            try:
+                await asyncio.shield(self._last_append)
+            except Exception:
+                pass
+
+    async def _run(self) -> None:
+        backoff, last_error = 0.1, ""
+        while True:
+            try:
+                await self._follow_once()
+                backoff = 0.1
+                continue
+            except asyncio.CancelledError:
+                raise
+            except (grpc.aio.AioRpcError, StaleEpoch, BadFrame, ConnectionError) as e:
+                text = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
+                if text != last_error:
+                    log.warning("shard %d: following %s: %s", self.shard.id, self.primary, text)
+                    last_error = text
+            except Exception:
+                log.exception("shard %d: following %s failed", self.shard.id, self.primary)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    async def _follow_once(self) -> None:
+        shard, journal = self.shard, self.shard.journal
+        await self._drain()
+        acks: asyncio.Queue[int] = asyncio.Queue()
+        start = pb.FollowStart(shard=shard.id, follower=self.node.name, from_lsn=journal.committed_lsn,
+                               last_epoch=journal.epochs[-1][0] if journal.epochs else 0)
+
+        async def requests():
+            yield pb.FollowRequest(start=start)
+            while True:
+                yield pb.FollowRequest(ack=pb.Ack(durable_lsn=await acks.get()))
+
+        def acked(fut: asyncio.Future) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                acks.put_nowait(journal.committed_lsn)
+
+        async with grpc.aio.insecure_channel(self.primary) as channel:
+            call = replication_pb2_grpc.ReplicationStub(channel).Follow(requests())
+            async for reply in call:
+                if reply.epoch < shard.epoch:
+                    raise StaleEpoch(f"refusing {self.primary}: its epoch {reply.epoch} is older than {shard.epoch}")
+                if reply.epoch > shard.epoch:
+                    shard.epoch = reply.epoch
+                    await asyncio.to_thread(shard.save_role)
+                kind = reply.WhichOneof("kind")
+                if kind == "frames":
+                    fut = self._append(reply.frames, reply.epoch)
+                    fut.add_done_callback(acked)
+                elif kind == "heartbeat":
+                    acks.put_nowait(journal.committed_lsn)
+                elif kind == "truncate":
+                    call.cancel()
+                    await self._diverged(channel, reply.truncate.lsn)
+                    return
+                elif kind == "need_snapshot":
+                    call.cancel()
+                    from mailnode.replication.snapshot import bootstrap
+
+                    await bootstrap(self.node, shard, channel)
+                    return
+
+    def _append(self, frames: pb.Frames, epoch: int) -> asyncio.Future:
+        """Check every frame (checksum, lsn, epoch) and queue it; the future of the last."""
+        journal, data, off, fut = self.shard.journal, frames.data, 0, None
+        floor = journal.epochs[-1][0] if journal.epochs else 0
+        while off < len(data):
+            fr = parse_frame(data, off, frames.lsn)
+            if not floor <= fr.record.epoch <= epoch:
+                raise StaleEpoch(f"record at lsn {fr.lsn} has epoch {fr.record.epoch}, outside {floor}..{epoch}")
+            floor = fr.record.epoch
+            fut = journal.append_frame(fr.lsn, data[off : off + fr.size], fr.record)
+            off += fr.size
+        if fut is None:
+            raise BadFrame(0, "empty frames message")
+        self._last_append = fut
+        return fut
+
+    async def _diverged(self, channel, lsn: int) -> None:
+        """Re-submit our messages past ``lsn`` to the primary, then cut the journal there."""
+        shard, journal = self.shard, self.shard.journal
+        await self._drain()
+        if journal.committed_lsn:
+            await shard.wait_applied(journal.committed_lsn - 1)
+        frames = await asyncio.to_thread(lambda: list(iter_frames(journal.directory, lsn)))
+        stub = replication_pb2_grpc.ReplicationStub(channel)
+        salvaged = other = 0
+        for fr in frames:
+            if fr.record.WhichOneof("body") != "message_accepted":
+                other += fr.record.WhichOneof("body") not in ("epoch_started", "hole")
+                continue
+            rec = JournalRecord()
+            rec.message_accepted.CopyFrom(fr.record.message_accepted)
+            rec.message_accepted.salvaged_from = f"{self.node.name}/{fr.record.epoch}/{fr.lsn}"
+            await stub.Submit(pb.SubmitRequest(shard=shard.id, record=rec.SerializeToString(),
+                                               origin=self.node.name), timeout=30)
+            salvaged += 1
+        metrics.SALVAGED.labels(str(shard.id)).inc(salvaged)
+        removed = await asyncio.to_thread(journal.truncate, lsn)
+        log.warning("shard %d: journal diverged from %s at lsn %d: re-submitted %d messages accepted "
+                    "past it, cut %d bytes (%d other records, such as user changes, dropped)",
+                    shard.id, self.primary, lsn, salvaged, removed, other)
+        if journal.first_lsn == 0:
+            await asyncio.to_thread(shard.rebuild_store)
+        else:
+            from mailnode.replication.snapshot import bootstrap
+
+            await bootstrap(self.node, shard, channel)

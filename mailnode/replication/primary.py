@@ -1,0 +1,165 @@
+"""The primary's view of its spares: acknowledgements, the in-sync set, commit policy.
+
+Policies (``[replication] policy``):
+- ``sync`` (default): a commit is answered only once it is fsync'd locally *and*
+  acknowledged (fsync'd) by one in-sync spare. When no spare acknowledges
+  within ``sync_timeout``: with ``strict`` the commit fails (SMTP 451 4.3.0);
+  otherwise the shard *degrades*: the commit counts as local, the fact is
+  logged and ``mailcluster_replication_degraded_commits_total`` rises, and
+  sync waits resume as soon as a spare is back in sync.
+- ``async``: commits wait for the local fsync only; spares follow and are
+  reported in sync when within the lag bound.
+- ``local``: like async, but no spare is ever reported in sync (a standalone
+  shard; nothing may be promoted automatically).
+
+A spare is *in sync* while its acknowledged position is within
+``max_lag_bytes`` of the primary's commit point; it drops out when it
+disconnects or lets a sync commit time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from dataclasses import dataclass, field
+
+from mailnode import metrics
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("sync", "async", "local")
+
+
+class NotReplicated(Exception):
+    """Strict sync policy: no in-sync spare acknowledged the commit in time."""
+
+
+class NotPrimary(Exception):
+    """This node is not (or no longer) the primary of the shard."""
+
+
+@dataclass
+class Spare:
+    name: str
+    acked: int = 0
+    connected: bool = True
+    in_sync: bool = False
+    caught_up_at: float = field(default_factory=time.monotonic)
+    streams: int = 0
+
+
+class ReplicationPrimary:
+    def __init__(self, shard, *, policy: str, strict: bool, sync_timeout: float, max_lag_bytes: int):
+        self.shard = shard
+        self.policy = policy
+        self.strict = strict
+        self.sync_timeout = sync_timeout
+        self.max_lag_bytes = max_lag_bytes
+        self.spares: dict[str, Spare] = {}
+        self._waiters: list[tuple[int, int, asyncio.Future]] = []
+        self._seq = 0
+        self.degraded = False  # committing without a spare's acknowledgement
+        label = str(shard.id)
+        self._m_waiting = metrics.SYNC_WAITING.labels(label)
+        self._m_degraded = metrics.DEGRADED_COMMITS.labels(label)
+        self._m_in_sync = metrics.IN_SYNC_SPARES.labels(label)
+
+    # -- spares ------------------------------------------------------------------------
+    def connected(self, name: str, position: int) -> Spare:
+        spare = self.spares.get(name)
+        if spare is None:
+            spare = self.spares[name] = Spare(name, position)
+        spare.acked = position
+        spare.connected = True
+        spare.streams += 1
+        self._evaluate(spare)
+        return spare
+
+    def disconnected(self, spare: Spare) -> None:
+        spare.streams -= 1
+        if spare.streams == 0:
+            spare.connected = False
+            self._set_in_sync(spare, False, "disconnected")
+
+    def acknowledged(self, spare: Spare, lsn: int) -> None:
+        spare.acked = max(spare.acked, lsn)
+        self._evaluate(spare)
+        if spare.in_sync:
+            self._release(spare.acked)
+
+    def _evaluate(self, spare: Spare) -> None:
+        committed = self.shard.journal.committed_lsn
+        if spare.acked >= committed:
+            spare.caught_up_at = time.monotonic()
+        ok = self.policy != "local" and spare.connected and committed - spare.acked <= self.max_lag_bytes
+        self._set_in_sync(spare, ok, "caught up" if ok else "lagging")
+
+    def _set_in_sync(self, spare: Spare, value: bool, why: str) -> None:
+        if spare.in_sync != value:
+            spare.in_sync = value
+            log.info("shard %d: spare %s %s in sync (%s, acked %d, committed %d)", self.shard.id, spare.name,
+                     "is" if value else "is no longer", why, spare.acked, self.shard.journal.committed_lsn)
+            if value and self.degraded:
+                self.degraded = False
+                log.warning("shard %d: spare %s back in sync; commits are synchronous again",
+                            self.shard.id, spare.name)
+        self._m_in_sync.set(sum(s.in_sync for s in self.spares.values()))
+
+    def in_sync(self) -> list[str]:
+        return sorted(s.name for s in self.spares.values() if s.in_sync)
+
+    def lag(self, spare: Spare) -> tuple[int, float]:
+        behind = max(0, self.shard.journal.committed_lsn - spare.acked)
+        return behind, 0.0 if behind == 0 else time.monotonic() - spare.caught_up_at
+
+    def replicated_lsn(self) -> int:
+        return max((s.acked for s in self.spares.values() if s.in_sync), default=0)
+
+    # -- commits -----------------------------------------------------------------------
+    def _release(self, lsn: int) -> None:
+        while self._waiters and self._waiters[0][0] <= lsn:
+            fut = self._waiters.pop(0)[2]
+            if not fut.done():
+                fut.set_result(None)
+
+    def fail_waiters(self, error: Exception) -> None:
+        waiters, self._waiters = self._waiters, []
+        for _, _, fut in waiters:
+            if not fut.done():
+                fut.set_exception(error)
+
+    async def wait(self, end: int) -> None:
+        """Return when the commit ending at ``end`` satisfies the policy."""
+        if self.policy != "sync" or self.replicated_lsn() >= end:
+            return
+        if not self.in_sync() and not self.strict:
+            self._degraded_commit("no spare is in sync")
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        bisect.insort(self._waiters, (end, self._seq, fut))
+        self._m_waiting.inc()
+        try:
+            await asyncio.wait_for(fut, self.sync_timeout)
+        except asyncio.TimeoutError:
+            self._timed_out(end)
+        finally:
+            self._m_waiting.dec()
+
+    def _timed_out(self, end: int) -> None:
+        for spare in self.spares.values():
+            if spare.in_sync and spare.acked < end:
+                self._set_in_sync(spare, False, f"no acknowledgement within {self.sync_timeout:.1f}s")
+        if self.strict:
+            raise NotReplicated(f"shard {self.shard.id}: no in-sync spare acknowledged within "
+                                f"{self.sync_timeout:.1f}s (strict sync policy)")
+        self._degraded_commit(f"no acknowledgement within {self.sync_timeout:.1f}s")
+
+    def _degraded_commit(self, why: str) -> None:
+        if not self.degraded:
+            self.degraded = True
+            log.warning("shard %d: %s; committing locally (degraded) until a spare is in sync",
+                        self.shard.id, why)
+        self._m_degraded.inc()

@@ -1,0 +1,106 @@
+"""Role changes of this node's shards: promote, demote, follow, fence.
+
+Each returns the decision as a sentence, which is logged (and shown by mailctl).
+Until the cluster issue automates them, an operator drives them with
+``mailctl shard promote|demote``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from mailnode.proto import replication_pb2 as pb
+from mailnode.proto import replication_pb2_grpc
+from mailnode.replication.follower import Follower
+from mailnode.replication.primary import NotPrimary
+
+log = logging.getLogger(__name__)
+
+
+class RoleManager:
+    def __init__(self, node):
+        self.node = node
+        self.followers: dict[int, Follower] = {}
+        self._fencing: dict[int, asyncio.Task] = {}
+
+    def start(self) -> None:
+        for shard in self.node.shards.values():
+            if shard.role == "follower" and shard.primary_address:
+                self._follow(shard)
+
+    async def stop(self) -> None:
+        for task in self._fencing.values():
+            task.cancel()
+        for shard_id in list(self.followers):
+            await self._unfollow(shard_id)
+
+    def _follow(self, shard) -> None:
+        f = Follower(self.node, shard)
+        f.start(shard.primary_address)
+        self.followers[shard.id] = f
+
+    async def _unfollow(self, shard_id: int) -> None:
+        f = self.followers.pop(shard_id, None)
+        if f is not None:
+            await f.stop()
+
+    async def promote(self, shard_id: int) -> str:
+        shard = self.node.shards[shard_id]
+        if shard.role == "primary":
+            return f"{self.node.name} is already primary of shard {shard_id} (epoch {shard.epoch})"
+        old = shard.primary_address
+        await self._unfollow(shard_id)
+        epoch = max(shard.epoch, shard.journal.epochs[-1][0] if shard.journal.epochs else 0) + 1
+        shard.replication.spares.clear()
+        shard.replication.degraded = False
+        shard.role, shard.primary_address = "primary", ""
+        lsn = await shard.start_epoch(epoch)
+        await asyncio.to_thread(shard.save_role)
+        sentence = (f"promoted {self.node.name} to primary of shard {shard_id} at epoch {epoch} "
+                    f"(journal end lsn {shard.journal.committed_lsn}, epoch record at {lsn})")
+        if old:
+            self._fencing[shard_id] = asyncio.create_task(self._fence(shard, old, epoch))
+            sentence += f"; fencing the previous primary {old}"
+        log.warning("%s", sentence)
+        return sentence
+
+    async def demote(self, shard_id: int, primary: str = "", epoch: int = 0, reason: str = "by operator") -> str:
+        shard = self.node.shards[shard_id]
+        was = shard.role
+        shard.role, shard.primary_address = "follower", primary
+        shard.epoch = max(shard.epoch, epoch)
+        shard.replication.fail_waiters(NotPrimary(f"shard {shard_id} demoted on {self.node.name}"))
+        task = self._fencing.pop(shard_id, None)
+        if task is not None:
+            task.cancel()
+        await asyncio.to_thread(shard.save_role)
+        await self._unfollow(shard_id)
+        if primary:
+            self._follow(shard)
+        sentence = (f"{self.node.name} is now a spare of shard {shard_id}"
+                    + (f" following {primary}" if primary else " (not following anyone yet)")
+                    + f" at epoch {shard.epoch}, was {was}: {reason}")
+        log.warning("%s", sentence)
+        return sentence
+
+    async def _fence(self, shard, old: str, epoch: int) -> None:
+        """Tell the replaced primary, until it hears it, that it must follow us now."""
+        req = pb.FenceRequest(shard=shard.id, epoch=epoch, primary=self.node.advertise,
+                              primary_node=self.node.name)
+        delay = 0.2
+        while shard.role == "primary" and shard.epoch == epoch:
+            try:
+                async with grpc.aio.insecure_channel(old) as channel:
+                    reply = await replication_pb2_grpc.ReplicationStub(channel).Fence(req, timeout=5)
+                log.warning("shard %d: fenced the previous primary %s (its journal ended at lsn %d)",
+                            shard.id, old, reply.end_lsn)
+                return
+            except grpc.aio.AioRpcError as e:
+                if e.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    log.error("shard %d: %s refused to be fenced: %s", shard.id, old, e.details())
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)

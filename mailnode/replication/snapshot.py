@@ -1,0 +1,168 @@
+"""Bootstrap of a new spare: the store at an lsn, streamed while the primary serves.
+
+The primary pauses its applier for as long as it takes to hard-link every
+Maildir file into ``snapshots/<id>/`` and write the derived state there: a
+consistent copy at the applied lsn that costs no data copy. The files are then
+streamed in path order; a broken stream resumes after the last whole file.
+The spare installs the copy as its store, starts its journal at that lsn and
+follows the primary from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+
+import grpc
+
+from mailnode.proto import replication_pb2 as pb
+from mailnode.proto import replication_pb2_grpc
+from mailnode.store.state import write_atomic
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+KEEP_SECONDS = 3600
+
+
+def _make(shard) -> tuple[str, int]:
+    """Hard-link the store into a new snapshot directory (blocking). Returns (id, lsn)."""
+    root = os.path.join(shard.directory, "snapshots")
+    os.makedirs(root, exist_ok=True)
+    for old in os.listdir(root):  # forget abandoned snapshots
+        path = os.path.join(root, old)
+        if time.time() - os.path.getmtime(path) > KEEP_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
+    snap_id = uuid.uuid4().hex
+    target = os.path.join(root, snap_id)
+    store = shard.state.store.root
+    with shard.apply_lock:
+        lsn = shard.state.applied_lsn
+        for dirpath, _, files in os.walk(store):
+            rel = os.path.relpath(dirpath, shard.directory)
+            os.makedirs(os.path.join(target, rel), exist_ok=True)
+            for name in files:
+                os.link(os.path.join(dirpath, name), os.path.join(target, rel, name))
+        doc = {"shard": shard.id, "applied_lsn": lsn, "epoch": shard.state.epoch,
+               "users": shard.state.users, "salvaged": sorted(shard.state.salvaged)}
+    with open(os.path.join(target, "state.json"), "w") as f:
+        json.dump(doc, f)
+    with open(os.path.join(target, "snapshot.json"), "w") as f:
+        epochs = [(e, s) for e, s in shard.journal.epochs if s < lsn]
+        json.dump({"lsn": lsn, "epoch": shard.epoch, "epochs": epochs}, f)
+    return snap_id, lsn
+
+
+def _files(target: str) -> list[str]:
+    out = []
+    for dirpath, _, files in os.walk(target):
+        for name in files:
+            rel = os.path.relpath(os.path.join(dirpath, name), target)
+            if rel != "snapshot.json":
+                out.append(rel)
+    return sorted(out)
+
+
+def _read(path: str, offset: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(CHUNK)
+
+
+async def serve_snapshot(shard, request, context):
+    snap_id = request.snapshot_id
+    if not snap_id:
+        snap_id, lsn = await asyncio.to_thread(_make, shard)
+        log.info("shard %d: snapshot %s at lsn %d for %s", shard.id, snap_id, lsn, request.follower)
+    target = os.path.join(shard.directory, "snapshots", snap_id)
+    try:
+        with open(os.path.join(target, "snapshot.json")) as f:
+            meta = json.load(f)
+    except (FileNotFoundError, ValueError):
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"no snapshot {snap_id!r}; start a new one")
+    files = await asyncio.to_thread(_files, target)
+    for rel in files:
+        if request.resume_after and rel <= request.resume_after:
+            continue
+        offset = 0
+        while True:
+            data = await asyncio.to_thread(_read, os.path.join(target, rel), offset)
+            last = len(data) < CHUNK
+            yield pb.SnapshotChunk(snapshot_id=snap_id, lsn=meta["lsn"], path=rel, offset=offset, data=data,
+                                   end_of_file=last)
+            offset += len(data)
+            if last:
+                break
+    yield pb.SnapshotChunk(snapshot_id=snap_id, lsn=meta["lsn"], epoch=meta["epoch"], end_of_snapshot=True,
+                           epochs_json=json.dumps(meta["epochs"]))
+
+
+def _write(staging: str, chunk) -> None:
+    path = os.path.join(staging, chunk.path)
+    if os.path.relpath(path, staging).startswith(".."):
+        raise ValueError(f"snapshot path {chunk.path!r} escapes the staging directory")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "r+b" if chunk.offset else "wb") as f:
+        f.seek(chunk.offset)
+        f.write(chunk.data)
+
+
+def _install(shard, staging: str, lsn: int, epochs: list[tuple[int, int]]) -> None:
+    """Swap the received copy in as the shard's store; the journal starts at lsn (blocking)."""
+    os.makedirs(os.path.join(staging, "maildir"), exist_ok=True)  # an empty store sends no files
+    with shard.apply_lock:
+        root = shard.state.store.root
+        shutil.rmtree(root, ignore_errors=True)
+        os.replace(os.path.join(staging, "maildir"), root)
+        os.replace(os.path.join(staging, "state.json"), shard.state.checkpoint_path)
+        shard.state.wipe_memory()
+        shard.state.load()
+        shard.journal.reset(lsn, epochs)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+async def bootstrap(node, shard, channel) -> None:
+    """Receive a snapshot from the primary (resuming a broken one) and install it."""
+    staging = os.path.join(shard.directory, "incoming")
+    progress_path = os.path.join(staging, "progress.json")
+    try:
+        with open(progress_path) as f:
+            progress = json.load(f)
+    except (FileNotFoundError, ValueError):
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(staging)
+        progress = {"snapshot_id": "", "resume_after": ""}
+    if shard.journal.committed_lsn:
+        await shard.wait_applied(shard.journal.committed_lsn - 1)
+    stub = replication_pb2_grpc.ReplicationStub(channel)
+    req = pb.SnapshotRequest(shard=shard.id, follower=node.name, snapshot_id=progress["snapshot_id"],
+                             resume_after=progress["resume_after"])
+    files = 0
+    try:
+        async for chunk in stub.Snapshot(req):
+            if chunk.end_of_snapshot:
+                epochs = [tuple(e) for e in json.loads(chunk.epochs_json)]
+                await asyncio.to_thread(_install, shard, staging, chunk.lsn, epochs)
+                shard.applied_lsn = chunk.lsn
+                shard.epoch = max(shard.epoch, chunk.epoch)
+                await asyncio.to_thread(shard.save_role)
+                log.warning("shard %d: installed snapshot %s at lsn %d (%d files this stream); following on",
+                            shard.id, chunk.snapshot_id, chunk.lsn, files)
+                return
+            await asyncio.to_thread(_write, staging, chunk)
+            if chunk.end_of_file:
+                files += 1
+                progress = {"snapshot_id": chunk.snapshot_id, "resume_after": chunk.path}
+                if files % 200 == 0:
+                    await asyncio.to_thread(write_atomic, progress_path, json.dumps(progress).encode())
+    except grpc.aio.AioRpcError as e:
+        if e.code() == grpc.StatusCode.NOT_FOUND:
+            shutil.rmtree(staging, ignore_errors=True)  # the primary forgot it: start over
+        elif progress["snapshot_id"]:
+            await asyncio.to_thread(write_atomic, progress_path, json.dumps(progress).encode())
+        raise
