@@ -6,7 +6,8 @@
                                 [--generator auto|smtp-source|loadgen]
 
 Each run starts a fresh node (one shard, journal fdatasync group commit) on
-loopback, adds one mailbox, and drives it with Postfix's smtp-source when it
+loopback -- with --spare, also a hot spare following it over gRPC, so that
+every 250 waits for the spare's fsync too (policy sync) -- adds one mailbox, and drives it with Postfix's smtp-source when it
 is installed (`apt-get install postfix`), else with bench/loadgen.py. Prints,
 per size, the median over the runs of: accepted msg/s (wall time of the
 generator), delivered msg/s (until every message is in the Maildir), commit
@@ -31,6 +32,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ADDRESS = "127.0.77.1"
+SPARE_ADDRESS = "127.0.77.2"
 USER = "bench@example.test"
 
 
@@ -62,27 +64,40 @@ def quantile(metrics: dict[str, float], name: str, q: float) -> float:
     return prev_le
 
 
-def start_node(directory: str) -> subprocess.Popen:
+def start_node(directory: str, address: str = ADDRESS, follow: str = "", policy: str = "sync") -> subprocess.Popen:
+    os.makedirs(directory, exist_ok=True)
     cfg = os.path.join(directory, "node.toml")
     with open(cfg, "w") as f:
-        f.write(f'[node]\nname = "bench"\ndata_dir = "data"\ndomains = ["example.test"]\nshards = 1\n'
-                f'[smtp]\nlisten = "{ADDRESS}:2525"\n[pop3]\nlisten = ""\n'
-                f'[http]\nlisten = "{ADDRESS}:8080"\n[grpc]\nlisten = "{ADDRESS}:7070"\n')
+        f.write(f'[node]\nname = "{os.path.basename(directory)}"\ndata_dir = "data"\ndomains = ["example.test"]\n'
+                f'shards = 1\n[smtp]\nlisten = "{address}:2525"\n[pop3]\nlisten = ""\n'
+                f'[http]\nlisten = "{address}:8080"\n[grpc]\nlisten = "{address}:7070"\n'
+                f'[replication]\npolicy = "{policy}"\nfollow = "{follow}"\n')
     log = open(os.path.join(directory, "node.log"), "wb")
     proc = subprocess.Popen([sys.executable, "-m", "mailnode.cli", "--config", cfg, "--log-level", "WARNING"],
                             stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while True:
         try:
-            scrape(f"{ADDRESS}:8080")
+            scrape(f"{address}:8080")
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"node did not start; see {directory}/node.log")
             time.sleep(0.1)
-    subprocess.run([sys.executable, "-m", "mailnode.mailctl", "--config", cfg, "user", "add", USER,
-                    "--password", "bench-password"], check=True, capture_output=True)
     return proc
+
+
+def add_user(directory: str) -> None:
+    subprocess.run([sys.executable, "-m", "mailnode.mailctl", "--config", os.path.join(directory, "node.toml"),
+                    "user", "add", USER, "--password", "bench-password"], check=True, capture_output=True)
+
+
+def wait_in_sync(timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while scrape(f"{ADDRESS}:8080").get('mailcluster_replication_in_sync_spares{shard="0"}', 0) < 1:
+        if time.monotonic() > deadline:
+            raise SystemExit("the spare did not get in sync")
+        time.sleep(0.1)
 
 
 def generate(kind: str, size: int, messages: int, sessions: int, reuse: bool) -> float:
@@ -106,10 +121,15 @@ def generate(kind: str, size: int, messages: int, sessions: int, reuse: bool) ->
     return wall
 
 
-def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, root: str) -> dict:
+def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, root: str, spare: bool,
+            policy: str) -> dict:
     directory = tempfile.mkdtemp(prefix="node-bench-", dir=root)
-    proc = start_node(directory)
+    procs = [start_node(os.path.join(directory, "primary"), policy=policy)]
     try:
+        if spare:
+            procs.append(start_node(os.path.join(directory, "spare"), SPARE_ADDRESS, follow=f"{ADDRESS}:7070"))
+            wait_in_sync()
+        add_user(os.path.join(directory, "primary"))
         t0 = time.monotonic()
         wall = generate(kind, size, messages, sessions, reuse)
         http = f"{ADDRESS}:8080"
@@ -120,6 +140,9 @@ def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, roo
         delivered_wall = time.monotonic() - t0
         m = scrape(http)
         accepted = m["mailcluster_smtp_messages_accepted_total"]
+        degraded = m.get('mailcluster_replication_degraded_commits_total{shard="0"}', 0)
+        if spare and policy == "sync" and degraded > 1:  # the user add may come before the first ack
+            raise SystemExit(f"{degraded:.0f} commits did not wait for the spare: not a sync measurement")
         return {
             "accepted_per_s": messages / wall,
             "delivered_per_s": messages / delivered_wall,
@@ -128,8 +151,10 @@ def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, roo
             "fsyncs_per_msg": m['mailcluster_journal_fsync_batch_records_count{shard="0"}'] / accepted,
         }
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(60)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -142,6 +167,8 @@ def main() -> None:
     p.add_argument("--reuse", action="store_true", help="keep connections open (smtp-source -d)")
     p.add_argument("--generator", choices=["auto", "smtp-source", "loadgen"], default="auto")
     p.add_argument("--data-root", default=tempfile.gettempdir())
+    p.add_argument("--spare", action="store_true", help="run a hot spare; with policy sync every 250 waits for it")
+    p.add_argument("--policy", choices=["sync", "async", "local"], default="sync")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     kind = args.generator
@@ -149,8 +176,8 @@ def main() -> None:
         kind = "smtp-source" if shutil.which("smtp-source") else "loadgen"
     results = {}
     for size in (int(s) for s in args.sizes.split(",")):
-        runs = [one_run(kind, size, args.messages, args.sessions, args.reuse, args.data_root)
-                for _ in range(args.runs)]
+        runs = [one_run(kind, size, args.messages, args.sessions, args.reuse, args.data_root, args.spare,
+                        args.policy) for _ in range(args.runs)]
         results[size] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         results[size]["runs"] = [round(r["accepted_per_s"]) for r in runs]
         if not args.json:
@@ -159,7 +186,8 @@ def main() -> None:
                   f"{r['delivered_per_s']:7.0f} msg/s  commit p50 {r['commit_p50_ms']:6.2f} ms  "
                   f"p99 {r['commit_p99_ms']:6.2f} ms  fsyncs/msg {r['fsyncs_per_msg']:.3f}  "
                   f"(runs: {r['runs']}, {kind}, -s {args.sessions} -m {args.messages}"
-                  f"{' -d' if args.reuse else ''})", flush=True)
+                  f"{' -d' if args.reuse else ''}, {'spare, ' if args.spare else ''}policy {args.policy})",
+                  flush=True)
     if args.json:
         print(json.dumps({"generator": kind, "results": results}, indent=2))
 

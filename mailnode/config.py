@@ -43,12 +43,19 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
         "listen": (str, "127.0.0.1:7070", "host:port of the admin and replication service"),
         "advertise": (str, "", "host:port other nodes use to reach this node's gRPC (default: listen)"),
     },
+    "cluster": {
+        "zookeeper": (str, "", "ZooKeeper ensemble host:port,...; empty: a standalone node (roles by hand)"),
+        "root": (str, "/mailcluster", "the cluster's root znode"),
+        "session_timeout": (float, 4.0, "ZooKeeper session timeout: failover time is about this plus a second"),
+    },
     "replication": {
         "policy": (str, "sync", "sync (250 after a spare's fsync too), async, or local"),
         "strict": (bool, False, "under sync with no spare acknowledging: true = 451, false = degrade to local"),
         "sync_timeout": (float, 2.0, "seconds a commit waits for a spare's acknowledgement"),
-        "max_lag_bytes": (int, 1048576, "a spare further behind than this is not in sync"),
+        "max_lag_seconds": (float, 5.0, "a spare whose oldest unacknowledged commit is older is not in sync"),
+        "max_lag_bytes": (int, 268435456, "a spare further behind than this is not in sync"),
         "follow": (str, "", "gRPC host:port of the primary a NEW node's shards follow (empty: they start as primary)"),
+        "secret_file": (str, "", "file with the cluster secret every node's replication calls must carry (empty: none)"),
     },
     "tls": {
         "cert": (str, "", "PEM certificate chain for STARTTLS/STLS; empty disables TLS"),
@@ -149,9 +156,9 @@ def from_dict(raw: dict, path: str = "<config>") -> Config:
     # Relative paths are relative to the config file, not to the working directory.
     base = os.path.dirname(os.path.abspath(path))
     sections["node"].values["data_dir"] = os.path.join(base, sections["node"].data_dir)
-    for key in ("cert", "key"):
-        if sections["tls"].values[key]:
-            sections["tls"].values[key] = os.path.join(base, sections["tls"].values[key])
+    for section, key in (("tls", "cert"), ("tls", "key"), ("replication", "secret_file")):
+        if sections[section].values[key]:
+            sections[section].values[key] = os.path.join(base, sections[section].values[key])
     sections["node"].values["domains"] = [d.lower() for d in sections["node"].domains]
     return Config(path, sections)
 

@@ -7,7 +7,9 @@ import getpass
 import json
 import os
 import sys
+import time
 
+from coordinator.model import CoordinationError
 from mailnode import config as configmod
 from mailnode import localcluster
 from mailnode.admin.client import AdminClient, AdminError
@@ -112,7 +114,69 @@ def shard_row(node: str, s) -> dict:
             "lag": ",".join(f"{p['name']}:{p['lag_bytes']}B" for p in spares)}
 
 
+def zk_target(args) -> tuple[str, str] | None:
+    """(ensemble, root) from --zk, or from the local cluster's map, or None (standalone)."""
+    if getattr(args, "zk", None):
+        return args.zk, args.root
+    directory = args.dir or os.environ.get("MAILCLUSTER_DIR")
+    state = localcluster.load_state(directory) if directory else None
+    if state and state.get("zookeeper"):
+        return state["zookeeper"], state.get("root", "/mailcluster")
+    return None
+
+
+class ZkSession:
+    def __init__(self, target: tuple[str, str]):
+        from kazoo.client import KazooClient
+
+        from coordinator.model import Store
+
+        self.zk = KazooClient(hosts=target[0], timeout=10)
+        try:
+            self.zk.start(15)
+        except Exception:
+            raise CliError(f"cannot reach ZooKeeper at {target[0]}") from None
+        self.store = Store(self.zk, target[1])
+
+    def __enter__(self):
+        return self.store
+
+    def __exit__(self, *exc):
+        self.zk.stop()
+        self.zk.close()
+
+
+def cluster_rows(store) -> list[dict]:
+    cluster = store.snapshot()
+    rows = []
+    for n, info in sorted(cluster.shards.items()):
+        primary = cluster.members.get(info.primary)
+        plsn = primary.shard(n).get("lsn", 0) if primary else 0
+        for name in [info.primary] + list(info.spares):
+            m = cluster.members.get(name)
+            lsn = m.shard(n).get("lsn", 0) if m else None
+            rows.append({
+                "shard": n, "node": name, "role": "primary" if name == info.primary else "spare",
+                "alive": m is not None, "epoch": info.epoch, "lsn": lsn if lsn is not None else "",
+                "lag_bytes": "" if lsn is None or not primary or name == info.primary else max(0, plsn - lsn),
+                "in_sync": name in info.in_sync, "grpc": m.grpc if m else "",
+                "smtp": m.data.get("smtp", "") if m else ""})
+    return rows
+
+
 def cmd_status(args) -> None:
+    target = zk_target(args)
+    if target is not None:
+        with ZkSession(target) as store:
+            rows = cluster_rows(store)
+            paused = store.snapshot().paused
+        if args.json:
+            print(json.dumps({"paused": paused, "members": rows}, indent=2))
+        else:
+            print(table(rows, ["shard", "node", "role", "alive", "epoch", "lsn", "lag_bytes", "in_sync", "smtp"]))
+            if paused:
+                print("automatic failover is PAUSED (mailctl resume)")
+        return
     rows = []
     for name, address, data_dir in node_targets(args):
         with admin_for(address, data_dir) as client:
@@ -121,6 +185,28 @@ def cmd_status(args) -> None:
     rows.sort(key=lambda r: (r["shard"], r["role"] != "primary", r["node"]))
     emit(args, rows if not args.json else {"shards": rows},
          ["shard", "node", "role", "epoch", "committed_lsn", "applied_lsn", "in_sync", "lag", "degraded", "users"])
+
+
+def cmd_cluster(args) -> None:
+    target = zk_target(args)
+    if target is None:
+        raise CliError("this needs the cluster's ZooKeeper: --zk HOST:PORT,... or --dir of a local cluster")
+    with ZkSession(target) as store:
+        if args.command == "init":
+            domains = [d.strip().lower() for d in args.domain.split(",")]
+            made = store.init(args.shards, domains, args.spares, args.failover_min_interval)
+            print(f"cluster {target[1]} {'created' if made else 'exists already (unchanged)'}: "
+                  f"{store.config()['shards']} shards")
+        elif args.command in ("pause", "resume"):
+            store.set_paused(args.command == "pause")
+            store.append_history(f"automatic failover {'paused' if args.command == 'pause' else 'resumed'} "
+                                 "by operator", kind=args.command)
+            print(f"automatic failover {'paused' if args.command == 'pause' else 'resumed'}")
+        else:
+            rows = [{"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h["time"])),
+                     "shard": h.get("shard", ""), "coordinator": h.get("coordinator", "operator"),
+                     "decision": h["sentence"]} for h in store.history(args.limit)]
+            emit(args, rows, ["time", "shard", "decision"])
 
 
 def cmd_shard(args) -> None:
@@ -207,6 +293,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--dir", default=argparse.SUPPRESS, help="a local cluster directory (or $MAILCLUSTER_DIR)")
     common.add_argument("--config", default=argparse.SUPPRESS, help="a node's TOML file")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    common.add_argument("--zk", default=argparse.SUPPRESS, help="ZooKeeper ensemble host:port,... (cluster commands)")
+    common.add_argument("--root", default=argparse.SUPPRESS, help="the cluster's root znode (default /mailcluster)")
     p = argparse.ArgumentParser(prog="mailctl", description="Operate a mailcluster.", parents=[common])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -230,6 +318,17 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", parents=[common], help="shards of the node(s)")
 
+    ini = sub.add_parser("init", parents=[common], help="create the cluster's data in ZooKeeper")
+    ini.add_argument("--shards", type=int, required=True)
+    ini.add_argument("--domain", required=True, help="hosted domain(s), comma-separated")
+    ini.add_argument("--spares", type=int, default=1, help="hot spares per shard")
+    ini.add_argument("--failover-min-interval", type=float, default=30.0,
+                     help="seconds between two automatic failovers of one shard (flap damping)")
+    sub.add_parser("pause", parents=[common], help="no automatic failover until resume")
+    sub.add_parser("resume", parents=[common])
+    hist = sub.add_parser("history", parents=[common], help="the coordinators' decisions")
+    hist.add_argument("--limit", type=int, default=50)
+
     sh = sub.add_parser("shard", help="roles of a shard on a node").add_subparsers(dest="action", required=True)
     pro = sh.add_parser("promote", parents=[common], help="make the node primary at a new epoch")
     dem = sh.add_parser("demote", parents=[common], help="stop committing now; follow --to when given")
@@ -248,7 +347,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    for key, default in (("dir", None), ("config", None), ("json", False)):
+    for key, default in (("dir", None), ("config", None), ("json", False), ("zk", None), ("root", "/mailcluster")):
         if not hasattr(args, key):
             setattr(args, key, default)
     if args.command == "local" and not args.dir:
@@ -264,10 +363,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "shard":
             cmd_shard(args)
             return 0
+        if args.command in ("init", "pause", "resume", "history"):
+            cmd_cluster(args)
+            return 0
         if args.command == "journal":
             return cmd_journal(args)
         return cmd_local(args)
-    except (CliError, AdminError, configmod.ConfigError, localcluster.LocalError, JournalError,
+    except (CliError, AdminError, CoordinationError, configmod.ConfigError, localcluster.LocalError, JournalError,
             FileNotFoundError, ValueError) as e:
         print(f"mailctl: {e}", file=sys.stderr)
         return 1

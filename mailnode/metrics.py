@@ -44,3 +44,9 @@ SALVAGED = Counter("mailcluster_replication_salvaged_messages_total",
                    "Messages a demoted primary re-submitted to the new primary", ["shard"])
 SHARD_ROLE = Gauge("mailcluster_shard_primary", "1 when this node is the shard's primary", ["shard"])
 SHARD_EPOCH = Gauge("mailcluster_shard_epoch", "The shard's epoch as this node knows it", ["shard"])
+FAILOVER_SECONDS = Histogram(
+    "mailcluster_failover_seconds",
+    "From a coordinator deciding a failover to the new primary's epoch record being durable",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+ZK_CONNECTED = Gauge("mailcluster_zookeeper_connected", "1 while the node's ZooKeeper session is connected")

@@ -64,14 +64,24 @@ class Node:
         self.nshards = cluster_layout(self.data_dir, config.node.shards)
         self.token = ensure_token(self.data_dir)
         self.advertise = config.grpc.advertise or config.grpc.listen
+        self.cluster_secret = self._cluster_secret()
+        # What this node's replication calls carry, and what it demands of others.
+        self.cluster_metadata = (("x-mailcluster-cluster", self.cluster_secret),) if self.cluster_secret else ()
         self.shards = {
             i: Shard(i, os.path.join(self.data_dir, "shards", str(i)), node=self.name,
                      segment_size=config.journal.segment_size,
                      checkpoint_interval=config.store.checkpoint_interval,
-                     replication=dict(config.replication.values))
+                     replication=dict(config.replication.values),
+                     idle_when_new=bool(config.cluster.zookeeper))
             for i in range(self.nshards)
         }
         self.roles = RoleManager(self)
+        self.agent = None
+        if config.cluster.zookeeper:
+            from mailnode.agent import Agent
+
+            self.agent = Agent(self, hosts=config.cluster.zookeeper, root=config.cluster.root,
+                               session_timeout=config.cluster.session_timeout)
         self.tls_context = self._tls_context()
         self._servers: list[asyncio.AbstractServer] = []
         self._handler: MxHandler | None = None
@@ -80,6 +90,19 @@ class Node:
         self._grpc = None
         self._stopped = asyncio.Event()
         self._gauge_task: asyncio.Task | None = None
+
+    def _cluster_secret(self) -> str:
+        path = self.config.replication.secret_file
+        if not path:
+            return ""
+        try:
+            with open(path) as f:
+                secret = f.read().strip()
+        except OSError as e:
+            raise ConfigError(f"{self.config.path}: [replication] secret_file {path}: {e.strerror}") from None
+        if len(secret) < 16:
+            raise ConfigError(f"{self.config.path}: [replication] secret_file {path}: need at least 16 characters")
+        return secret
 
     def _tls_context(self) -> ssl.SSLContext | None:
         tls = self.config.tls
@@ -123,6 +146,8 @@ class Node:
         await self._start_http()
         await self._start_grpc()
         self.roles.start()
+        if self.agent is not None:
+            await self.agent.start()
         self._gauge_task = asyncio.create_task(self._update_gauges())
         log.info("node %s: serving SMTP on %s, %d shards", self.name, cfg.listen, self.nshards)
 
@@ -152,6 +177,8 @@ class Node:
 
     async def _update_gauges(self) -> None:
         while True:
+            if self.agent is not None:
+                metrics.ZK_CONNECTED.set(1 if self.agent.connected else 0)
             for shard in self.shards.values():
                 shard.update_gauges()
             await asyncio.sleep(1.0)
@@ -189,6 +216,8 @@ class Node:
             await asyncio.sleep(0.02)
         if self._gauge_task is not None:
             self._gauge_task.cancel()
+        if self.agent is not None:
+            await self.agent.stop()
         await self.roles.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace)

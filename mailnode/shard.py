@@ -24,14 +24,15 @@ from mailnode.replication.primary import NotPrimary, NotReplicated, ReplicationP
 from mailnode.store.maildir import message_name
 from mailnode.store.state import ShardState, write_atomic
 
-DEFAULT_REPLICATION = {"policy": "sync", "strict": False, "sync_timeout": 2.0, "max_lag_bytes": 1 << 20}
+DEFAULT_REPLICATION = {"policy": "sync", "strict": False, "sync_timeout": 2.0, "max_lag_bytes": 256 << 20,
+                       "max_lag_seconds": 5.0}
 
 log = logging.getLogger(__name__)
 
 
 class Shard:
     def __init__(self, shard: int, directory: str, *, node: str, segment_size: int,
-                 checkpoint_interval: float, replication: dict | None = None):
+                 checkpoint_interval: float, replication: dict | None = None, idle_when_new: bool = False):
         self.id = shard
         self.node = node
         self.directory = directory
@@ -58,6 +59,8 @@ class Shard:
         self.role_path = os.path.join(directory, "role.json")
         replication = dict(replication or DEFAULT_REPLICATION)
         self.initial_primary = replication.pop("follow", "")
+        self.idle_when_new = idle_when_new  # cluster mode: wait for ZooKeeper to assign a role
+        replication.pop("secret_file", None)
         self.replication = ReplicationPrimary(self, **replication)
         self._commit_signal: asyncio.Future | None = None
         self.apply_lock = threading.Lock()  # held by the applier while it applies; a rebuild takes it
@@ -89,7 +92,8 @@ class Shard:
             with open(self.role_path) as f:
                 doc = json.load(f)
         except FileNotFoundError:  # a new shard: a spare of [replication] follow, else primary
-            doc = {"role": "follower", "primary": self.initial_primary} if self.initial_primary else {}
+            doc = ({"role": "follower", "primary": self.initial_primary}
+                   if self.initial_primary or self.idle_when_new else {})
         self.role = doc.get("role", "primary")
         self.primary_address = doc.get("primary", "")
         self.epoch = max(int(doc.get("epoch", 0)), self.journal.epoch)
@@ -124,6 +128,7 @@ class Shard:
         return self.journal.append(r)
 
     def _signal_commit(self, batch) -> None:
+        self.replication.committed(batch[-1].end)
         fut, self._commit_signal = self._commit_signal, self._loop.create_future()
         fut.set_result(None)
 

@@ -78,6 +78,7 @@ class Node:
             "http": {"listen": f"{self.ip}:8080"},
             "grpc": {"listen": f"{self.ip}:7070"},
             "store": {"checkpoint_interval": 1.0},
+            "replication": {"secret_file": os.path.join(os.path.dirname(self.directory), "cluster.secret")},
         }
         for key, value in self.extra.items():
             section, _, name = key.partition(".")
@@ -161,6 +162,10 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def make_node(tmp_path, request):
     nodes: list[Node] = []
+
+    secret = tmp_path / "cluster.secret"
+    if not secret.exists():
+        secret.write_text("test-cluster-secret-0123456789\n")
 
     def make(**extra) -> Node:
         d = tmp_path / f"node{len(nodes)}"

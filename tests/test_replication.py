@@ -162,9 +162,9 @@ def test_new_spare_bootstraps_from_a_snapshot_during_load(make_node, tmp_path):
     assert all(c_rows[s]["committed_lsn"] == a_rows[s]["committed_lsn"] for s in a_rows)
 
 
-@pytest.mark.parametrize("strict", [True, False])
-def test_commit_policy_when_the_spare_stops(make_node, strict):
-    a = make_node(**{"replication.strict": strict, "replication.sync_timeout": 0.5})
+@pytest.mark.parametrize("policy,strict", [("sync", True), ("sync", False), ("async", False)])
+def test_commit_policy_when_the_spare_stops(make_node, policy, strict):
+    a = make_node(**{"replication.policy": policy, "replication.strict": strict, "replication.sync_timeout": 0.5})
     a.start()
     b = make_node(**{"replication.follow": a.grpc})
     b.start()
@@ -180,11 +180,13 @@ def test_commit_policy_when_the_spare_stops(make_node, strict):
             c.cmd("DATA")
             code, text = c.cmd("Subject: during-stop\r\n\r\nx\r\n.")
         waited = time.monotonic() - t0
-        assert waited >= 0.5
-        if strict:
+        if policy == "async":
+            assert code == 250 and waited < 0.5  # never waits for the spare
+        elif strict:
+            assert waited >= 0.5
             assert (code, text[:5]) == (451, "4.3.0")
         else:
-            assert code == 250
+            assert code == 250 and waited >= 0.5
             row = [r for r in status(a) if r["shard"] == shard_of(ALICE, 2)][0]
             assert row["degraded"] is True
             assert "mailcluster_replication_degraded_commits_total" in a.metrics()
@@ -195,3 +197,42 @@ def test_commit_policy_when_the_spare_stops(make_node, strict):
     want = ["after"] if strict else ["after", "during-stop"]
     assert subjects(a, ALICE) == want
     wait_for(lambda: subjects(b, ALICE) == want, 20, what="spare caught up")
+
+
+def test_snapshot_stream_resumes_and_demands_the_cluster_secret(make_node):
+    import grpc
+
+    from mailnode.proto import replication_pb2 as pb
+    from mailnode.proto import replication_pb2_grpc
+
+    a = make_node()
+    a.start()
+    a.add_user(ALICE)
+    send(a, ALICE, [f"m{i}" for i in range(30)])
+    shard = shard_of(ALICE, 2)
+    secret = (("x-mailcluster-cluster", "test-cluster-secret-0123456789"),)
+    with grpc.insecure_channel(a.grpc) as channel:
+        stub = replication_pb2_grpc.ReplicationStub(channel)
+        with pytest.raises(grpc.RpcError) as e:
+            list(stub.Snapshot(pb.SnapshotRequest(shard=shard, follower="t"), timeout=10))
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        full = list(stub.Snapshot(pb.SnapshotRequest(shard=shard, follower="t"), metadata=secret, timeout=30))
+        files = [c.path for c in full if c.end_of_file]
+        assert full[-1].end_of_snapshot and "state.json" in files and len(files) >= 31
+        # A stream broken after ten files resumes after the last whole one.
+        stream = stub.Snapshot(pb.SnapshotRequest(shard=shard, follower="t"), metadata=secret, timeout=30)
+        got = []
+        for chunk in stream:
+            got.append(chunk)
+            if sum(c.end_of_file for c in got) == 10:
+                break
+        stream.cancel()
+        first = [c.path for c in got if c.end_of_file]
+        rest = list(stub.Snapshot(pb.SnapshotRequest(shard=shard, follower="t", snapshot_id=got[0].snapshot_id,
+                                                     resume_after=first[-1]), metadata=secret, timeout=30))
+        assert first + [c.path for c in rest if c.end_of_file] == files
+        assert rest[-1].end_of_snapshot and rest[-1].lsn == got[0].lsn
+        with pytest.raises(grpc.RpcError) as e:
+            list(stub.Snapshot(pb.SnapshotRequest(shard=shard, snapshot_id="0" * 32), metadata=secret, timeout=10))
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND

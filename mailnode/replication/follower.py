@@ -83,39 +83,52 @@ class Follower:
         start = pb.FollowStart(shard=shard.id, follower=self.node.name, from_lsn=journal.committed_lsn,
                                last_epoch=journal.epochs[-1][0] if journal.epochs else 0)
 
-        async def requests():
-            yield pb.FollowRequest(start=start)
-            while True:
-                yield pb.FollowRequest(ack=pb.Ack(durable_lsn=await acks.get()))
-
         def acked(fut: asyncio.Future) -> None:
             if not fut.cancelled() and fut.exception() is None:
                 acks.put_nowait(journal.committed_lsn)
 
-        async with grpc.aio.insecure_channel(self.primary) as channel:
-            call = replication_pb2_grpc.ReplicationStub(channel).Follow(requests())
-            async for reply in call:
-                if reply.epoch < shard.epoch:
-                    raise StaleEpoch(f"refusing {self.primary}: its epoch {reply.epoch} is older than {shard.epoch}")
-                if reply.epoch > shard.epoch:
-                    shard.epoch = reply.epoch
-                    await asyncio.to_thread(shard.save_role)
-                kind = reply.WhichOneof("kind")
-                if kind == "frames":
-                    fut = self._append(reply.frames, reply.epoch)
-                    fut.add_done_callback(acked)
-                elif kind == "heartbeat":
-                    acks.put_nowait(journal.committed_lsn)
-                elif kind == "truncate":
-                    call.cancel()
-                    await self._diverged(channel, reply.truncate.lsn)
-                    return
-                elif kind == "need_snapshot":
-                    call.cancel()
-                    from mailnode.replication.snapshot import bootstrap
+        async def send_acks(call) -> None:
+            try:
+                while True:
+                    await call.write(pb.FollowRequest(ack=pb.Ack(durable_lsn=await acks.get())))
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                pass  # the stream ended; the receiving side says why
 
-                    await bootstrap(self.node, shard, channel)
-                    return
+        async with grpc.aio.insecure_channel(self.primary) as channel:
+            # write()/read() rather than a request generator: grpc cannot close a
+            # generator that is waiting for the next acknowledgement.
+            call = replication_pb2_grpc.ReplicationStub(channel).Follow(metadata=self.node.cluster_metadata)
+            await call.write(pb.FollowRequest(start=start))
+            sender = asyncio.create_task(send_acks(call))
+            try:
+                await self._receive(call, channel, acked, acks)
+            finally:
+                sender.cancel()
+                call.cancel()
+
+    async def _receive(self, call, channel, acked, acks) -> None:
+        shard, journal = self.shard, self.shard.journal
+        async for reply in call:
+            if reply.epoch < shard.epoch:
+                raise StaleEpoch(f"refusing {self.primary}: its epoch {reply.epoch} is older than {shard.epoch}")
+            if reply.epoch > shard.epoch:
+                shard.epoch = reply.epoch
+                await asyncio.to_thread(shard.save_role)
+            kind = reply.WhichOneof("kind")
+            if kind == "frames":
+                self._append(reply.frames, reply.epoch).add_done_callback(acked)
+            elif kind == "heartbeat":
+                acks.put_nowait(journal.committed_lsn)
+            elif kind == "truncate":
+                call.cancel()
+                await self._diverged(channel, reply.truncate.lsn)
+                return
+            elif kind == "need_snapshot":
+                call.cancel()
+                from mailnode.replication.snapshot import bootstrap
+
+                await bootstrap(self.node, shard, channel)
+                return
 
     def _append(self, frames: pb.Frames, epoch: int) -> asyncio.Future:
         """Check every frame (checksum, lsn, epoch) and queue it; the future of the last."""
@@ -150,7 +163,8 @@ class Follower:
             rec.message_accepted.CopyFrom(fr.record.message_accepted)
             rec.message_accepted.salvaged_from = f"{self.node.name}/{fr.record.epoch}/{fr.lsn}"
             await stub.Submit(pb.SubmitRequest(shard=shard.id, record=rec.SerializeToString(),
-                                               origin=self.node.name), timeout=30)
+                                               origin=self.node.name), timeout=30,
+                              metadata=self.node.cluster_metadata)
             salvaged += 1
         metrics.SALVAGED.labels(str(shard.id)).inc(salvaged)
         removed = await asyncio.to_thread(journal.truncate, lsn)

@@ -12,15 +12,18 @@ Policies (``[replication] policy``):
 - ``local``: like async, but no spare is ever reported in sync (a standalone
   shard; nothing may be promoted automatically).
 
-A spare is *in sync* while its acknowledged position is within
-``max_lag_bytes`` of the primary's commit point; it drops out when it
-disconnects or lets a sync commit time out.
+A spare is *in sync* while the oldest commit it has not acknowledged is at
+most ``max_lag_seconds`` old (and it is less than ``max_lag_bytes`` behind);
+it drops out when it disconnects or lets a sync commit time out, and comes back
+when an acknowledgement shows it caught up again. (A bound in bytes alone would
+trip in normal operation: 20 sessions of 100 KiB are 2 MB in flight.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import logging
 import time
 from dataclasses import dataclass, field
@@ -51,16 +54,22 @@ class Spare:
 
 
 class ReplicationPrimary:
-    def __init__(self, shard, *, policy: str, strict: bool, sync_timeout: float, max_lag_bytes: int):
+    def __init__(self, shard, *, policy: str, strict: bool, sync_timeout: float, max_lag_bytes: int,
+                 max_lag_seconds: float):
         self.shard = shard
         self.policy = policy
         self.strict = strict
         self.sync_timeout = sync_timeout
         self.max_lag_bytes = max_lag_bytes
+        self.max_lag_seconds = max_lag_seconds
+        self._commits: collections.deque[tuple[int, float]] = collections.deque()  # (end lsn, when)
         self.spares: dict[str, Spare] = {}
         self._waiters: list[tuple[int, int, asyncio.Future]] = []
         self._seq = 0
         self.degraded = False  # committing without a spare's acknowledgement
+        # Awaited before the first degraded commit (the agent publishes the empty in-sync
+        # set to ZooKeeper); raising NotReplicated refuses the commit instead.
+        self.on_degrade = None
         label = str(shard.id)
         self._m_waiting = metrics.SYNC_WAITING.labels(label)
         self._m_degraded = metrics.DEGRADED_COMMITS.labels(label)
@@ -89,12 +98,21 @@ class ReplicationPrimary:
         if spare.in_sync:
             self._release(spare.acked)
 
+    def committed(self, end: int) -> None:
+        """A batch ending at ``end`` became durable locally (journal listener)."""
+        self._commits.append((end, time.monotonic()))
+        if len(self._commits) > 4096:  # keep what the slowest connected spare still needs
+            floor = min((s.acked for s in self.spares.values() if s.connected), default=end)
+            while len(self._commits) > 1 and self._commits[0][0] <= floor:
+                self._commits.popleft()
+            while len(self._commits) > 65536:
+                self._commits.popleft()
+
     def _evaluate(self, spare: Spare) -> None:
-        committed = self.shard.journal.committed_lsn
-        if spare.acked >= committed:
-            spare.caught_up_at = time.monotonic()
-        ok = self.policy != "local" and spare.connected and committed - spare.acked <= self.max_lag_bytes
-        self._set_in_sync(spare, ok, "caught up" if ok else "lagging")
+        nbytes, seconds = self.lag(spare)
+        ok = (self.policy != "local" and spare.connected and seconds <= self.max_lag_seconds
+              and nbytes <= self.max_lag_bytes)
+        self._set_in_sync(spare, ok, "caught up" if ok else f"{nbytes} bytes, {seconds:.1f}s behind")
 
     def _set_in_sync(self, spare: Spare, value: bool, why: str) -> None:
         if spare.in_sync != value:
@@ -111,8 +129,13 @@ class ReplicationPrimary:
         return sorted(s.name for s in self.spares.values() if s.in_sync)
 
     def lag(self, spare: Spare) -> tuple[int, float]:
+        """Bytes not acknowledged, and the age of the oldest commit among them."""
         behind = max(0, self.shard.journal.committed_lsn - spare.acked)
-        return behind, 0.0 if behind == 0 else time.monotonic() - spare.caught_up_at
+        if behind == 0:
+            return 0, 0.0
+        i = bisect.bisect_right(self._commits, (spare.acked, float("inf")))
+        since = self._commits[i][1] if i < len(self._commits) else spare.caught_up_at
+        return behind, time.monotonic() - since
 
     def replicated_lsn(self) -> int:
         return max((s.acked for s in self.spares.values() if s.in_sync), default=0)
@@ -135,7 +158,7 @@ class ReplicationPrimary:
         if self.policy != "sync" or self.replicated_lsn() >= end:
             return
         if not self.in_sync() and not self.strict:
-            self._degraded_commit("no spare is in sync")
+            await self._degrade("no spare is in sync")
             return
         fut = asyncio.get_running_loop().create_future()
         self._seq += 1
@@ -145,6 +168,7 @@ class ReplicationPrimary:
             await asyncio.wait_for(fut, self.sync_timeout)
         except asyncio.TimeoutError:
             self._timed_out(end)
+            await self._degrade(f"no acknowledgement within {self.sync_timeout:.1f}s")
         finally:
             self._m_waiting.dec()
 
@@ -155,10 +179,11 @@ class ReplicationPrimary:
         if self.strict:
             raise NotReplicated(f"shard {self.shard.id}: no in-sync spare acknowledged within "
                                 f"{self.sync_timeout:.1f}s (strict sync policy)")
-        self._degraded_commit(f"no acknowledgement within {self.sync_timeout:.1f}s")
 
-    def _degraded_commit(self, why: str) -> None:
+    async def _degrade(self, why: str) -> None:
         if not self.degraded:
+            if self.on_degrade is not None:
+                await self.on_degrade()
             self.degraded = True
             log.warning("shard %d: %s; committing locally (degraded) until a spare is in sync",
                         self.shard.id, why)

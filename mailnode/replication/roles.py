@@ -47,20 +47,33 @@ class RoleManager:
         if f is not None:
             await f.stop()
 
-    async def promote(self, shard_id: int) -> str:
+    async def promote(self, shard_id: int, epoch: int = 0, reason: str = "by operator") -> str:
+        """Make this node the shard's primary: at ``epoch`` when given (ZooKeeper assigns it),
+        else at one past the highest epoch known here."""
         shard = self.node.shards[shard_id]
-        if shard.role == "primary":
+        last = shard.journal.epochs[-1][0] if shard.journal.epochs else 0
+        if shard.role == "primary" and (not epoch or epoch == shard.epoch):
             return f"{self.node.name} is already primary of shard {shard_id} (epoch {shard.epoch})"
+        if epoch and epoch < last:
+            sentence = (f"refused to promote {self.node.name} for shard {shard_id} at epoch {epoch}: "
+                        f"its journal is already at epoch {last}")
+            log.error("%s", sentence)
+            return sentence
         old = shard.primary_address
         await self._unfollow(shard_id)
-        epoch = max(shard.epoch, shard.journal.epochs[-1][0] if shard.journal.epochs else 0) + 1
         shard.replication.spares.clear()
         shard.replication.degraded = False
         shard.role, shard.primary_address = "primary", ""
-        lsn = await shard.start_epoch(epoch)
+        if epoch and epoch == last:
+            # Our own epoch, given back (after a self-fence that was not followed by a failover).
+            shard.epoch = shard.journal.epoch = epoch
+            lsn = shard.journal.committed_lsn
+        else:
+            epoch = epoch or max(shard.epoch, last) + 1
+            lsn = await shard.start_epoch(epoch)
         await asyncio.to_thread(shard.save_role)
-        sentence = (f"promoted {self.node.name} to primary of shard {shard_id} at epoch {epoch} "
-                    f"(journal end lsn {shard.journal.committed_lsn}, epoch record at {lsn})")
+        sentence = (f"promoted {self.node.name} to primary of shard {shard_id} at epoch {epoch} ({reason}; "
+                    f"journal end lsn {shard.journal.committed_lsn}, epoch starts at {lsn})")
         if old:
             self._fencing[shard_id] = asyncio.create_task(self._fence(shard, old, epoch))
             sentence += f"; fencing the previous primary {old}"
@@ -94,7 +107,8 @@ class RoleManager:
         while shard.role == "primary" and shard.epoch == epoch:
             try:
                 async with grpc.aio.insecure_channel(old) as channel:
-                    reply = await replication_pb2_grpc.ReplicationStub(channel).Fence(req, timeout=5)
+                    reply = await replication_pb2_grpc.ReplicationStub(channel).Fence(
+                        req, timeout=5, metadata=self.node.cluster_metadata)
                 log.warning("shard %d: fenced the previous primary %s (its journal ended at lsn %d)",
                             shard.id, old, reply.end_lsn)
                 return

@@ -10,6 +10,7 @@ commit. Every reply carries the primary's epoch; the spare refuses lower ones.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 import grpc
@@ -40,7 +41,15 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
     def __init__(self, node):
         self.node = node
 
+    async def _authorize(self, context) -> None:
+        secret = self.node.cluster_secret
+        if secret:
+            given = dict(context.invocation_metadata()).get("x-mailcluster-cluster", "")
+            if not hmac.compare_digest(given.encode(), secret.encode()):
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad or missing cluster secret")
+
     async def _shard(self, number: int, context):
+        await self._authorize(context)
         shard = self.node.shards.get(number)
         if shard is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no shard {number} on {self.node.name}")

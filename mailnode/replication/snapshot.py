@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -76,6 +77,8 @@ def _read(path: str, offset: int) -> bytes:
 
 async def serve_snapshot(shard, request, context):
     snap_id = request.snapshot_id
+    if snap_id and not re.fullmatch(r"[0-9a-f]{32}", snap_id):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed snapshot id")
     if not snap_id:
         snap_id, lsn = await asyncio.to_thread(_make, shard)
         log.info("shard %d: snapshot %s at lsn %d for %s", shard.id, snap_id, lsn, request.follower)
@@ -144,7 +147,7 @@ async def bootstrap(node, shard, channel) -> None:
                              resume_after=progress["resume_after"])
     files = 0
     try:
-        async for chunk in stub.Snapshot(req):
+        async for chunk in stub.Snapshot(req, metadata=node.cluster_metadata):
             if chunk.end_of_snapshot:
                 epochs = [tuple(e) for e in json.loads(chunk.epochs_json)]
                 await asyncio.to_thread(_install, shard, staging, chunk.lsn, epochs)

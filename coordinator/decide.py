@@ -1,0 +1,88 @@
+"""What the leading coordinator decides, from one snapshot of the cluster.
+
+One function per situation, each returning its decision as a sentence (and
+the change to make to ``shards/<n>``, applied with compare-and-set). Pure
+logic: no ZooKeeper here, so it is tested with plain data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coordinator.model import Cluster, ShardInfo
+
+
+@dataclass(frozen=True)
+class Decision:
+    shard: int
+    sentence: str
+    info: ShardInfo
+    changes: dict | None = None  # None: nothing to write (a decision not to act)
+    kind: str = "note"
+
+
+def _load(cluster: Cluster, name: str) -> int:
+    return sum((i.primary == name) * 2 + (name in i.spares) for i in cluster.shards.values())
+
+
+def _least_loaded(cluster: Cluster, names) -> str | None:
+    names = sorted(names, key=lambda n: (_load(cluster, n), n))
+    return names[0] if names else None
+
+
+def assign_primary(cluster: Cluster, info: ShardInfo, now: float) -> Decision | None:
+    pick = _least_loaded(cluster, cluster.members)
+    if pick is None:
+        return Decision(info.id, f"shard {info.id} has no primary and no node is registered", info)
+    return Decision(info.id, f"assigned {pick} as primary of shard {info.id}: the shard had none", info,
+                    {"primary": pick, "spares": [s for s in info.spares if s != pick], "epoch": info.epoch + 1,
+                     "in_sync": []}, "assign")
+
+
+def fail_over(cluster: Cluster, info: ShardInfo, now: float) -> Decision:
+    n, dead = info.id, info.primary
+    if cluster.paused:
+        return Decision(n, f"not failing over shard {n}: {dead}'s session expired, but failover is paused", info)
+    wait = cluster.config.get("failover_min_interval", 30.0) - (now - info.last_failover)
+    if info.last_failover and wait > 0:
+        return Decision(n, f"not failing over shard {n} again for {wait:.0f}s: its last failover was "
+                           f"{now - info.last_failover:.0f}s ago (flap damping)", info)
+    candidates = [s for s in info.in_sync if s in cluster.members and s in info.spares]
+    if not candidates:
+        return Decision(n, f"cannot fail over shard {n}: {dead}'s session expired and no in-sync spare is "
+                           f"alive (spares {list(info.spares)}, in sync {list(info.in_sync)})", info)
+    # Prefer the spare that holds the most journal (its lsn as it last reported).
+    pick = max(candidates, key=lambda s: (cluster.members[s].shard(n).get("lsn", 0), s))
+    spares = [s for s in info.spares if s != pick] + [dead]  # the old primary rejoins as a spare
+    return Decision(n, f"promoted {pick} for shard {n}: {dead}'s session expired", info,
+                    {"primary": pick, "spares": spares, "epoch": info.epoch + 1, "in_sync": [],
+                     "last_failover": now, "failover_started": now}, "failover")
+
+
+def assign_spare(cluster: Cluster, info: ShardInfo, now: float) -> Decision | None:
+    want = cluster.config.get("spares_per_shard", 1)
+    live = [s for s in info.spares if s in cluster.members]
+    if len(live) >= want:
+        return None
+    idle = [m for m in cluster.members if m != info.primary and m not in info.spares]
+    pick = _least_loaded(cluster, idle)
+    if pick is None:
+        return None
+    dead = [s for s in info.spares if s not in cluster.members]
+    spares = live + dead[-2:] + [pick]  # keep a few dead ones: they rejoin as spares when back
+    return Decision(info.id, f"assigned {pick} as spare of shard {info.id}: it had {len(live)} live spare(s) "
+                             f"of {want}", info, {"spares": spares}, "assign")
+
+
+def decide(cluster: Cluster, now: float) -> list[Decision]:
+    out = []
+    for n, info in sorted(cluster.shards.items()):
+        if not info.primary:
+            d = None if cluster.paused else assign_primary(cluster, info, now)
+        elif info.primary not in cluster.members:
+            d = fail_over(cluster, info, now)
+        else:
+            d = assign_spare(cluster, info, now)
+        if d is not None:
+            out.append(d)
+    return out

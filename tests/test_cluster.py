@@ -1,0 +1,205 @@
+"""The cluster against a real 3-server ZooKeeper ensemble: automatic failover,
+coordinator takeover, a ZooKeeper server lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from kazoo.client import KazooClient
+
+from conftest import DOMAIN, wait_for
+from coordinator.zkserver import Ensemble
+from mailtools import body_of, pop3_messages
+from mailnode.users import shard_of
+from test_durability import SIZE, SUBJECT, accepted_numbers, loadgen, start_load
+
+ALICE = f"alice@{DOMAIN}"
+SESSION = 2.0
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory):
+    block = f"127.{240 + os.getpid() % 10}.{os.getpid() // 10 % 250}"
+    e = Ensemble(str(tmp_path_factory.mktemp("zk")), [f"{block}.{i}" for i in (1, 2, 3)])
+    e.start()
+    yield e
+    e.stop()
+
+
+class Cluster:
+    def __init__(self, ensemble, make_node, tmp_path):
+        self.ensemble, self.tmp = ensemble, tmp_path
+        self.root = f"/mc-{uuid.uuid4().hex[:8]}"
+        self.nodes = []
+        self.coordinators: list[subprocess.Popen] = []
+        self.make_node = make_node
+
+    def mailctl(self, *args: str) -> str:
+        r = subprocess.run([sys.executable, "-m", "mailnode.mailctl", "--zk", self.ensemble.connect,
+                            "--root", self.root, *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def start(self, nodes: int = 3, coordinators: int = 2) -> None:
+        self.mailctl("init", "--shards", "2", "--domain", DOMAIN, "--failover-min-interval", "5")
+        for _ in range(nodes):
+            n = self.make_node(**{"cluster.zookeeper": self.ensemble.connect, "cluster.root": self.root,
+                                  "cluster.session_timeout": SESSION})
+            n.start()
+            self.nodes.append(n)
+        for i in range(coordinators):
+            self.start_coordinator(f"coord{i}")
+        wait_for(self.settled, 40, what="every shard with a primary and an in-sync spare")
+
+    def start_coordinator(self, name: str) -> None:
+        cfg = self.tmp / f"{name}.toml"
+        cfg.write_text(f'[coordinator]\nname = "{name}"\nzookeeper = "{self.ensemble.connect}"\n'
+                       f'root = "{self.root}"\nsession_timeout = {SESSION}\nloop_interval = 0.2\n')
+        log = open(self.tmp / f"{name}.log", "ab")
+        self.coordinators.append(subprocess.Popen(
+            [sys.executable, "-m", "coordinator.cli", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT))
+        log.close()
+
+    def status(self) -> list[dict]:
+        return json.loads(self.mailctl("status", "--json"))["members"]
+
+    def settled(self) -> bool:
+        rows = self.status()
+        for shard in (0, 1):
+            mine = [r for r in rows if r["shard"] == shard]
+            if not any(r["role"] == "primary" and r["alive"] for r in mine):
+                return False
+            if not any(r["role"] == "spare" and r["alive"] and r["in_sync"] for r in mine):
+                return False
+        return True
+
+    def node(self, name: str):
+        return next(n for n in self.nodes if n.name == name)
+
+    def primary_of(self, shard: int):
+        rows = [r for r in self.status() if r["shard"] == shard and r["role"] == "primary"]
+        return self.node(rows[0]["node"])
+
+    def stop(self) -> None:
+        for c in self.coordinators:
+            if c.poll() is None:
+                c.terminate()
+                c.wait(20)
+
+
+@pytest.fixture
+def cluster(ensemble, make_node, tmp_path):
+    c = Cluster(ensemble, make_node, tmp_path)
+    yield c
+    c.stop()
+
+
+def accepts(node) -> bool:
+    try:
+        with smtplib.SMTP(*node.smtp, timeout=2) as s:
+            s.sendmail("probe@remote.test", [ALICE], b"Subject: probe\r\n\r\nprobe\r\n")
+        return True
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
+def test_kill9_primary_under_load_fails_over_without_loss(cluster, tmp_path):
+    cluster.start()
+    shard = shard_of(ALICE, 2)
+    primary = cluster.primary_of(shard)
+    primary.add_user(ALICE)
+    proc, log = start_load(primary, tmp_path, ALICE, 0, 1500, "clu")
+    wait_for(lambda: len(accepted_numbers(log)) >= 300, 120, what="300 acked")
+    primary.kill9()
+    killed = time.monotonic()
+    others = [n for n in cluster.nodes if n is not primary]
+    new = wait_for(lambda: next((n for n in others if accepts(n)), None), 30, interval=0.02,
+                   what="a new primary committing")
+    failover = time.monotonic() - killed
+    proc.communicate(timeout=180)
+    print(f"\nfailover: kill -9 -> first 250 on {new.name}: {failover:.2f}s (session timeout {SESSION}s)")
+    assert failover < SESSION + 1.0 + 0.5  # the target, plus what probing adds
+    acked = set(accepted_numbers(log))
+    numbers = []
+    for msg in pop3_messages(new.pop3, ALICE):
+        body = body_of(msg)
+        if body.startswith(b"Subject: probe"):
+            continue
+        n = int(SUBJECT.search(body).group(1))
+        assert body == loadgen.make_message(n, "clu", "load@remote.test", ALICE, SIZE)
+        numbers.append(n)
+    assert len(numbers) == len(set(numbers))
+    assert not acked - set(numbers), f"lost {len(acked - set(numbers))} acknowledged messages"
+    history = cluster.mailctl("history")
+    assert f"promoted {new.name} for shard {shard}: {primary.name}'s session expired" in history
+    # The killed node comes back as a spare of the new primary.
+    primary.start()
+    wait_for(lambda: any(r["node"] == primary.name and r["role"] == "spare" and r["in_sync"]
+                         for r in cluster.status() if r["shard"] == shard), 40, what="old primary back as spare")
+
+
+def test_leading_coordinator_killed_the_other_takes_over(cluster):
+    cluster.start()
+    zk = KazooClient(hosts=cluster.ensemble.connect, timeout=5)
+    zk.start(10)
+    try:
+        leader = zk.Election(f"{cluster.root}/election").contenders()[0]
+    finally:
+        zk.stop()
+        zk.close()
+    idx = int(leader.removeprefix("coord"))
+    cluster.coordinators[idx].send_signal(signal.SIGKILL)
+    cluster.coordinators[idx].wait(10)
+    shard = shard_of(ALICE, 2)
+    primary = cluster.primary_of(shard)
+    primary.kill9()
+    others = [n for n in cluster.nodes if n is not primary]
+    wait_for(lambda: any(r["role"] == "primary" and r["alive"] and r["node"] != primary.name
+                         for r in cluster.status() if r["shard"] == shard), 30, what="failover by the other")
+    history = json.loads(cluster.mailctl("history", "--json"))
+    failovers = [h for h in history if "session expired" in h["decision"]]
+    assert failovers and failovers[-1]["coordinator"] == f"coord{1 - idx}"
+    assert others
+
+
+def test_losing_one_zookeeper_server_disrupts_nothing(cluster, tmp_path):
+    cluster.start()
+    shard = shard_of(ALICE, 2)
+    primary = cluster.primary_of(shard)
+    primary.add_user(ALICE)
+    proc, log = start_load(primary, tmp_path, ALICE, 0, 800, "zk")
+    wait_for(lambda: len(accepted_numbers(log)) >= 200, 60, what="200 acked")
+    victim = cluster.ensemble.servers[0]
+    victim.stop(signal.SIGKILL)
+    try:
+        out, _ = proc.communicate(timeout=180)
+        result = json.loads(out)
+        assert result["accepted"] == 800 and result["tempfail"] == 0 and result["errors"] == 0, result
+        assert cluster.primary_of(shard) is primary  # no failover happened
+    finally:
+        victim.start(cluster.ensemble.servers, cluster.ensemble.tick_ms)
+        wait_for(victim.ok, 30, what="the ZooKeeper server back")
+
+
+def test_pause_prevents_failover(cluster):
+    cluster.start()
+    cluster.mailctl("pause")
+    shard = shard_of(ALICE, 2)
+    primary = cluster.primary_of(shard)
+    primary.kill9()
+    deadline = time.monotonic() + SESSION + 2.5
+    while time.monotonic() < deadline:  # bounded observation: nothing may change
+        rows = [r for r in cluster.status() if r["shard"] == shard]
+        assert [r["node"] for r in rows if r["role"] == "primary"] == [primary.name]
+    cluster.mailctl("resume")
+    wait_for(lambda: any(r["role"] == "primary" and r["alive"]
+                         for r in cluster.status() if r["shard"] == shard), 30, what="failover after resume")
+    assert "failover is paused" in (cluster.tmp / "coord0.log").read_text() + (cluster.tmp / "coord1.log").read_text()
