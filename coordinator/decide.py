@@ -25,15 +25,18 @@ def _load(cluster: Cluster, name: str) -> int:
     return sum((i.primary == name) * 2 + (name in i.spares) for i in cluster.shards.values())
 
 
-def _least_loaded(cluster: Cluster, names) -> str | None:
-    names = sorted(names, key=lambda n: (_load(cluster, n), n))
+def _least_loaded(cluster: Cluster, names, pending: dict[str, int] | None = None) -> str | None:
+    """The node with the least work (a primary counts double), counting decisions of this cycle."""
+    pending = pending or {}
+    names = sorted(names, key=lambda n: (_load(cluster, n) + pending.get(n, 0), n))
     return names[0] if names else None
 
 
-def assign_primary(cluster: Cluster, info: ShardInfo, now: float) -> Decision | None:
-    pick = _least_loaded(cluster, cluster.members)
+def assign_primary(cluster: Cluster, info: ShardInfo, now: float, pending: dict[str, int]) -> Decision | None:
+    pick = _least_loaded(cluster, cluster.members, pending)
     if pick is None:
         return Decision(info.id, f"shard {info.id} has no primary and no node is registered", info)
+    pending[pick] = pending.get(pick, 0) + 2
     return Decision(info.id, f"assigned {pick} as primary of shard {info.id}: the shard had none", info,
                     {"primary": pick, "spares": [s for s in info.spares if s != pick], "epoch": info.epoch + 1,
                      "in_sync": []}, "assign")
@@ -59,15 +62,16 @@ def fail_over(cluster: Cluster, info: ShardInfo, now: float) -> Decision:
                      "last_failover": now, "failover_started": now}, "failover")
 
 
-def assign_spare(cluster: Cluster, info: ShardInfo, now: float) -> Decision | None:
+def assign_spare(cluster: Cluster, info: ShardInfo, now: float, pending: dict[str, int]) -> Decision | None:
     want = cluster.config.get("spares_per_shard", 1)
     live = [s for s in info.spares if s in cluster.members]
     if len(live) >= want:
         return None
     idle = [m for m in cluster.members if m != info.primary and m not in info.spares]
-    pick = _least_loaded(cluster, idle)
+    pick = _least_loaded(cluster, idle, pending)
     if pick is None:
         return None
+    pending[pick] = pending.get(pick, 0) + 1
     dead = [s for s in info.spares if s not in cluster.members]
     spares = live + dead[-2:] + [pick]  # keep a few dead ones: they rejoin as spares when back
     return Decision(info.id, f"assigned {pick} as spare of shard {info.id}: it had {len(live)} live spare(s) "
@@ -76,13 +80,14 @@ def assign_spare(cluster: Cluster, info: ShardInfo, now: float) -> Decision | No
 
 def decide(cluster: Cluster, now: float) -> list[Decision]:
     out = []
+    pending: dict[str, int] = {}
     for n, info in sorted(cluster.shards.items()):
         if not info.primary:
-            d = None if cluster.paused else assign_primary(cluster, info, now)
+            d = None if cluster.paused else assign_primary(cluster, info, now, pending)
         elif info.primary not in cluster.members:
             d = fail_over(cluster, info, now)
         else:
-            d = assign_spare(cluster, info, now)
+            d = assign_spare(cluster, info, now, pending)
         if d is not None:
             out.append(d)
     return out

@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -128,48 +129,127 @@ def _port_free(address: str) -> bool:
     return True
 
 
-def up(directory: str, *, nodes: int = 1, shards: int = 1, domain: str = "example.test",
-       base_address: str | None = None, timeout: float = 60.0) -> dict:
-    if nodes != 1:
-        raise LocalError("--nodes: only a single node can run until the cluster (ZooKeeper) part is built")
+def _spawn(args: list[str], log_path: str, cwd: str) -> int:
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=cwd)
+    proc.returncode = 0  # detached on purpose: `local down` stops it by pid
+    return proc.pid
+
+
+def _new_state(directory: str, nodes: int, shards: int, domain: str, base_address: str | None) -> dict:
+    block = base_address or loopback_block(directory)
+    state = {"domain": domain, "shards": shards, "block": block,
+             "nodes": [{"name": f"node{i}", **{k: f"{block}.{10 + i}:{p}" for k, p in PORTS.items()}}
+                       for i in range(1, nodes + 1)]}
+    if nodes > 1:  # a cluster: ZooKeeper ensemble and coordinators
+        state["root"] = "/mailcluster"
+        state["zk_servers"] = [{"myid": i, "host": f"{block}.{i}"} for i in (1, 2, 3)]
+        state["zookeeper"] = ",".join(f"{z['host']}:2181" for z in state["zk_servers"])
+        state["coordinators"] = [{"name": f"coord{i}", "http": f"{block}.{20 + i}:9090"} for i in (1, 2)]
+    return state
+
+
+def _start_zookeeper(directory: str, state: dict, timeout: float) -> None:
+    from coordinator.zkserver import Ensemble, ZooKeeperError
+
+    ens = Ensemble(os.path.join(directory, "zookeeper"), [z["host"] for z in state["zk_servers"]])
+    try:
+        if all(s.ok() for s in ens.servers):
+            return
+        for z, server in zip(state["zk_servers"], ens.servers):
+            if not (_alive(z.get("pid")) and server.ok()):
+                server.start(ens.servers, ens.tick_ms)
+                server.proc.returncode = 0  # detached
+                z["pid"] = server.proc.pid
+        save_state(directory, state)
+        deadline = time.monotonic() + timeout
+        while not all(s.ok() for s in ens.servers):
+            if time.monotonic() > deadline:
+                raise LocalError(f"ZooKeeper not serving after {timeout:.0f}s; see {directory}/zookeeper/zk*/")
+            time.sleep(0.1)
+    except ZooKeeperError as e:
+        raise LocalError(str(e)) from None
+
+
+def _init_cluster(state: dict) -> None:
+    from kazoo.client import KazooClient
+
+    from coordinator.model import Store
+
+    zk = KazooClient(hosts=state["zookeeper"], timeout=10)
+    zk.start(30)
+    try:
+        Store(zk, state["root"]).init(state["shards"], [state["domain"]], 1, 30.0)
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def _settled(state: dict) -> bool:
+    from kazoo.client import KazooClient
+
+    from coordinator.model import Store
+
+    zk = KazooClient(hosts=state["zookeeper"], timeout=10)
+    zk.start(30)
+    try:
+        cluster = Store(zk, state["root"]).snapshot()
+    finally:
+        zk.stop()
+        zk.close()
+    return all(info.primary in cluster.members and any(s in cluster.members for s in info.in_sync)
+               for info in cluster.shards.values())
+
+
+def up(directory: str, *, nodes: int = 3, shards: int = 2, domain: str = "example.test",
+       base_address: str | None = None, timeout: float = 90.0) -> dict:
     directory = os.path.abspath(directory)
     os.makedirs(directory, exist_ok=True)
     state = load_state(directory)
     if state is None:
-        block = base_address or loopback_block(directory)
-        node_list = []
-        for i in range(1, nodes + 1):
-            ip = f"{block}.{10 + i}"
-            node_list.append({"name": f"node{i}", **{k: f"{ip}:{p}" for k, p in PORTS.items()}})
-        state = {"domain": domain, "shards": shards, "nodes": node_list}
-    elif state["shards"] != shards or state["domain"] != domain:
+        state = _new_state(directory, nodes, shards, domain, base_address)
+    elif (state["shards"], state["domain"], len(state["nodes"])) != (shards, domain, nodes):
         raise LocalError(
-            f"{directory} holds a cluster of {state['shards']} shards for {state['domain']}; "
-            "use those values or another --dir"
-        )
+            f"{directory} holds {len(state['nodes'])} node(s) with {state['shards']} shards for "
+            f"{state['domain']}; use those values or another --dir")
+    cluster = "zookeeper" in state
+    if cluster:
+        _start_zookeeper(directory, state, timeout)
+        _init_cluster(state)
+        secret = os.path.join(directory, "cluster.secret")
+        if not os.path.exists(secret):
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32) + "\n")
     cert, key = make_certificate(directory, f"mail.{state['domain']}")
     for node in state["nodes"]:
         ndir = os.path.join(directory, node["name"])
         os.makedirs(ndir, exist_ok=True)
-        node["dir"] = ndir
-        node["config"] = os.path.join(ndir, "node.toml")
-        node["log"] = os.path.join(ndir, "node.log")
-        node["data_dir"] = os.path.join(ndir, "data")
+        node.update(dir=ndir, config=os.path.join(ndir, "node.toml"), log=os.path.join(ndir, "node.log"),
+                    data_dir=os.path.join(ndir, "data"))
         with open(node["config"], "w") as f:
             f.write(node_config(node, state["domain"], state["shards"], cert, key))
+            if cluster:
+                f.write(f'\n[cluster]\nzookeeper = "{state["zookeeper"]}"\nroot = "{state["root"]}"\n'
+                        f'session_timeout = 4.0\n\n[replication]\nsecret_file = "../cluster.secret"\n')
         if _alive(node.get("pid")) and health(node):
             continue
         busy = [k for k in PORTS if not _port_free(node[k])]
         if busy:
             raise LocalError(f"{node['name']}: {', '.join(node[k] for k in busy)} already in use; "
                              "stop what holds it or pick another --base-address")
-        with open(node["log"], "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mailnode.cli", "--config", node["config"]],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=ndir,
-            )
-        node["pid"] = proc.pid
+        node["pid"] = _spawn([sys.executable, "-m", "mailnode.cli", "--config", node["config"]], node["log"], ndir)
+        save_state(directory, state)
+    for c in state.get("coordinators", []):
+        if _alive(c.get("pid")):
+            continue
+        cfg = os.path.join(directory, f"{c['name']}.toml")
+        with open(cfg, "w") as f:
+            f.write(f'[coordinator]\nname = "{c["name"]}"\nzookeeper = "{state["zookeeper"]}"\n'
+                    f'root = "{state["root"]}"\nsession_timeout = 4.0\nhttp = "{c["http"]}"\n')
+        c["log"] = os.path.join(directory, f"{c['name']}.log")
+        c["pid"] = _spawn([sys.executable, "-m", "coordinator.cli", "--config", cfg], c["log"], directory)
         save_state(directory, state)
     deadline = time.monotonic() + timeout
     for node in state["nodes"]:
@@ -180,6 +260,11 @@ def up(directory: str, *, nodes: int = 1, shards: int = 1, domain: str = "exampl
             if time.monotonic() > deadline:
                 raise LocalError(f"{node['name']} not ready after {timeout:.0f}s; see {node['log']}")
             time.sleep(0.1)
+    while cluster and not _settled(state):
+        if time.monotonic() > deadline:
+            raise LocalError(f"shards not served with an in-sync spare after {timeout:.0f}s; "
+                             f"see the logs in {directory}")
+        time.sleep(0.2)
     save_state(directory, state)
     return state
 
@@ -197,7 +282,7 @@ def down(directory: str, timeout: float = 20.0) -> list[str]:
     if state is None:
         raise LocalError(f"{directory}: no local cluster here (no local.json)")
     stopped = []
-    for node in state["nodes"]:
+    for node in state.get("coordinators", []) + state["nodes"] + state.get("zk_servers", []):
         pid = node.get("pid")
         if not _alive(pid):
             continue
@@ -207,7 +292,7 @@ def down(directory: str, timeout: float = 20.0) -> list[str]:
             time.sleep(0.05)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
-        stopped.append(node["name"])
+        stopped.append(node.get("name") or f"zookeeper{node['myid']}")
     return stopped
 
 
@@ -218,6 +303,8 @@ def status(directory: str) -> dict:
     for node in state["nodes"]:
         node["alive"] = _alive(node.get("pid"))
         node["health"] = health(node) if node["alive"] else None
+    for part in state.get("coordinators", []) + state.get("zk_servers", []):
+        part["alive"] = _alive(part.get("pid"))
     return state
 
 
@@ -226,5 +313,12 @@ PUBLIC_KEYS = ("name", "pid", "smtp", "submission", "pop3", "http", "grpc")
 
 def public_map(state: dict) -> dict:
     """The operator-contract JSON: keys for parts not built yet are absent."""
-    return {"nodes": [{k: n[k] for k in PUBLIC_KEYS if k in n} |
-                      ({"alive": n["alive"]} if "alive" in n else {}) for n in state["nodes"]]}
+    def alive(part):
+        return {"alive": part["alive"]} if "alive" in part else {}
+
+    out = {"nodes": [{k: n[k] for k in PUBLIC_KEYS if k in n} | alive(n) for n in state["nodes"]]}
+    if "zookeeper" in state:
+        out["zookeeper"] = state["zookeeper"]
+        out["coordinators"] = [{k: c[k] for k in ("name", "pid", "http") if k in c} | alive(c)
+                               for c in state["coordinators"]]
+    return out

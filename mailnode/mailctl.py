@@ -87,6 +87,9 @@ def read_password(args) -> str:
 
 # -- commands ---------------------------------------------------------------------------
 def cmd_user(args) -> None:
+    target = zk_target(args)
+    if target is not None and args.action != "list":
+        args.node = primary_node_for(target, args.address)
     with admin(args) as client:
         if args.action == "add":
             r = client.add_user(args.address, read_password(args))
@@ -159,7 +162,7 @@ def cluster_rows(store) -> list[dict]:
                 "shard": n, "node": name, "role": "primary" if name == info.primary else "spare",
                 "alive": m is not None, "epoch": info.epoch, "lsn": lsn if lsn is not None else "",
                 "lag_bytes": "" if lsn is None or not primary or name == info.primary else max(0, plsn - lsn),
-                "in_sync": name in info.in_sync, "grpc": m.grpc if m else "",
+                "in_sync": "" if name == info.primary else name in info.in_sync, "grpc": m.grpc if m else "",
                 "smtp": m.data.get("smtp", "") if m else ""})
     return rows
 
@@ -185,6 +188,18 @@ def cmd_status(args) -> None:
     rows.sort(key=lambda r: (r["shard"], r["role"] != "primary", r["node"]))
     emit(args, rows if not args.json else {"shards": rows},
          ["shard", "node", "role", "epoch", "committed_lsn", "applied_lsn", "in_sync", "lag", "degraded", "users"])
+
+
+def primary_node_for(target, address: str) -> str:
+    """The node that is primary of the address's shard: user changes are its journal records."""
+    from mailnode.users import shard_of
+
+    with ZkSession(target) as store:
+        cluster = store.snapshot()
+    info = cluster.shards[shard_of(address, cluster.config["shards"])]
+    if info.primary not in cluster.members:
+        raise CliError(f"shard {info.id} of {address} has no live primary right now; try again shortly")
+    return info.primary
 
 
 def cmd_cluster(args) -> None:
@@ -269,8 +284,15 @@ def cmd_local(args) -> int:
         else:
             rows = [{k: n.get(k, "") for k in localcluster.PUBLIC_KEYS} for n in state["nodes"]]
             print(table(rows, [k for k in localcluster.PUBLIC_KEYS if any(r[k] for r in rows)]))
-            print(f"\nmail for @{state['domain']} goes to SMTP {state['nodes'][0]['smtp']}; add a mailbox with\n"
-                  f"  mailctl --dir {args.dir} user add someone@{state['domain']}")
+            if "zookeeper" in state:
+                print(f"\nZooKeeper {state['zookeeper']}; coordinators "
+                      + ", ".join(f"{c['name']} (pid {c['pid']})" for c in state["coordinators"]))
+                with ZkSession((state["zookeeper"], state["root"])) as store:
+                    print(table(cluster_rows(store), ["shard", "node", "role", "alive", "epoch", "in_sync", "smtp"]))
+                print("\nEach shard is served by its primary's SMTP and POP3 listeners (see the table);")
+            else:
+                print(f"\nmail for @{state['domain']} goes to SMTP {state['nodes'][0]['smtp']};")
+            print(f"add a mailbox with: mailctl --dir {args.dir} user add someone@{state['domain']}")
         return 0
     if args.action == "down":
         stopped = localcluster.down(args.dir)
@@ -300,8 +322,8 @@ def parser() -> argparse.ArgumentParser:
 
     loc = sub.add_parser("local", help="the cluster on loopback").add_subparsers(dest="action", required=True)
     lup = loc.add_parser("up", parents=[common], help="start everything, return when ready")
-    lup.add_argument("--nodes", type=int, default=1)
-    lup.add_argument("--shards", type=int, default=1)
+    lup.add_argument("--nodes", type=int, default=3, help="1: a standalone node; more: a cluster with ZooKeeper")
+    lup.add_argument("--shards", type=int, default=2)
     lup.add_argument("--domain", default="example.test")
     lup.add_argument("--base-address", help="loopback /24 prefix to use, e.g. 127.0.5 (default: from DIR)")
     loc.add_parser("down", parents=[common], help="stop everything started there")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import smtplib
 import ssl
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from conftest import DOMAIN, PASSWORD, wait_for
 from mailtools import body_of, pop3_messages
+from mailnode.users import shard_of
 
 
 def mailctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -39,7 +41,8 @@ def cluster(tmp_path):
 
 def test_local_up_serves_mail_with_tls_and_resumes(cluster):
     d, base = cluster
-    up = json.loads(mailctl("local", "up", "--dir", d, "--json", "--base-address", base).stdout)
+    up = json.loads(mailctl("local", "up", "--dir", d, "--json", "--base-address", base, "--nodes", "1",
+                            "--shards", "1").stdout)
     [node] = up["nodes"]
     assert set(node) == {"name", "pid", "smtp", "pop3", "http", "grpc"}
     assert node["smtp"].startswith(base + ".")
@@ -67,7 +70,7 @@ def test_local_up_serves_mail_with_tls_and_resumes(cluster):
     assert r.returncode == 1 and "False" in r.stdout
 
     # Re-running up on the same directory resumes its data.
-    mailctl("local", "up", "--dir", d, "--base-address", base)
+    mailctl("local", "up", "--dir", d, "--base-address", base, "--nodes", "1", "--shards", "1")
     got = pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True)
     assert [body_of(m) for m in got] == [msg]
 
@@ -78,3 +81,28 @@ def test_mailctl_errors_are_one_line(cluster, tmp_path):
     assert r.returncode == 1 and "no local cluster here" in r.stderr and "Traceback" not in r.stderr
     r = mailctl("journal", "verify", str(tmp_path / "nope"), check=False)
     assert r.returncode == 1 and "no such journal directory" in r.stderr
+
+
+def test_local_cluster_with_zookeeper_fails_over(cluster):
+    d, base = cluster
+    up = json.loads(mailctl("local", "up", "--dir", d, "--json", "--base-address", base).stdout)
+    assert len(up["nodes"]) == 3 and len(up["coordinators"]) == 2 and up["zookeeper"].count(":2181") == 3
+    mailctl("--dir", d, "user", "add", f"alice@{DOMAIN}", "--password", PASSWORD)
+    rows = json.loads(mailctl("--dir", d, "status", "--json").stdout)["members"]
+    shard = shard_of(f"alice@{DOMAIN}", 2)
+    primary = next(r for r in rows if r["shard"] == shard and r["role"] == "primary")
+    msg = b"Subject: clustered\r\n\r\nhello\r\n"
+    with smtplib.SMTP(*addr(primary["smtp"])) as s:
+        s.sendmail("x@remote.test", [f"alice@{DOMAIN}"], msg)
+    pid = next(n["pid"] for n in up["nodes"] if n["name"] == primary["node"])
+    os.kill(pid, signal.SIGKILL)
+
+    def new_primary():
+        rows = json.loads(mailctl("--dir", d, "status", "--json").stdout)["members"]
+        return next((r for r in rows if r["shard"] == shard and r["role"] == "primary" and r["alive"]
+                     and r["node"] != primary["node"]), None)
+
+    new = wait_for(new_primary, 30, what="failover in the local cluster")
+    pop3 = next(n["pop3"] for n in up["nodes"] if n["name"] == new["node"])
+    assert [body_of(m) for m in pop3_messages(addr(pop3), f"alice@{DOMAIN}", tls=True)] == [msg]
+    assert "session expired" in mailctl("--dir", d, "history").stdout
