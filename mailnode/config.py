@@ -48,6 +48,10 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
         "root": (str, "/mailcluster", "the cluster's root znode"),
         "session_timeout": (float, 4.0, "ZooKeeper session timeout: failover time is about this plus a second"),
     },
+    "hooks": {
+        "on_role_change": (str, "", "executable run (in the background) after each role change of a shard"),
+        "timeout": (float, 10.0, "seconds a hook may run before it is killed"),
+    },
     "replication": {
         "policy": (str, "sync", "sync (250 after a spare's fsync too), async, or local"),
         "strict": (bool, False, "under sync with no spare acknowledging: true = 451, false = degrade to local"),
@@ -156,7 +160,8 @@ def from_dict(raw: dict, path: str = "<config>") -> Config:
     # Relative paths are relative to the config file, not to the working directory.
     base = os.path.dirname(os.path.abspath(path))
     sections["node"].values["data_dir"] = os.path.join(base, sections["node"].data_dir)
-    for section, key in (("tls", "cert"), ("tls", "key"), ("replication", "secret_file")):
+    for section, key in (("tls", "cert"), ("tls", "key"), ("replication", "secret_file"),
+                         ("hooks", "on_role_change")):
         if sections[section].values[key]:
             sections[section].values[key] = os.path.join(base, sections[section].values[key])
     sections["node"].values["domains"] = [d.lower() for d in sections["node"].domains]

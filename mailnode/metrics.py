@@ -50,3 +50,5 @@ FAILOVER_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 ZK_CONNECTED = Gauge("mailcluster_zookeeper_connected", "1 while the node's ZooKeeper session is connected")
+HOOKS_RUN = Counter("mailcluster_role_hooks_total", "Role-change hooks that ran and succeeded")
+HOOK_FAILURES = Counter("mailcluster_role_hook_failures_total", "Role-change hooks that failed, hung or could not start")

@@ -48,11 +48,11 @@ class Cluster:
         assert r.returncode == 0, r.stderr
         return r.stdout
 
-    def start(self, nodes: int = 3, coordinators: int = 2) -> None:
+    def start(self, nodes: int = 3, coordinators: int = 2, **extra) -> None:
         self.mailctl("init", "--shards", "2", "--domain", DOMAIN, "--failover-min-interval", "5")
         for _ in range(nodes):
             n = self.make_node(**{"cluster.zookeeper": self.ensemble.connect, "cluster.root": self.root,
-                                  "cluster.session_timeout": SESSION})
+                                  "cluster.session_timeout": SESSION, **extra})
             n.start()
             self.nodes.append(n)
         for i in range(coordinators):
@@ -203,3 +203,66 @@ def test_pause_prevents_failover(cluster):
     wait_for(lambda: any(r["role"] == "primary" and r["alive"]
                          for r in cluster.status() if r["shard"] == shard), 30, what="failover after resume")
     assert "failover is paused" in (cluster.tmp / "coord0.log").read_text() + (cluster.tmp / "coord1.log").read_text()
+
+
+def test_sigstopped_primary_past_its_session_is_fenced_and_rejoins(cluster, tmp_path):
+    cluster.start()
+    shard = shard_of(ALICE, 2)
+    primary = cluster.primary_of(shard)
+    primary.add_user(ALICE)
+    proc, log = start_load(primary, tmp_path, ALICE, 0, 600, "stop")
+    wait_for(lambda: len(accepted_numbers(log)) >= 150, 60, what="150 acked")
+    primary.signal(signal.SIGSTOP)
+    try:
+        others = [n for n in cluster.nodes if n is not primary]
+        new = wait_for(lambda: next((n for n in others if accepts(n)), None), 30, interval=0.05,
+                       what="a new primary while the old one is stopped")
+    finally:
+        primary.signal(signal.SIGCONT)
+    proc.communicate(timeout=180)
+    # Woken up, the old primary finds its session gone: it fences itself and follows.
+    wait_for(lambda: any(r["node"] == primary.name and r["role"] == "spare" and r["in_sync"]
+                         for r in cluster.status() if r["shard"] == shard), 40, what="old primary back as spare")
+    acked = set(accepted_numbers(log))
+    numbers = [int(SUBJECT.search(body_of(m)).group(1)) for m in pop3_messages(new.pop3, ALICE)
+               if body_of(m).startswith(b"Subject: lg ")]
+    assert len(numbers) == len(set(numbers))
+    assert not acked - set(numbers), f"lost {len(acked - set(numbers))} acknowledged messages"
+    assert accepts(new) and not accepts(primary)
+
+
+def http_status(node, path: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{node.http}{path}", timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_hanging_hooks_never_stall_failover_and_health_checks_follow_roles(cluster, tmp_path):
+    record = tmp_path / "hooks.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\necho \"$MAILCLUSTER_NODE $MAILCLUSTER_SHARD $MAILCLUSTER_ROLE $MAILCLUSTER_EPOCH\" "
+                    f">> {record}\nsleep 30\n")
+    hook.chmod(0o755)
+    cluster.start(**{"hooks.on_role_change": str(hook), "hooks.timeout": 1.0})
+    shard = shard_of(ALICE, 2)
+    primary = cluster.primary_of(shard)
+    spare = next(cluster.node(r["node"]) for r in cluster.status() if r["shard"] == shard and r["role"] == "spare")
+    assert http_status(primary, f"/primary?shard={shard}") == 200
+    assert http_status(spare, f"/primary?shard={shard}") == 503
+    assert http_status(spare, f"/spare?shard={shard}") == 200
+    assert http_status(primary, "/ready") == 200
+    primary.add_user(ALICE)
+    primary.kill9()
+    killed = time.monotonic()
+    wait_for(lambda: accepts(spare), 30, interval=0.02, what="the spare promoted")
+    assert time.monotonic() - killed < SESSION + 1.5  # hooks hang for 30 s; failover does not wait
+    assert http_status(spare, f"/primary?shard={shard}") == 200
+    wait_for(lambda: f"{spare.name} {shard} primary 2" in record.read_text(), 10, what="the hook ran")
+    wait_for(lambda: "mailcluster_role_hook_failures_total 1.0" in spare.metrics()
+             or "mailcluster_role_hook_failures_total 2.0" in spare.metrics(), 10, what="hung hook counted")
+    assert "killed after 1s" in spare.read_log()

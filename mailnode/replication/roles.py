@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 
 import grpc
 
+from mailnode import metrics
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
 from mailnode.replication.follower import Follower
@@ -25,6 +28,7 @@ class RoleManager:
         self.node = node
         self.followers: dict[int, Follower] = {}
         self._fencing: dict[int, asyncio.Task] = {}
+        self._hooks: set[asyncio.Task] = set()
 
     def start(self) -> None:
         for shard in self.node.shards.values():
@@ -78,6 +82,7 @@ class RoleManager:
             self._fencing[shard_id] = asyncio.create_task(self._fence(shard, old, epoch))
             sentence += f"; fencing the previous primary {old}"
         log.warning("%s", sentence)
+        self.run_hook(shard, sentence)
         return sentence
 
     async def demote(self, shard_id: int, primary: str = "", epoch: int = 0, reason: str = "by operator") -> str:
@@ -97,7 +102,55 @@ class RoleManager:
                     + (f" following {primary}" if primary else " (not following anyone yet)")
                     + f" at epoch {shard.epoch}, was {was}: {reason}")
         log.warning("%s", sentence)
+        self.run_hook(shard, sentence)
         return sentence
+
+    def run_hook(self, shard, sentence: str) -> None:
+        """Run the role-change hook in the background: it never delays a role change."""
+        hook = self.node.config.hooks.on_role_change
+        if hook:
+            task = asyncio.create_task(self._hook(hook, shard, sentence))
+            self._hooks.add(task)
+            task.add_done_callback(self._hooks.discard)
+
+    async def _hook(self, hook: str, shard, sentence: str) -> None:
+        cfg = self.node.config
+        env = dict(os.environ, MAILCLUSTER_SHARD=str(shard.id),
+                   MAILCLUSTER_ROLE="primary" if shard.role == "primary" else
+                   ("spare" if shard.primary_address else "idle"),
+                   MAILCLUSTER_EPOCH=str(shard.epoch), MAILCLUSTER_NODE=self.node.name,
+                   MAILCLUSTER_PRIMARY=shard.primary_address or self.node.advertise,
+                   MAILCLUSTER_SMTP=cfg.smtp.listen, MAILCLUSTER_POP3=cfg.pop3.listen,
+                   MAILCLUSTER_HTTP=cfg.http.listen, MAILCLUSTER_REASON=sentence)
+        timeout = cfg.hooks.timeout
+        try:
+            proc = await asyncio.create_subprocess_exec(hook, env=env, stdin=asyncio.subprocess.DEVNULL,
+                                                        stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.STDOUT,
+                                                        start_new_session=True)
+        except OSError as e:
+            metrics.HOOK_FAILURES.inc()
+            log.error("shard %d: role-change hook %s could not start: %s", shard.id, hook, e)
+            return
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        except asyncio.TimeoutError:
+            # The whole process group: a child left holding the output pipe would keep us waiting.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await proc.wait()
+            metrics.HOOK_FAILURES.inc()
+            log.error("shard %d: role-change hook %s killed after %.0fs", shard.id, hook, timeout)
+            return
+        text = out.decode(errors="replace").strip()[-500:]
+        if proc.returncode != 0:
+            metrics.HOOK_FAILURES.inc()
+            log.error("shard %d: role-change hook %s exited %d: %s", shard.id, hook, proc.returncode, text)
+        else:
+            metrics.HOOKS_RUN.inc()
+            log.info("shard %d: role-change hook %s done: %s", shard.id, hook, text)
 
     async def _fence(self, shard, old: str, epoch: int) -> None:
         """Tell the replaced primary, until it hears it, that it must follow us now."""
