@@ -79,6 +79,14 @@ class Coordinator:
         cluster = self.store.snapshot()
         PAUSED.set(1 if cluster.paused else 0)
         for d in decide(cluster, time.time()):
+            if d.kind in ("switchover-done", "switchover-refused"):
+                if d.changes is not None and not self.store.update_shard(d.info, **d.changes):
+                    self._wake.set()
+                    continue
+                self.store.end_switchover(cluster.switchover_version)
+                log.warning("coordinator %s: %s", self.name, d.sentence)
+                self.store.append_history(d.sentence, shard=d.shard, coordinator=self.name, kind=d.kind)
+                continue
             if d.changes is None:
                 if self._said.get(d.shard) != d.sentence:
                     log.warning("coordinator %s: %s", self.name, d.sentence)

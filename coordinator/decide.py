@@ -78,10 +78,59 @@ def assign_spare(cluster: Cluster, info: ShardInfo, now: float, pending: dict[st
                              f"of {want}", info, {"spares": spares}, "assign")
 
 
+SWITCHOVER_TIMEOUT = 30.0
+
+
+def switch_over(cluster: Cluster, info: ShardInfo, req: dict, now: float) -> Decision | None:
+    """Drain the primary, wait until the target holds everything it committed, then swap.
+
+    A Decision with kind "switchover-done" or "switchover-refused" also ends the request."""
+    n, old = info.id, info.primary
+    draining = info.extra.get("draining")
+    target = req.get("to") or draining_target(info) or max(
+        (s for s in info.in_sync if s in cluster.members), default="",
+        key=lambda s: cluster.members[s].shard(n).get("lsn", 0))
+    if not draining:
+        if now < req.get("at", 0):
+            return None
+        if old not in cluster.members:
+            return Decision(n, f"refused switchover of shard {n}: its primary {old} is not alive", info,
+                            None, "switchover-refused")
+        if target not in info.in_sync or target not in cluster.members:
+            return Decision(n, f"refused switchover of shard {n} to {target or 'a spare'}: not an alive "
+                               f"in-sync spare (in sync: {list(info.in_sync)})", info, None, "switchover-refused")
+        return Decision(n, f"draining {old} for a switchover of shard {n} to {target}", info,
+                        {"draining": old, "switchover_to": target, "draining_since": now}, "switchover")
+    drained = cluster.members.get(old, None)
+    drained_lsn = drained.shard(n).get("drained_lsn") if drained else None
+    have = cluster.members[target].shard(n).get("lsn", 0) if target in cluster.members else -1
+    if drained_lsn is not None and have >= drained_lsn:
+        spares = [s for s in info.spares if s != target] + [old]
+        return Decision(n, f"switched shard {n} over from {old} to {target} at epoch {info.epoch + 1} "
+                           f"(drained at lsn {drained_lsn})", info,
+                        {"primary": target, "spares": spares, "epoch": info.epoch + 1, "in_sync": [],
+                         "draining": None, "switchover_to": None, "last_failover": now}, "switchover-done")
+    if now - info.extra.get("draining_since", now) > SWITCHOVER_TIMEOUT:
+        return Decision(n, f"aborted switchover of shard {n}: {target} did not catch up with {old} within "
+                           f"{SWITCHOVER_TIMEOUT:.0f}s; {old} serves again", info,
+                        {"draining": None, "switchover_to": None}, "switchover-refused")
+    return None
+
+
+def draining_target(info: ShardInfo) -> str:
+    return info.extra.get("switchover_to") or ""
+
+
 def decide(cluster: Cluster, now: float) -> list[Decision]:
     out = []
     pending: dict[str, int] = {}
+    req = cluster.switchover
     for n, info in sorted(cluster.shards.items()):
+        if req is not None and req.get("shard") == n and info.primary in cluster.members:
+            d = switch_over(cluster, info, req, now)
+            if d is not None:
+                out.append(d)
+            continue
         if not info.primary:
             d = None if cluster.paused else assign_primary(cluster, info, now, pending)
         elif info.primary not in cluster.members:

@@ -58,7 +58,7 @@ class ShardInfo:
         doc = {"primary": self.primary, "spares": list(self.spares), "epoch": self.epoch,
                "in_sync": list(self.in_sync), "last_failover": self.last_failover, **self.extra}
         doc.update(changes)
-        return json.dumps(doc).encode()
+        return json.dumps({k: v for k, v in doc.items() if v is not None}).encode()  # None deletes a key
 
 
 @dataclass(frozen=True)
@@ -213,6 +213,18 @@ class Store:
             except NoNodeError:
                 pass
         return out
+
+    def request_switchover(self, request: dict) -> None:
+        try:
+            self._call("create", self.path("switchover"), json.dumps(request).encode())
+        except NodeExistsError:
+            raise CoordinationError("a switchover is already pending (see `mailctl status`)") from None
+
+    def end_switchover(self, version: int) -> None:
+        try:
+            self._call("delete", self.path("switchover"), version=version)
+        except (NoNodeError, BadVersionError):
+            pass
 
     def set_paused(self, paused: bool) -> None:
         try:

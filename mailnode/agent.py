@@ -87,10 +87,16 @@ class Agent:
         return {
             "name": self.node.name, "grpc": self.node.advertise, "smtp": cfg.smtp.listen,
             "pop3": cfg.pop3.listen, "http": cfg.http.listen, "version": VERSION,
-            "shards": {str(s.id): {"role": s.role, "epoch": s.epoch, "lsn": s.journal.committed_lsn,
-                                   "in_sync": s.replication.in_sync() if s.role == "primary" else []}
-                       for s in self.node.shards.values()},
+            "shards": {str(s.id): self._shard_data(s) for s in self.node.shards.values()},
         }
+
+    @staticmethod
+    def _shard_data(s) -> dict:
+        doc = {"role": s.role, "epoch": s.epoch, "lsn": s.journal.committed_lsn,
+               "in_sync": s.replication.in_sync() if s.role == "primary" else []}
+        if s.draining and s.journal.committed_lsn == s.journal.end_lsn:
+            doc["drained_lsn"] = s.journal.end_lsn  # nothing in flight: spares need exactly this much
+        return doc
 
     def _register(self) -> None:
         self.store.register(self.node.name, self.member_data())
@@ -181,6 +187,13 @@ class Agent:
                 if shard.role != "primary" or shard.epoch != info.epoch:
                     await self.node.roles.promote(n, epoch=info.epoch, reason="assigned in ZooKeeper")
                     self._publish_first_commit(shard, info)
+                draining = info.extra.get("draining") == me
+                if draining != shard.draining:
+                    shard.draining = draining
+                    log.warning("agent %s: shard %d %s", me, n, "draining for a switchover: new transactions "
+                                "get 451 until the swap" if draining else "no longer draining; serving")
+                    if draining:
+                        asyncio.ensure_future(self._publish_drained(shard))
             elif me in info.spares and info.primary:
                 try:
                     raw, _ = await asyncio.to_thread(self.store.get, self.store.path("nodes", info.primary))
@@ -195,6 +208,19 @@ class Agent:
                                                  reason=f"assigned as spare of {info.primary}")
             elif shard.role == "primary" or shard.primary_address:
                 await self.node.roles.demote(n, "", info.epoch, reason="not assigned to this shard")
+
+    async def _publish_drained(self, shard) -> None:
+        """Tell the coordinator, as soon as nothing is in flight, where the journal ends."""
+        deadline = time.monotonic() + 10
+        while shard.draining and shard.journal.committed_lsn != shard.journal.end_lsn:
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.01)
+        if shard.draining and self.connected:
+            try:
+                await asyncio.to_thread(self.store.update_member, self.node.name, self.member_data())
+            except CoordinationError as e:
+                log.warning("agent %s: publishing the drained lsn: %s", self.node.name, e)
 
     def _publish_first_commit(self, shard, info) -> None:
         started = info.extra.get("failover_started")

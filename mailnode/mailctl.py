@@ -224,6 +224,84 @@ def cmd_cluster(args) -> None:
             emit(args, rows, ["time", "shard", "decision"])
 
 
+def parse_at(text: str | None) -> float:
+    """--at: "HH:MM" (next such time), an ISO date-time, or Unix seconds."""
+    import datetime
+
+    if not text:
+        return 0.0
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    try:
+        if len(text) <= 5 and ":" in text:
+            hh, mm = map(int, text.split(":"))
+            now = datetime.datetime.now()
+            at = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+            return (at if at > now else at + datetime.timedelta(days=1)).timestamp()
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise CliError(f"--at {text!r}: expected HH:MM, an ISO date-time or Unix seconds") from None
+
+
+def cmd_switchover(args) -> int:
+    target = zk_target(args)
+    if target is None:
+        raise CliError("switchover needs the cluster's ZooKeeper: --zk or --dir of a local cluster")
+    with ZkSession(target) as store:
+        seen = len(store.history(1000))
+        at = parse_at(args.at)
+        store.request_switchover({"shard": args.shard, "to": args.to or "", "at": at, "requested": time.time()})
+        print(f"switchover of shard {args.shard} requested" + (f" to {args.to}" if args.to else "")
+              + (f" at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))}" if at else ""), flush=True)
+        deadline = max(time.time(), at) + 60
+        while time.time() < deadline:
+            for h in store.history(1000)[seen:]:
+                seen += 1
+                if h.get("shard") != args.shard:
+                    continue
+                print(f"  {time.strftime('%H:%M:%S', time.localtime(h['time']))} {h['sentence']}", flush=True)
+                if h.get("kind") == "switchover-done":
+                    return 0
+                if h.get("kind") == "switchover-refused":
+                    return 1
+            time.sleep(0.2)
+    raise CliError("no outcome within 60s; see `mailctl history` (is a coordinator running?)")
+
+
+def cmd_failover(args) -> int:
+    target = zk_target(args)
+    if target is None:
+        raise CliError("failover needs the cluster's ZooKeeper: --zk or --dir of a local cluster")
+    with ZkSession(target) as store:
+        cluster = store.snapshot()
+        info = cluster.shards[args.shard]
+        if args.to not in cluster.members:
+            raise CliError(f"{args.to} is not an alive node of the cluster")
+        if args.to == info.primary:
+            raise CliError(f"{args.to} is already primary of shard {args.shard}")
+        plsn = max((m.shard(args.shard).get("lsn", 0) for m in cluster.members.values()
+                    if m.name == info.primary), default=None)
+        have = cluster.members[args.to].shard(args.shard).get("lsn", 0)
+        risk = (f"{args.to} holds shard {args.shard}'s journal up to lsn {have}; "
+                + (f"the primary {info.primary} last reported lsn {plsn}: up to {max(0, plsn - have)} bytes of "
+                   "acknowledged mail may be lost" if plsn is not None else
+                   f"the primary {info.primary} is gone, so what it had beyond that is unknown")
+                + ("" if args.to in info.in_sync else f"; {args.to} is NOT in the in-sync set")
+                + f". The old primary salvages what it accepted alone if it comes back.")
+        print(risk)
+        if not args.force:
+            print("not done: add --force to fail over anyway")
+            return 2
+        spares = [s for s in info.spares if s != args.to] + ([info.primary] if info.primary else [])
+        if not store.update_shard(info, primary=args.to, spares=spares, epoch=info.epoch + 1, in_sync=[],
+                                  last_failover=time.time(), draining=None, switchover_to=None):
+            raise CliError("the shard changed while deciding; run the command again")
+        sentence = f"forced failover of shard {args.shard} to {args.to} at epoch {info.epoch + 1} by operator"
+        store.append_history(sentence, shard=args.shard, kind="forced-failover")
+        print(sentence)
+    return 0
+
+
 def cmd_shard(args) -> None:
     with admin(args) as client:
         if args.action == "promote":
@@ -340,6 +418,14 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", parents=[common], help="shards of the node(s)")
 
+    sw = sub.add_parser("switchover", parents=[common], help="planned: drain, catch up, swap (zero loss)")
+    sw.add_argument("--shard", type=int, required=True)
+    sw.add_argument("--to", help="the spare to promote (default: the in-sync spare with most journal)")
+    sw.add_argument("--at", help="when: HH:MM, an ISO date-time or Unix seconds (default: now)")
+    fo = sub.add_parser("failover", parents=[common], help="disaster: make NODE primary now (may lose mail)")
+    fo.add_argument("--shard", type=int, required=True)
+    fo.add_argument("--to", required=True)
+    fo.add_argument("--force", action="store_true", help="do it, having read what may be lost")
     ini = sub.add_parser("init", parents=[common], help="create the cluster's data in ZooKeeper")
     ini.add_argument("--shards", type=int, required=True)
     ini.add_argument("--domain", required=True, help="hosted domain(s), comma-separated")
@@ -385,6 +471,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "shard":
             cmd_shard(args)
             return 0
+        if args.command == "switchover":
+            return cmd_switchover(args)
+        if args.command == "failover":
+            return cmd_failover(args)
         if args.command in ("init", "pause", "resume", "history"):
             cmd_cluster(args)
             return 0

@@ -54,6 +54,7 @@ class Shard:
         self.applied_lsn = 0  # loop-side view of state.applied_lsn
         # Role: "primary" (the only writer) or "follower" (a hot spare of `primary_address`).
         self.role = "primary"
+        self.draining = False  # a switchover is under way: no new commits, spares catch up
         self.primary_address = ""
         self.epoch = 0  # the highest epoch this node knows for the shard
         self.role_path = os.path.join(directory, "role.json")
@@ -212,8 +213,9 @@ class Shard:
     async def commit(self, record: JournalRecord, *, applied: bool = False) -> int:
         """Append as primary and wait until durable under the replication policy (and
         applied, if asked). Returns the lsn. Raises NotPrimary on a spare."""
-        if self.role != "primary":
-            raise NotPrimary(f"shard {self.id} is not primary on {self.node}")
+        if not self.accepting:
+            raise NotPrimary(f"shard {self.id} is not primary on {self.node}"
+                             + (" (draining for a switchover)" if self.draining else ""))
         fut = self.journal.append(record)
         end = self.journal.end_lsn
         lsn = await fut
@@ -227,6 +229,10 @@ class Shard:
         if applied:
             await self.wait_applied(lsn)
         return lsn
+
+    @property
+    def accepting(self) -> bool:
+        return self.role == "primary" and not self.draining
 
     async def _abort(self, record: JournalRecord, reason: str) -> None:
         """Take back a durable but unacknowledged message: the client gets 451 and retries."""

@@ -266,3 +266,40 @@ def test_hanging_hooks_never_stall_failover_and_health_checks_follow_roles(clust
     wait_for(lambda: "mailcluster_role_hook_failures_total 1.0" in spare.metrics()
              or "mailcluster_role_hook_failures_total 2.0" in spare.metrics(), 10, what="hung hook counted")
     assert "killed after 1s" in spare.read_log()
+
+
+def test_switchover_under_load_loses_nothing(cluster, tmp_path):
+    cluster.start()
+    shard = shard_of(ALICE, 2)
+    primary = cluster.primary_of(shard)
+    spare = next(cluster.node(r["node"]) for r in cluster.status() if r["shard"] == shard and r["role"] == "spare")
+    primary.add_user(ALICE)
+    proc, log = start_load(primary, tmp_path, ALICE, 0, 1000, "sw")
+    wait_for(lambda: len(accepted_numbers(log)) >= 200, 60, what="200 acked")
+    t0 = time.monotonic()
+    out = cluster.mailctl("switchover", "--shard", str(shard), "--to", spare.name)
+    took = time.monotonic() - t0
+    proc.communicate(timeout=180)
+    assert f"draining {primary.name}" in out and f"switched shard {shard} over from {primary.name} to {spare.name}" in out
+    print(f"\nswitchover took {took:.2f}s:\n{out}")
+    assert took < 10
+    acked = set(accepted_numbers(log))
+    numbers = [int(SUBJECT.search(body_of(m)).group(1)) for m in pop3_messages(spare.pop3, ALICE)]
+    assert len(numbers) == len(set(numbers))
+    assert not acked - set(numbers), f"lost {len(acked - set(numbers))} acknowledged messages"
+    assert accepts(spare) and not accepts(primary)
+    wait_for(lambda: any(r["node"] == primary.name and r["role"] == "spare" and r["in_sync"]
+                         for r in cluster.status() if r["shard"] == shard), 30, what="old primary as spare")
+
+
+def test_forced_failover_says_what_it_may_lose(cluster):
+    cluster.start()
+    shard = shard_of(ALICE, 2)
+    primary = cluster.primary_of(shard)
+    idle = next(n for n in cluster.nodes if n.name not in
+                {r["node"] for r in cluster.status() if r["shard"] == shard})
+    r = subprocess.run([sys.executable, "-m", "mailnode.mailctl", "--zk", cluster.ensemble.connect, "--root",
+                        cluster.root, "failover", "--shard", str(shard), "--to", idle.name],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "NOT in the in-sync set" in r.stdout and "--force" in r.stdout
+    assert cluster.primary_of(shard) is primary

@@ -67,7 +67,7 @@ class RoleManager:
         await self._unfollow(shard_id)
         shard.replication.spares.clear()
         shard.replication.degraded = False
-        shard.role, shard.primary_address = "primary", ""
+        shard.role, shard.primary_address, shard.draining = "primary", "", False
         if epoch and epoch == last:
             # Our own epoch, given back (after a self-fence that was not followed by a failover).
             shard.epoch = shard.journal.epoch = epoch
@@ -88,7 +88,7 @@ class RoleManager:
     async def demote(self, shard_id: int, primary: str = "", epoch: int = 0, reason: str = "by operator") -> str:
         shard = self.node.shards[shard_id]
         was = shard.role
-        shard.role, shard.primary_address = "follower", primary
+        shard.role, shard.primary_address, shard.draining = "follower", primary, False
         shard.epoch = max(shard.epoch, epoch)
         shard.replication.fail_waiters(NotPrimary(f"shard {shard_id} demoted on {self.node.name}"))
         task = self._fencing.pop(shard_id, None)

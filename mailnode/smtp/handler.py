@@ -71,7 +71,7 @@ class MxHandler:
         if not self.node.user_exists(addr):
             self.rejected("unknown_user")
             return replies.USER_UNKNOWN.format(_printable(address))
-        if self.node.shard_for(addr).role != "primary":
+        if not self.node.shard_for(addr).accepting:
             self.rejected("not_primary")
             return replies.NOT_PRIMARY.format(_printable(address))
         if len(envelope.rcpt_tos) >= self.node.config.smtp.max_recipients:
