@@ -86,7 +86,7 @@ class Agent:
         cfg = self.node.config
         return {
             "name": self.node.name, "grpc": self.node.advertise, "smtp": cfg.smtp.listen,
-            "pop3": cfg.pop3.listen, "http": cfg.http.listen, "version": VERSION,
+            "pop3": cfg.pop3.listen, "http": cfg.http.listen, "version": VERSION, "prefer": cfg.cluster.prefer,
             "shards": {str(s.id): self._shard_data(s) for s in self.node.shards.values()},
         }
 

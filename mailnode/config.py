@@ -47,6 +47,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
         "zookeeper": (str, "", "ZooKeeper ensemble host:port,...; empty: a standalone node (roles by hand)"),
         "root": (str, "/mailcluster", "the cluster's root znode"),
         "session_timeout": (float, 4.0, "ZooKeeper session timeout: failover time is about this plus a second"),
+        "prefer": (str, "any", "any, or spare: coordinators promote in-sync nodes configured as spares first"),
     },
     "hooks": {
         "on_role_change": (str, "", "executable run (in the background) after each role change of a shard"),
@@ -120,6 +121,8 @@ def _check(path: str, section: str, key: str, value: Any, typ) -> Any:
         parse_address(value, where)
     if (section, key) == ("replication", "policy") and value not in ("sync", "async", "local"):
         raise ConfigError(f"{where}: expected one of sync, async, local, got {value!r}")
+    if (section, key) == ("cluster", "prefer") and value not in ("any", "spare"):
+        raise ConfigError(f"{where}: expected any or spare, got {value!r}")
     return value
 
 

@@ -25,6 +25,14 @@ def test_expired_primary_is_replaced_by_the_in_sync_spare_with_most_journal():
     assert d.changes["in_sync"] == [] and d.kind == "failover"
 
 
+def test_a_node_configured_as_spare_is_preferred():
+    info = shard(spares=("b", "c"), in_sync=("b", "c"))
+    cluster = snapshot(["b", "c"], info, lsns={"b": 100, "c": 250})
+    cluster.members["b"].data["prefer"] = "spare"
+    [d] = decide(cluster, now=1000.0)
+    assert d.changes["primary"] == "b"
+
+
 def test_out_of_sync_spare_is_never_promoted():
     [d] = decide(snapshot(["b"], shard(in_sync=())), now=1000.0)
     assert d.changes is None and "no in-sync spare is alive" in d.sentence
