@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import threading
 import time
@@ -51,6 +52,7 @@ class Agent:
         self._fence_timer: asyncio.TimerHandle | None = None
         self._locks = {n: asyncio.Lock() for n in node.shards}
         self._assigned: dict[int, object] = {}
+        self._addresses: dict[str, str] = {}  # node name -> gRPC address, from nodes/<name>
         self._tasks: list[asyncio.Task] = []
         self._heartbeat = time.monotonic()
         self._dropped = threading.Event()
@@ -66,10 +68,14 @@ class Agent:
         await asyncio.to_thread(self._register)
         for shard in self.node.shards.values():
             shard.replication.on_degrade = functools.partial(self._publish_in_sync, shard)
-            DataWatch(self.zk, self.store.path("shards", shard.id), functools.partial(self._watch, shard.id))
+        self._rewatch()
         self._tasks = [asyncio.create_task(self._publish_loop()), asyncio.create_task(self._beat())]
         threading.Thread(target=self._watchdog, name="agent-watchdog", daemon=True).start()
         log.info("agent %s: registered in ZooKeeper under %s", self.node.name, self.store.root)
+
+    def _rewatch(self) -> None:
+        for n in self.node.shards:
+            DataWatch(self.zk, self.store.path("shards", n), functools.partial(self._watch, n))
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -122,7 +128,9 @@ class Agent:
     async def _publish_in_sync(self, shard) -> None:
         """Write the primary's in-sync set to shards/<n> (compare-and-set). Raises
         NotReplicated when it cannot: a degraded commit must not go ahead then."""
-        for _ in range(5):
+        for attempt in range(40):  # right after a failover the coordinator writes the shard too
+            if attempt:
+                await asyncio.sleep(0.05)
             try:
                 info = await asyncio.to_thread(self.store.shard, shard.id)
                 if info.primary != self.node.name or info.epoch != shard.epoch:
@@ -160,15 +168,17 @@ class Agent:
             if shard.role == "primary":
                 asyncio.ensure_future(self.node.roles.demote(shard.id, "", reason=f"self-fenced: {why}"))
 
-    async def _resync(self, why: str) -> None:
+    async def _resync(self, why: str) -> bool:
         try:
             await asyncio.to_thread(self._register)
             for shard in self.node.shards.values():
                 info = await asyncio.to_thread(self.store.shard, shard.id)
                 await self._apply(shard.id, info)
             log.info("agent %s: %s; roles re-applied", self.node.name, why)
+            return True
         except (CoordinationError, NoNodeError) as e:
             log.warning("agent %s: resync after %s failed: %s", self.node.name, why, e)
+            return False
 
     def _watch(self, n: int, data, stat) -> None:
         if data is None or self.loop is None:
@@ -176,17 +186,37 @@ class Agent:
         info = _shard_info(n, data, stat.version)
         self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._apply(n, info)))
 
+    def primary_address(self, n: int) -> str | None:
+        """gRPC address of shard n's primary as assigned in ZooKeeper (None: none known)."""
+        info = self._assigned.get(n)
+        if info is None or not info.primary or not self.connected:
+            return None
+        return self._addresses.get(info.primary)
+
+    async def _address_of(self, name: str) -> str:
+        try:
+            raw, _ = await asyncio.to_thread(self.store.get, self.store.path("nodes", name))
+        except NoNodeError:
+            return ""
+        address = json.loads(raw).get("grpc", "")
+        self._addresses[name] = address
+        return address
+
     # -- making the local role match the assignment ---------------------------------
     async def _apply(self, n: int, info) -> None:
         async with self._locks[n]:
             self._assigned[n] = info
             if not self.connected:
                 return  # never act on what may be stale
+            if info.primary and info.primary != self.node.name:
+                await self._address_of(info.primary)
+            self.node.router.changed()
             shard, me = self.node.shards[n], self.node.name
             if info.primary == me:
                 if shard.role != "primary" or shard.epoch != info.epoch:
                     await self.node.roles.promote(n, epoch=info.epoch, reason="assigned in ZooKeeper")
                     self._publish_first_commit(shard, info)
+                    self.node.router.changed()
                 draining = info.extra.get("draining") == me
                 if draining != shard.draining:
                     shard.draining = draining
@@ -195,14 +225,7 @@ class Agent:
                     if draining:
                         asyncio.ensure_future(self._publish_drained(shard))
             elif me in info.spares and info.primary:
-                try:
-                    raw, _ = await asyncio.to_thread(self.store.get, self.store.path("nodes", info.primary))
-                except NoNodeError:
-                    address = ""  # the primary is gone; a coordinator will decide
-                else:
-                    import json
-
-                    address = json.loads(raw)["grpc"]
+                address = self._addresses.get(info.primary, "")  # "": gone; a coordinator will decide
                 if address and (shard.role != "follower" or shard.primary_address != address):
                     await self.node.roles.demote(n, address, info.epoch,
                                                  reason=f"assigned as spare of {info.primary}")
@@ -234,19 +257,33 @@ class Agent:
         while True:
             self._heartbeat = time.monotonic()
             if self._dropped.is_set():
-                self._dropped.clear()
-                self._self_fence("the event loop stalled")
-                await asyncio.to_thread(self.zk.restart)
+                await self._new_session()
             await asyncio.sleep(0.1)
 
+    async def _new_session(self) -> None:
+        """After the watchdog dropped the session: fence, start a new session, re-apply."""
+        self._self_fence("the event loop stalled")
+        try:
+            await asyncio.to_thread(self.zk.start, 30)
+        except Exception as e:  # try again on the next beat
+            log.error("agent %s: no new ZooKeeper session yet: %s", self.node.name, e)
+            return
+        self.connected = True
+        self._rewatch()  # a stopped client forgets its watches
+        if await self._resync("new ZooKeeper session after the event loop stalled"):
+            self._dropped.clear()
+        else:
+            await asyncio.to_thread(self.zk.stop)  # and again on the next beat
+
     def _watchdog(self) -> None:
-        limit = self.session_timeout / 2
+        # As long as the session timeout: a loop stalled that long is hung, not just busy.
+        limit = self.session_timeout
         while not self._stopping.wait(0.1):
             if time.monotonic() - self._heartbeat > limit and not self._dropped.is_set():
                 log.critical("agent %s: event loop stalled for over %.1fs; dropping the ZooKeeper "
                              "session so that this node is failed over", self.node.name, limit)
-                self._dropped.set()
                 try:
                     self.zk.stop()
                 except Exception:
                     log.exception("agent: stopping the ZooKeeper client")
+                self._dropped.set()  # only now: the loop must not start a session before this one ends

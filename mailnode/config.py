@@ -49,6 +49,9 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
         "session_timeout": (float, 4.0, "ZooKeeper session timeout: failover time is about this plus a second"),
         "prefer": (str, "any", "any, or spare: coordinators promote in-sync nodes configured as spares first"),
     },
+    "frontend": {
+        "hold_timeout": (float, 30.0, "seconds a transaction waits for its shard's new primary during a failover"),
+    },
     "hooks": {
         "on_role_change": (str, "", "executable run (in the background) after each role change of a shard"),
         "timeout": (float, 10.0, "seconds a hook may run before it is killed"),

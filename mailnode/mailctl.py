@@ -287,7 +287,7 @@ def cmd_failover(args) -> int:
                    "acknowledged mail may be lost" if plsn is not None else
                    f"the primary {info.primary} is gone, so what it had beyond that is unknown")
                 + ("" if args.to in info.in_sync else f"; {args.to} is NOT in the in-sync set")
-                + f". The old primary salvages what it accepted alone if it comes back.")
+                + ". The old primary salvages what it accepted alone if it comes back.")
         print(risk)
         if not args.force:
             print("not done: add --force to fail over anyway")

@@ -52,3 +52,8 @@ FAILOVER_SECONDS = Histogram(
 ZK_CONNECTED = Gauge("mailcluster_zookeeper_connected", "1 while the node's ZooKeeper session is connected")
 HOOKS_RUN = Counter("mailcluster_role_hooks_total", "Role-change hooks that ran and succeeded")
 HOOK_FAILURES = Counter("mailcluster_role_hook_failures_total", "Role-change hooks that failed, hung or could not start")
+ROUTED = Counter("mailcluster_frontend_routed_total", "Commits routed to a shard's primary", ["shard", "where"])
+HELD = Counter("mailcluster_frontend_held_total", "Transactions held while their shard had no reachable primary",
+               ["shard"])
+HOLD_SECONDS = Histogram("mailcluster_frontend_hold_seconds", "How long held transactions waited",
+                         buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30))

@@ -77,6 +77,11 @@ class Node:
         }
         self.roles = RoleManager(self)
         self.agent = None
+        from mailnode.frontend.pop3 import Mailboxes
+        from mailnode.frontend.router import Router
+
+        self.router = Router(self, config.frontend.hold_timeout)
+        self.mailboxes = Mailboxes(self)
         if config.cluster.zookeeper:
             from mailnode.agent import Agent
 
@@ -154,10 +159,13 @@ class Node:
     async def _start_pop3(self) -> None:
         if not self.config.pop3.listen:
             return
+        from mailnode.frontend.pop3 import RoutedPop3Backend
         from mailnode.pop3.backend import NodePop3Backend
         from mailnode.pop3.server import Pop3Server
 
-        self._pop3 = Pop3Server(NodePop3Backend(self), hostname=self.hostname, tls_context=self.tls_context,
+        # In a cluster every node serves every mailbox through its shard's primary.
+        backend = RoutedPop3Backend(self) if self.agent is not None else NodePop3Backend(self)
+        self._pop3 = Pop3Server(backend, hostname=self.hostname, tls_context=self.tls_context,
                                 auth_failure_delay=self.config.pop3.auth_failure_delay,
                                 metrics=NodePop3Backend.metrics_hooks())
         host, port = parse_address(self.config.pop3.listen, "[pop3] listen")
@@ -219,6 +227,7 @@ class Node:
         if self.agent is not None:
             await self.agent.stop()
         await self.roles.stop()
+        await self.router.close()
         if self._grpc is not None:
             await self._grpc.stop(grace)
         if self._http is not None:

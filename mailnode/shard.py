@@ -51,6 +51,7 @@ class Shard:
         self._waiters: list[tuple[int, int, asyncio.Future]] = []  # (lsn, seq, future)
         self._seq = 0
         self._stopping = threading.Event()
+        self._inflight: dict[str, asyncio.Future] = {}  # queue id -> its commit under way
         self.applied_lsn = 0  # loop-side view of state.applied_lsn
         # Role: "primary" (the only writer) or "follower" (a hot spare of `primary_address`).
         self.role = "primary"
@@ -230,6 +231,36 @@ class Shard:
             await self.wait_applied(lsn)
         return lsn
 
+    async def commit_message(self, record: JournalRecord, *, retry: bool = False) -> tuple[int, bool]:
+        """Commit a message once per queue id: (lsn, was it a duplicate).
+
+        A retry (after a lost reply or a failover) or a salvaged copy may arrive while the
+        first commit of the same queue id is still waiting for its spare: that one decides."""
+        qid = record.message_accepted.queue_id
+        if not qid:
+            return await self.commit(record), False
+        pending = self._inflight.get(qid)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending), True
+            except Exception:
+                pass  # the first attempt failed: this one commits
+        if retry and self.journal.committed_lsn:
+            await self.wait_applied(self.journal.committed_lsn - 1)  # see what the old primary sent us
+        if qid in self.state.recent_ids:
+            return self.state.recent_ids[qid], True
+        fut = self._inflight[qid] = self._loop.create_future()
+        try:
+            lsn = await self.commit(record)
+            fut.set_result(lsn)
+            return lsn, False
+        except BaseException as e:
+            fut.set_exception(e if isinstance(e, Exception) else NotPrimary("commit cancelled"))
+            fut.exception()  # retrieved: nobody may be waiting
+            raise
+        finally:
+            self._inflight.pop(qid, None)
+
     @property
     def accepting(self) -> bool:
         return self.role == "primary" and not self.draining
@@ -244,7 +275,9 @@ class Shard:
         abort.aborted.uid = message_name(self.id, record.lsn, record.timestamp_ns, len(m.data))
         abort.aborted.recipients.extend(m.recipients)
         abort.aborted.reason = reason
+        abort.aborted.queue_id = m.queue_id
         await self.journal.append(abort)
+        await self.wait_applied(abort.lsn)  # a retry must not find the queue id as committed
 
     def rebuild_store(self) -> int:
         """Throw the derived store away and replay the whole local journal (blocking).

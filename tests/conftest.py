@@ -191,3 +191,24 @@ def node(make_node):
     n.add_user(f"alice@{DOMAIN}")
     n.add_user(f"bob@{DOMAIN}")
     return n
+
+
+@pytest.fixture(scope="session")
+def ensemble(tmp_path_factory):
+    """A real 3-server ZooKeeper ensemble on loopback, shared by the cluster tests."""
+    from coordinator.zkserver import Ensemble
+
+    block = f"127.{240 + os.getpid() % 10}.{os.getpid() // 10 % 250}"
+    e = Ensemble(str(tmp_path_factory.mktemp("zk")), [f"{block}.{i}" for i in (1, 2, 3)])
+    e.start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def cluster(ensemble, make_node, tmp_path):
+    from clustertools import Cluster
+
+    c = Cluster(ensemble, make_node, tmp_path)
+    yield c
+    c.stop()

@@ -142,6 +142,10 @@ async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:
                                       ("grpc.max_send_message_length", 64 << 20)])
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), server)
     replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(node), server)
+    from mailnode.frontend.service import ShardService
+    from mailnode.proto import frontend_pb2_grpc
+
+    frontend_pb2_grpc.add_ShardServicer_to_server(ShardService(node), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot listen on {host}:{port} for gRPC")
     await server.start()

@@ -89,16 +89,18 @@ class PasswordChanged(_message.Message):
     def __init__(self, address: _Optional[str] = ..., password_hash: _Optional[str] = ...) -> None: ...
 
 class Aborted(_message.Message):
-    __slots__ = ("lsn", "uid", "recipients", "reason")
+    __slots__ = ("lsn", "uid", "recipients", "reason", "queue_id")
     LSN_FIELD_NUMBER: _ClassVar[int]
     UID_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
     lsn: int
     uid: str
     recipients: _containers.RepeatedScalarFieldContainer[str]
     reason: str
-    def __init__(self, lsn: _Optional[int] = ..., uid: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    queue_id: str
+    def __init__(self, lsn: _Optional[int] = ..., uid: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., queue_id: _Optional[str] = ...) -> None: ...
 
 class Hole(_message.Message):
     __slots__ = ("lost_bytes", "padding")

@@ -67,6 +67,10 @@ class ReplicationPrimary:
         self._waiters: list[tuple[int, int, asyncio.Future]] = []
         self._seq = 0
         self.degraded = False  # committing without a spare's acknowledgement
+        # End of the last commit answered without a spare's acknowledgement (sync policy):
+        # a spare joins the in-sync set only once it holds everything up to here, so the
+        # set never names a spare that lacks an acknowledged message.
+        self.unreplicated_end = 0
         # Awaited before the first degraded commit (the agent publishes the empty in-sync
         # set to ZooKeeper); raising NotReplicated refuses the commit instead.
         self.on_degrade = None
@@ -111,7 +115,8 @@ class ReplicationPrimary:
     def _evaluate(self, spare: Spare) -> None:
         nbytes, seconds = self.lag(spare)
         ok = (self.policy != "local" and spare.connected and seconds <= self.max_lag_seconds
-              and nbytes <= self.max_lag_bytes)
+              and nbytes <= self.max_lag_bytes
+              and (self.policy != "sync" or spare.in_sync or spare.acked >= self.unreplicated_end))
         self._set_in_sync(spare, ok, "caught up" if ok else f"{nbytes} bytes, {seconds:.1f}s behind")
 
     def _set_in_sync(self, spare: Spare, value: bool, why: str) -> None:
@@ -158,7 +163,7 @@ class ReplicationPrimary:
         if self.policy != "sync" or self.replicated_lsn() >= end:
             return
         if not self.in_sync() and not self.strict:
-            await self._degrade("no spare is in sync")
+            await self._degrade("no spare is in sync", end)
             return
         fut = asyncio.get_running_loop().create_future()
         self._seq += 1
@@ -168,7 +173,7 @@ class ReplicationPrimary:
             await asyncio.wait_for(fut, self.sync_timeout)
         except asyncio.TimeoutError:
             self._timed_out(end)
-            await self._degrade(f"no acknowledgement within {self.sync_timeout:.1f}s")
+            await self._degrade(f"no acknowledgement within {self.sync_timeout:.1f}s", end)
         finally:
             self._m_waiting.dec()
 
@@ -180,7 +185,8 @@ class ReplicationPrimary:
             raise NotReplicated(f"shard {self.shard.id}: no in-sync spare acknowledged within "
                                 f"{self.sync_timeout:.1f}s (strict sync policy)")
 
-    async def _degrade(self, why: str) -> None:
+    async def _degrade(self, why: str, end: int) -> None:
+        self.unreplicated_end = max(self.unreplicated_end, end)
         if not self.degraded:
             if self.on_degrade is not None:
                 await self.on_degrade()

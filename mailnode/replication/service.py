@@ -118,10 +118,12 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
         fresh = JournalRecord()
         fresh.message_accepted.CopyFrom(m)
         try:
-            lsn = await shard.commit(fresh)
+            # By queue id too: a front end may have retried the same transaction here already.
+            lsn, dup = await shard.commit_message(fresh, retry=True)
         except (NotPrimary, NotReplicated, JournalError) as e:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
-        log.info("shard %d: took salvaged message %s from %s at lsn %d", shard.id, m.queue_id, request.origin, lsn)
+        log.info("shard %d: %s salvaged message %s from %s (lsn %d)", shard.id,
+                 "already had" if dup else "took", m.queue_id, request.origin, lsn)
         return pb.SubmitReply(lsn=lsn)
 
     async def Fence(self, request, context):

@@ -15,9 +15,12 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+import grpc
+
 from mailnode import metrics
 from mailnode.journal import JournalError
 from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.frontend.router import HoldExpired
 from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.smtp import replies
 from mailnode.users import normalize
@@ -68,12 +71,23 @@ class MxHandler:
         if domain not in self.node.domains:
             self.rejected("relay_denied")
             return replies.RELAY_DENIED.format(_printable(address))
-        if not self.node.user_exists(addr):
-            self.rejected("unknown_user")
-            return replies.USER_UNKNOWN.format(_printable(address))
-        if not self.node.shard_for(addr).accepting:
-            self.rejected("not_primary")
-            return replies.NOT_PRIMARY.format(_printable(address))
+        if self.node.agent is None:  # standalone: only shards this node is primary of
+            if not self.node.user_exists(addr):
+                self.rejected("unknown_user")
+                return replies.USER_UNKNOWN.format(_printable(address))
+            if not self.node.shard_for(addr).accepting:
+                self.rejected("not_primary")
+                return replies.NOT_PRIMARY.format(_printable(address))
+        else:  # a cluster: any mailbox, asked of its shard's primary
+            try:
+                exists = await self.node.router.user_exists(self.node.shard_id(addr), addr)
+            except (HoldExpired, grpc.aio.AioRpcError) as e:
+                log.warning("RCPT %s: %s", addr, e)
+                self.rejected("not_primary")
+                return replies.NOT_PRIMARY.format(_printable(address))
+            if not exists:
+                self.rejected("unknown_user")
+                return replies.USER_UNKNOWN.format(_printable(address))
         if len(envelope.rcpt_tos) >= self.node.config.smtp.max_recipients:
             self.rejected("too_many_recipients")
             return replies.TOO_MANY_RCPTS
@@ -120,10 +134,13 @@ class MxHandler:
                 m.data = data
                 m.client_address = peer
                 m.helo = session.host_name or ""
-                commits.append(self.node.shards[shard_id].commit(rec))
+                if self.node.agent is None:
+                    commits.append(self.node.shards[shard_id].commit(rec))
+                else:
+                    commits.append(self.node.router.commit(shard_id, rec))
             # Shielded: a client that disconnects now must not leave a commit half-awaited.
             await asyncio.shield(asyncio.gather(*commits))
-        except (JournalError, NotPrimary, NotReplicated) as e:
+        except (JournalError, NotPrimary, NotReplicated, HoldExpired, grpc.aio.AioRpcError) as e:
             log.error("%s: message %s from <%s> not committed: %s", peer, qid, sender, e)
             self.rejected("commit_failed")
             return replies.COMMIT_FAILED

@@ -8,6 +8,7 @@ user table, so a restart replays only what came after it.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import json
 import logging
@@ -20,6 +21,7 @@ from mailnode.store.maildir import MaildirStore, message_name
 log = logging.getLogger(__name__)
 
 _libc = ctypes.CDLL(None, use_errno=True)
+RECENT_IDS = 500_000  # minutes of mail at full speed: far longer than any retry window
 
 
 def syncfs(path: str) -> None:
@@ -55,6 +57,9 @@ class ShardState:
         self.checkpoint_path = os.path.join(directory, "state.json")
         self.users: dict[str, str] = {}  # address -> password hash
         self.salvaged: set[str] = set()  # salvaged_from ids of re-submitted messages
+        # Queue ids of recent messages -> lsn: a front end retrying a commit after a lost
+        # reply or a failover must not store the message twice. Memory only, bounded.
+        self.recent_ids: collections.OrderedDict[str, int] = collections.OrderedDict()
         self.applied_lsn = 0  # every record below this is applied
         self.checkpoint_lsn = 0
         self.epoch = 0
@@ -80,6 +85,7 @@ class ShardState:
         self.store = MaildirStore(self.store.root)
         self.users = {}
         self.salvaged = set()
+        self.recent_ids = collections.OrderedDict()
         self.applied_lsn = self.checkpoint_lsn = start_lsn
         self.epoch = 0
 
@@ -103,7 +109,12 @@ class ShardState:
             delivered = self.store.deliver(name, m.data, list(m.recipients), replay=replay)
             if m.salvaged_from:
                 self.salvaged.add(m.salvaged_from)
+            if m.queue_id:
+                self.recent_ids[m.queue_id] = record.lsn
+                if len(self.recent_ids) > RECENT_IDS:
+                    self.recent_ids.popitem(last=False)
         elif kind == "aborted":
+            self.recent_ids.pop(record.aborted.queue_id, None)
             for rcpt in record.aborted.recipients:
                 self.store.remove(rcpt, [record.aborted.uid])
         elif kind == "expunged":

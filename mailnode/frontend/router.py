@@ -1,0 +1,156 @@
+"""Front ends route each shard's work to its current primary: in-process when that is
+this node, over gRPC otherwise, from the shard map the agent keeps current.
+
+While a shard has no reachable primary (a failover), a transaction is *held*:
+it waits for the map to change and retries, up to ``hold_timeout``, far inside
+RFC 5321's 10-minute DATA timeout. Retries carry the same queue id and the
+primary deduplicates, so a commit whose reply was lost is not stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+
+from mailnode import metrics
+from mailnode.proto import frontend_pb2 as pb
+from mailnode.proto import frontend_pb2_grpc
+from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.replication.primary import NotPrimary, NotReplicated
+
+log = logging.getLogger(__name__)
+
+LOCAL = "local"
+# gRPC outcomes that mean "not the primary (any more), or unreachable": hold and retry.
+MOVED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.DEADLINE_EXCEEDED,
+         grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED}  # ABORTED: not replicated, taken back
+LOOKUP_TTL, LOOKUP_NEGATIVE_TTL = 30.0, 5.0
+
+
+class HoldExpired(Exception):
+    """No primary took the work within the hold timeout: the sender gets 451 and retries."""
+
+
+class Router:
+    def __init__(self, node, hold_timeout: float):
+        self.node = node
+        self.hold_timeout = hold_timeout
+        self._changed: asyncio.Future | None = None
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._lookups: dict[str, tuple[bool, float]] = {}
+
+    # -- the shard map -----------------------------------------------------------------
+    def target(self, shard_id: int) -> str | None:
+        """LOCAL, the primary's gRPC address, or None while the shard has no primary."""
+        if self.node.shards[shard_id].accepting:
+            return LOCAL
+        agent = self.node.agent
+        return None if agent is None else agent.primary_address(shard_id)
+
+    def changed(self) -> None:
+        """The shard map moved (called by the agent): wake held transactions."""
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+        self._changed = None
+
+    async def _wait_change(self, timeout: float) -> None:
+        if self._changed is None:
+            self._changed = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._changed), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def _stub(self, address: str) -> frontend_pb2_grpc.ShardStub:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = grpc.aio.insecure_channel(
+                address, options=[("grpc.max_send_message_length", 64 << 20),
+                                  ("grpc.max_receive_message_length", 64 << 20)])
+        return frontend_pb2_grpc.ShardStub(channel)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+
+    async def _held(self, shard_id: int, call):
+        """Run ``call(target, attempt)`` against the shard's primary, holding through failovers."""
+        deadline = time.monotonic() + self.hold_timeout
+        attempt, last, t0 = 0, "no primary", time.monotonic()
+        while True:
+            target = self.target(shard_id)
+            if target is not None:
+                try:
+                    result = await call(target, attempt)
+                    if attempt:
+                        metrics.HOLD_SECONDS.observe(time.monotonic() - t0)
+                    return result
+                except (NotPrimary, NotReplicated) as e:
+                    last = str(e)
+                except grpc.aio.AioRpcError as e:
+                    if e.code() not in MOVED:
+                        raise
+                    last = f"{target}: {e.code().name.lower()}: {e.details()}"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HoldExpired(f"shard {shard_id}: {last}")
+            if attempt == 0:
+                metrics.HELD.labels(str(shard_id)).inc()
+                log.info("shard %d: holding a transaction until a primary takes it (%s)", shard_id, last)
+            attempt += 1
+            await self._wait_change(min(remaining, 0.5))
+
+    # -- what the front ends ask ---------------------------------------------------------
+    async def commit(self, shard_id: int, record: JournalRecord) -> int:
+        data = record.SerializeToString()
+        metadata = self.node.cluster_metadata
+
+        async def call(target: str, attempt: int) -> int:
+            if target == LOCAL:
+                metrics.ROUTED.labels(str(shard_id), "local").inc()
+                fresh = JournalRecord()
+                fresh.ParseFromString(data)
+                lsn, _ = await self.node.shards[shard_id].commit_message(fresh, retry=attempt > 0)
+                return lsn
+            metrics.ROUTED.labels(str(shard_id), "remote").inc()
+            reply = await self._stub(target).Commit(
+                pb.CommitRequest(shard=shard_id, record=data, retry=attempt > 0), timeout=10, metadata=metadata)
+            return reply.lsn
+
+        return await self._held(shard_id, call)
+
+    async def user_exists(self, shard_id: int, address: str) -> bool:
+        shard = self.node.shards[shard_id]
+        if shard.accepting:
+            return address in shard.state.users
+        cached = self._lookups.get(address)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+
+        async def call(target: str, attempt: int) -> bool:
+            if target == LOCAL:
+                return address in self.node.shards[shard_id].state.users
+            reply = await self._stub(target).Lookup(pb.LookupRequest(shard=shard_id, address=address), timeout=5,
+                                                    metadata=self.node.cluster_metadata)
+            return reply.exists
+
+        exists = await self._held(shard_id, call)
+        ttl = LOOKUP_TTL if exists else LOOKUP_NEGATIVE_TTL
+        self._lookups[address] = (exists, time.monotonic() + ttl)
+        if len(self._lookups) > 100_000:
+            self._lookups.clear()
+        return exists
+
+    async def call_primary(self, shard_id: int, method: str, request, local):
+        """A POP3 operation: ``local()`` on this node when primary, else the gRPC ``method``."""
+        async def call(target: str, attempt: int):
+            if target == LOCAL:
+                return await local()
+            return await getattr(self._stub(target), method)(request, timeout=30,
+                                                              metadata=self.node.cluster_metadata)
+
+        return await self._held(shard_id, call)
+
