@@ -3,14 +3,12 @@ for the SMTP and POP3 listeners of every other node (gRPC service ``Shard``)."""
 
 from __future__ import annotations
 
-import hmac
-
 import grpc
 
 from mailnode.journal import JournalError
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto import frontend_pb2_grpc
-from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.replication.peers import authorize, message_record
 from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.frontend.pop3 import NotOwner
 
@@ -20,11 +18,7 @@ class ShardService(frontend_pb2_grpc.ShardServicer):
         self.node = node
 
     async def _primary(self, number: int, context):
-        secret = self.node.cluster_secret
-        if secret:
-            given = dict(context.invocation_metadata()).get("x-mailcluster-cluster", "")
-            if not hmac.compare_digest(given.encode(), secret.encode()):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad or missing cluster secret")
+        await authorize(self.node, context)
         shard = self.node.shards.get(number)
         if shard is None or not shard.accepting:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
@@ -33,13 +27,7 @@ class ShardService(frontend_pb2_grpc.ShardServicer):
 
     async def Commit(self, request, context):
         shard = await self._primary(request.shard, context)
-        rec = JournalRecord()
-        try:
-            rec.ParseFromString(request.record)
-        except Exception:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "undecodable record")
-        if rec.WhichOneof("body") != "message_accepted":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only messages are committed here")
+        rec = await message_record(request.record, context)
         try:
             lsn, dup = await shard.commit_message(rec, retry=request.retry)
         except NotPrimary as e:

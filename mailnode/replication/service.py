@@ -10,7 +10,6 @@ commit. Every reply carries the primary's epoch; the spare refuses lower ones.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 
 import grpc
@@ -18,6 +17,7 @@ import grpc
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.replication.peers import authorize, message_record
 from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.journal import JournalError
 
@@ -41,15 +41,8 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
     def __init__(self, node):
         self.node = node
 
-    async def _authorize(self, context) -> None:
-        secret = self.node.cluster_secret
-        if secret:
-            given = dict(context.invocation_metadata()).get("x-mailcluster-cluster", "")
-            if not hmac.compare_digest(given.encode(), secret.encode()):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad or missing cluster secret")
-
     async def _shard(self, number: int, context):
-        await self._authorize(context)
+        await authorize(self.node, context)
         shard = self.node.shards.get(number)
         if shard is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no shard {number} on {self.node.name}")
@@ -105,13 +98,7 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
 
     async def Submit(self, request, context):
         shard = await self._primary(request.shard, context)
-        rec = JournalRecord()
-        try:
-            rec.ParseFromString(request.record)
-        except Exception:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "undecodable record")
-        if rec.WhichOneof("body") != "message_accepted":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only messages can be re-submitted")
+        rec = await message_record(request.record, context)
         m = rec.message_accepted
         if m.salvaged_from and m.salvaged_from in shard.state.salvaged:
             return pb.SubmitReply(lsn=0)  # a retried salvage: already taken
