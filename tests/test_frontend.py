@@ -80,3 +80,38 @@ def test_kill9_primary_while_sending_through_another_node_gives_no_error(cluster
         numbers.append(n)
     assert sorted(numbers) == sorted(set(numbers)) == sorted(set(accepted_numbers(log)))
     assert "mailcluster_frontend_held_total" in front.metrics()
+
+
+def test_pop3_session_through_another_node_survives_a_primary_failover_cleanly(cluster):
+    import poplib
+
+    cluster.start()
+    add_users(cluster)
+    user = USERS[0]
+    shard = shard_of(user, 2)
+    primary = cluster.primary_of(shard)
+    front = next(n for n in cluster.nodes if n is not primary)
+    with smtplib.SMTP(*front.smtp, timeout=60) as s:
+        for i in range(4):
+            s.sendmail("x@remote.test", [user], f"Subject: m{i}\r\n\r\nx\r\n".encode())
+    p = poplib.POP3(*front.pop3, timeout=60)
+    p.user(user)
+    p.pass_(PASSWORD)
+    assert p.stat()[0] == 4
+    p.dele(1)
+    primary.kill9()
+    wait_for(lambda: cluster.primary_of(shard) is not primary, 30, what="failover")
+    # The session's mailbox lock lived on the dead primary: QUIT gets a clean -ERR
+    # (deletions not committed), never a traceback or a hung connection.
+    try:
+        p.quit()
+        quit_ok = True
+    except poplib.error_proto as e:
+        assert b"-ERR" in e.args[0]
+        quit_ok = False
+    finally:
+        p.close()
+    left = pop3_messages(front.pop3, user, PASSWORD)
+    # Nothing committed is lost; the uncommitted DELE may or may not have been applied.
+    assert len(left) == (3 if quit_ok else 4)
+    assert front.health()["status"] == "ok"  # the front end goes on serving
