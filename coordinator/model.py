@@ -109,13 +109,6 @@ class Store:
             raise CoordinationError(f"ZooKeeper ensure {path}: {e.__class__.__name__}") from None
 
     # -- cluster set-up ----------------------------------------------------------------
-    def initialized(self) -> bool:
-        try:
-            self.get(self.path("config"))
-            return True
-        except NoNodeError:
-            return False
-
     def init(self, shards: int, domains: list[str], spares_per_shard: int = 1,
              failover_min_interval: float = 30.0) -> bool:
         """Create the cluster's znodes; False when it exists already (nothing changed)."""

@@ -59,6 +59,10 @@ class Cluster:
                 return False
         return True
 
+    def spare_in_sync(self, node, shard: int) -> bool:
+        return any(r["node"] == node.name and r["role"] == "spare" and r["in_sync"]
+                   for r in self.status() if r["shard"] == shard)
+
     def node(self, name: str):
         return next(n for n in self.nodes if n.name == name)
 

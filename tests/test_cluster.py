@@ -15,9 +15,8 @@ from kazoo.client import KazooClient
 
 from clustertools import SESSION
 from conftest import DOMAIN, ROOT, wait_for
-from mailtools import body_of, pop3_messages
 from mailnode.users import shard_of
-from test_durability import SIZE, SUBJECT, accepted_numbers, loadgen, start_load
+from test_durability import accepted_numbers, start_load, stored_load_numbers
 
 ALICE = f"alice@{DOMAIN}"
 
@@ -52,22 +51,14 @@ def test_kill9_primary_under_load_fails_over_without_loss(cluster, tmp_path):
           f"(session timeout {SESSION}s)")
     assert failover < SESSION + 1.0 + 0.5  # the target, plus what probing adds
     acked = set(accepted_numbers(log))
-    numbers = []
-    for msg in pop3_messages(new.pop3, ALICE):
-        body = body_of(msg)
-        if body.startswith(b"Subject: probe"):
-            continue
-        n = int(SUBJECT.search(body).group(1))
-        assert body == loadgen.make_message(n, "clu", "load@remote.test", ALICE, SIZE)
-        numbers.append(n)
+    numbers = stored_load_numbers(new, ALICE, "clu", others=True)  # besides the probes
     assert len(numbers) == len(set(numbers))
     assert not acked - set(numbers), f"lost {len(acked - set(numbers))} acknowledged messages"
     history = cluster.mailctl("history")
     assert f"promoted {new.name} for shard {shard}: {primary.name}'s session expired" in history
     # The killed node comes back as a spare of the new primary.
     primary.start()
-    wait_for(lambda: any(r["node"] == primary.name and r["role"] == "spare" and r["in_sync"]
-                         for r in cluster.status() if r["shard"] == shard), 40, what="old primary back as spare")
+    wait_for(lambda: cluster.spare_in_sync(primary, shard), 40, what="old primary back as spare")
 
 
 def test_leading_coordinator_killed_the_other_takes_over(cluster):
@@ -147,11 +138,9 @@ def test_sigstopped_primary_past_its_session_is_fenced_and_rejoins(cluster, tmp_
         primary.signal(signal.SIGCONT)
     proc.communicate(timeout=180)
     # Woken up, the old primary finds its session gone: it fences itself and follows.
-    wait_for(lambda: any(r["node"] == primary.name and r["role"] == "spare" and r["in_sync"]
-                         for r in cluster.status() if r["shard"] == shard), 40, what="old primary back as spare")
+    wait_for(lambda: cluster.spare_in_sync(primary, shard), 40, what="old primary back as spare")
     acked = set(accepted_numbers(log))
-    numbers = [int(SUBJECT.search(body_of(m)).group(1)) for m in pop3_messages(new.pop3, ALICE)
-               if body_of(m).startswith(b"Subject: lg ")]
+    numbers = stored_load_numbers(new, ALICE, "stop", others=True)
     assert len(numbers) == len(set(numbers))
     assert not acked - set(numbers), f"lost {len(acked - set(numbers))} acknowledged messages"
     assert cluster.primary_of(shard) is new and http_status(primary, f"/primary?shard={shard}") == 503
@@ -214,12 +203,11 @@ def test_switchover_under_load_loses_nothing(cluster, tmp_path):
     print(f"\nswitchover took {took:.2f}s:\n{out}")
     assert took < 10
     acked = set(accepted_numbers(log))
-    numbers = [int(SUBJECT.search(body_of(m)).group(1)) for m in pop3_messages(spare.pop3, ALICE)]
+    numbers = stored_load_numbers(spare, ALICE, "sw")
     assert len(numbers) == len(set(numbers))
     assert not acked - set(numbers), f"lost {len(acked - set(numbers))} acknowledged messages"
     assert cluster.primary_of(shard) is spare and http_status(primary, f"/primary?shard={shard}") == 503
-    wait_for(lambda: any(r["node"] == primary.name and r["role"] == "spare" and r["in_sync"]
-                         for r in cluster.status() if r["shard"] == shard), 30, what="old primary as spare")
+    wait_for(lambda: cluster.spare_in_sync(primary, shard), 30, what="old primary as spare")
 
 
 def test_forced_failover_says_what_it_may_lose(cluster):

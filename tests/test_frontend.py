@@ -10,7 +10,7 @@ from conftest import DOMAIN, PASSWORD, wait_for
 from mailtools import body_of, pop3_messages
 from mailnode.users import shard_of
 from clustertools import Cluster
-from test_durability import SIZE, SUBJECT, accepted_numbers, loadgen, start_load
+from test_durability import accepted_numbers, start_load, stored_load_numbers
 
 USERS = [f"user{i}@{DOMAIN}" for i in range(6)]
 
@@ -72,12 +72,7 @@ def test_kill9_primary_while_sending_through_another_node_gives_no_error(cluster
     result = json.loads(out)
     assert result["accepted"] == 800 and result["tempfail"] == 0 and result["errors"] == 0, result
     new = cluster.primary_of(shard)
-    numbers = []
-    for msg in pop3_messages(new.pop3, user, PASSWORD):
-        body = body_of(msg)
-        n = int(SUBJECT.search(body).group(1))
-        assert body == loadgen.make_message(n, "fe", "load@remote.test", user, SIZE)
-        numbers.append(n)
+    numbers = stored_load_numbers(new, user, "fe")
     assert sorted(numbers) == sorted(set(numbers)) == sorted(set(accepted_numbers(log)))
     assert "mailcluster_frontend_held_total" in front.metrics()
 

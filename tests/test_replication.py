@@ -14,7 +14,7 @@ import pytest
 from conftest import DOMAIN, wait_for
 from mailtools import RawSMTP, body_of, pop3_messages
 from mailnode.users import shard_of
-from test_durability import SIZE, SUBJECT, accepted_numbers, loadgen, start_load
+from test_durability import SUBJECT, accepted_numbers, start_load, stored_load_numbers
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 
@@ -71,13 +71,7 @@ def test_spare_has_every_acknowledged_message_after_kill9(pair, tmp_path):
         proc.communicate(timeout=180)
     for (_, log), rcpt in zip(loads, (ALICE, BOB)):
         acked = set(accepted_numbers(log))
-        stored = pop3_messages(b.pop3, rcpt)
-        numbers = []
-        for msg in stored:
-            body = body_of(msg)
-            n = int(SUBJECT.search(body).group(1))
-            assert body == loadgen.make_message(n, tag, "load@remote.test", rcpt, SIZE)
-            numbers.append(n)
+        numbers = stored_load_numbers(b, rcpt, tag)
         assert len(numbers) == len(set(numbers)), "a message is on the spare twice"
         missing = acked - set(numbers)
         assert not missing, f"{len(missing)} acknowledged messages not on the spare: {sorted(missing)[:10]}"

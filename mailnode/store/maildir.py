@@ -57,7 +57,7 @@ class MaildirStore:
         targets = []
         for address in addresses:
             box = self.ensure(address)
-            if not (replay and self._exists(box, name)):
+            if not (replay and _locate(box, name)):
                 targets.append(os.path.join(box, "new", name))
         if not targets:
             return 0
@@ -73,13 +73,6 @@ class MaildirStore:
                 pass
         os.unlink(tmp)
         return made
-
-    @staticmethod
-    def _exists(box: str, name: str) -> bool:
-        if os.path.exists(os.path.join(box, "new", name)):
-            return True
-        cur = os.path.join(box, "cur")
-        return any(n == name or n.startswith(name + ":") for n in os.listdir(cur))
 
     def list(self, address: str) -> list[tuple[str, int]]:
         """(uid, size) of every message, oldest first."""
@@ -99,21 +92,8 @@ class MaildirStore:
         out.sort(key=_order)
         return out
 
-    def _find(self, address: str, uid: str) -> str | None:
-        box = self.path(address)
-        p = os.path.join(box, "new", uid)
-        if os.path.exists(p):
-            return p
-        try:
-            for n in os.listdir(os.path.join(box, "cur")):
-                if n == uid or n.startswith(uid + ":"):
-                    return os.path.join(box, "cur", n)
-        except FileNotFoundError:
-            pass
-        return None
-
     def read(self, address: str, uid: str) -> bytes | None:
-        path = self._find(address, uid)
+        path = _locate(self.path(address), uid)
         if path is None:
             return None
         try:
@@ -125,7 +105,7 @@ class MaildirStore:
     def remove(self, address: str, uids: list[str]) -> int:
         removed = 0
         for uid in uids:
-            path = self._find(address, uid)
+            path = _locate(self.path(address), uid)
             if path is not None:
                 try:
                     os.unlink(path)
@@ -133,6 +113,20 @@ class MaildirStore:
                 except FileNotFoundError:
                     pass
         return removed
+
+
+def _locate(box: str, uid: str) -> str | None:
+    """The file of message ``uid`` in new/ or (flags appended) in cur/, if it is there."""
+    p = os.path.join(box, "new", uid)
+    if os.path.exists(p):
+        return p
+    try:
+        for n in os.listdir(os.path.join(box, "cur")):
+            if n == uid or n.startswith(uid + ":"):
+                return os.path.join(box, "cur", n)
+    except FileNotFoundError:
+        pass
+    return None
 
 
 def _order(item: tuple[str, int]) -> tuple[int, int, str]:
