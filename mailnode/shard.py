@@ -117,6 +117,9 @@ class Shard:
         self.journal.start(loop)
         self._thread = threading.Thread(target=self._applier, name=f"applier:{self.id}", daemon=True)
         self._thread.start()
+        # Whether what this journal already holds reached a spare is not known here: a spare
+        # joins the in-sync set only once it holds all of it.
+        self.replication.unreplicated_end = self.journal.committed_lsn
         if self.journal.end_lsn == 0 and self.role == "primary":
             self.start_epoch(1)
         self.update_gauges()

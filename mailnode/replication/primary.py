@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import math
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mailnode import metrics
 
@@ -49,7 +50,6 @@ class Spare:
     acked: int = 0
     connected: bool = True
     in_sync: bool = False
-    caught_up_at: float = field(default_factory=time.monotonic)
     streams: int = 0
 
 
@@ -139,8 +139,9 @@ class ReplicationPrimary:
         if behind == 0:
             return 0, 0.0
         i = bisect.bisect_right(self._commits, (spare.acked, float("inf")))
-        since = self._commits[i][1] if i < len(self._commits) else spare.caught_up_at
-        return behind, time.monotonic() - since
+        if i == len(self._commits):
+            return behind, math.inf  # behind commits older than we remember: not in sync
+        return behind, time.monotonic() - self._commits[i][1]
 
     def replicated_lsn(self) -> int:
         return max((s.acked for s in self.spares.values() if s.in_sync), default=0)

@@ -67,6 +67,8 @@ class RoleManager:
         await self._unfollow(shard_id)
         shard.replication.spares.clear()
         shard.replication.degraded = False
+        # Spares of the new primary must hold its whole journal before they count as in sync.
+        shard.replication.unreplicated_end = shard.journal.committed_lsn
         shard.role, shard.primary_address, shard.draining = "primary", "", False
         if epoch and epoch == last:
             # Our own epoch, given back (after a self-fence that was not followed by a failover).
