@@ -6,6 +6,7 @@ expected (or, for TOML syntax, the line and column tomllib reports).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ class ConfigError(Exception):
 
 
 # section -> key -> (type, default, description). A default of REQUIRED must be given.
+MAY_BE_ZERO = {("delivery", "delay_warning"), ("submission", "rate_per_user"), ("submission", "rate_per_ip")}
 REQUIRED = object()
 SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
     "node": {
@@ -31,6 +33,32 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
         "max_message_size": (int, 36700160, "SIZE limit in octets (552 above it)"),
         "max_recipients": (int, 1000, "recipients per transaction (452 above it)"),
         "timeout": (float, 300.0, "idle seconds before a session is closed"),
+    },
+    "submission": {
+        "listen": (str, "", "host:port of the submission listener with STARTTLS (port 587); empty disables it"),
+        "listen_tls": (str, "", "host:port of submission with implicit TLS (port 465); empty disables it"),
+        "sender_must_match": (bool, True, "MAIL FROM must be the authenticated user's own address"),
+        "rate_per_user": (int, 500, "messages per hour one authenticated user may submit (0: no limit)"),
+        "rate_per_ip": (int, 2000, "messages per hour submitted from one client IP address (0: no limit)"),
+    },
+    "delivery": {
+        "enabled": (bool, True, "work the delivery queue of the shards this node is primary of"),
+        "smarthost": (str, "", "host:port all remote mail is relayed to (empty: MX lookup)"),
+        "transport": (dict, {}, "domain = \"host:port\": a fixed next hop per domain; \"*\" for all others"),
+        "dns_servers": (list, [], "resolver host[:port] for MX lookups (empty: /etc/resolv.conf)"),
+        "dns_timeout": (float, 10.0, "seconds an MX or address lookup may take"),
+        "mx_port": (int, 25, "port of MX hosts"),
+        "helo_name": (str, "", "name in our EHLO (empty: [node] hostname)"),
+        "starttls": (str, "may", "may: STARTTLS when offered, certificate unchecked; encrypt: required and "
+                                 "verified; none"),
+        "concurrency": (int, 50, "delivery attempts at once on this node"),
+        "destination_concurrency": (int, 10, "attempts at once to one domain or next hop"),
+        "connect_timeout": (float, 30.0, "seconds to connect to a remote server"),
+        "timeout": (float, 300.0, "seconds a remote server may take to answer a command"),
+        "retry_initial": (float, 300.0, "least seconds before a deferred message is tried again"),
+        "retry_max": (float, 4000.0, "most seconds between two attempts"),
+        "lifetime": (float, 432000.0, "seconds a message may stay queued before it bounces (5 days)"),
+        "delay_warning": (float, 0.0, "seconds after which the sender is told of a delay, once (0: never)"),
     },
     "pop3": {
         "listen": (str, "127.0.0.1:1110", "host:port of the POP3 listener; empty disables it"),
@@ -116,11 +144,21 @@ def _check(path: str, section: str, key: str, value: Any, typ) -> Any:
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if not isinstance(value, typ) or isinstance(value, bool) and typ is not bool:
         raise ConfigError(f"{where}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
-    if typ in (int, float) and value <= 0:
+    if typ in (int, float) and (value < 0 if (section, key) in MAY_BE_ZERO else value <= 0):
         raise ConfigError(f"{where}: expected a positive number, got {value!r}")
     if typ is list and not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{where}: expected a list of non-empty strings, got {value!r}")
-    if key in ("listen", "advertise", "follow") and value:
+    if typ is dict:
+        for k, v in value.items():
+            if not isinstance(v, str) or not v:
+                raise ConfigError(f"{where}: {k!r}: expected \"host:port\", got {v!r}")
+            parse_address(v, f"{where} {k!r}")
+        value = {k.lower(): v for k, v in value.items()}
+    if (section, key) == ("delivery", "smarthost") and value:
+        parse_address(value, where)
+    if (section, key) == ("delivery", "starttls") and value not in ("may", "encrypt", "none"):
+        raise ConfigError(f"{where}: expected one of may, encrypt, none, got {value!r}")
+    if key in ("listen", "listen_tls", "advertise", "follow") and value:
         parse_address(value, where)
     if (section, key) == ("replication", "policy") and value not in ("sync", "async", "local"):
         raise ConfigError(f"{where}: expected one of sync, async, local, got {value!r}")
@@ -163,6 +201,9 @@ def from_dict(raw: dict, path: str = "<config>") -> Config:
         sections[name] = Section(values)
     if bool(sections["tls"].cert) != bool(sections["tls"].key):
         raise ConfigError(f"{path}: [tls] cert and key go together")
+    sub = sections["submission"]
+    if (sub.listen or sub.listen_tls) and not sections["tls"].cert:
+        raise ConfigError(f"{path}: [submission] needs [tls] cert and key (AUTH is offered only under TLS)")
     # Relative paths are relative to the config file, not to the working directory.
     base = os.path.dirname(os.path.abspath(path))
     sections["node"].values["data_dir"] = os.path.join(base, sections["node"].data_dir)
@@ -180,7 +221,7 @@ def documented_defaults() -> str:
     for name, keys in SCHEMA.items():
         lines.append(f"[{name}]")
         for key, (_, default, doc) in keys.items():
-            val = "<required>" if default is REQUIRED else repr(default).replace("'", '"')
+            val = "<required>" if default is REQUIRED else json.dumps(default)
             lines.append(f"# {doc}")
             lines.append(f"{key} = {val}")
         lines.append("")

@@ -314,6 +314,64 @@ def cmd_shard(args) -> None:
         print(reply.sentence)
 
 
+def queue_row(e, now: float) -> dict:
+    if e.held:
+        state = "held"
+    elif e.next_attempt_ns and e.next_attempt_ns / 1e9 > now:
+        state = "deferred"
+    else:
+        state = "active"
+    return {"queue_id": e.queue_id, "shard": e.shard, "lsn": e.lsn, "state": state, "size": e.size,
+            "arrival": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.arrival_ns / 1e9)),
+            "age_seconds": round(now - e.arrival_ns / 1e9, 1), "sender": e.sender or "<>",
+            "recipients": list(e.recipients), "attempts": e.attempts,
+            "next_attempt": (time.strftime("%H:%M:%S", time.gmtime(e.next_attempt_ns / 1e9))
+                             if state == "deferred" else ""),
+            "last_reply": dict(e.last_reply)}
+
+
+def cmd_queue(args) -> int:
+    """The postqueue/postsuper of this cluster: any node answers for every shard."""
+    if args.action not in ("list", "show") and not args.ids and not args.all:
+        raise CliError(f"queue {args.action}: name queue ids, or --all")
+    with admin(args) as client:
+        reply = client.queue(args.action, getattr(args, "ids", []) or [], getattr(args, "all", False))
+    now = time.time()
+    rows = [queue_row(e, now) for e in reply.entries]
+    for err in reply.errors:
+        print(f"mailctl: warning: {err}", file=sys.stderr)
+    if args.action == "list":
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
+                r["recipients"] = ",".join(r["recipients"])
+                r["last_reply"] = "; ".join(r["last_reply"].values())[:60]
+            print(table(rows, ["queue_id", "shard", "state", "size", "arrival", "sender", "recipients",
+                               "attempts", "next_attempt", "last_reply"]))
+            print(f"{len(rows)} queued message(s)")
+    elif args.action == "show":
+        if not rows:
+            raise CliError(f"no queued message {' '.join(args.ids)}")
+        if args.json:
+            print(json.dumps(dict(rows[0], headers=reply.headers.decode("utf-8", "replace")), indent=2))
+        else:
+            for key, value in rows[0].items():
+                print(f"{key}: {value}")
+            print()
+            print(reply.headers.decode("utf-8", "replace").replace("\r\n", "\n"), end="")
+    else:
+        if args.json:
+            print(json.dumps({"action": args.action, "messages": rows}, indent=2))
+        else:
+            done = {"hold": "held", "release": "released", "delete": "deleted", "flush": "flushed",
+                    "requeue": "requeued"}[args.action]
+            print(f"{done} {len(rows)} message(s)" + (": " + " ".join(r["queue_id"] for r in rows) if rows else ""))
+        if not rows and not args.all:
+            return 1  # none of the named ids is queued: say so by the exit status
+    return 1 if reply.errors else 0
+
+
 def journal_dir(args) -> str:
     if args.path:
         return args.path
@@ -445,6 +503,18 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--node", help="which node of a local cluster (default: the first)")
     dem.add_argument("--to", help="gRPC address (host:port) of the primary to follow")
 
+    qu = sub.add_parser("queue", help="the delivery queue of every shard (postqueue/postsuper)")
+    qa = qu.add_subparsers(dest="action", required=True)
+    qa.add_parser("list", parents=[common], help="every queued message")
+    qs = qa.add_parser("show", parents=[common], help="one message: state, recipients, headers")
+    qs.add_argument("ids", nargs=1, metavar="ID")
+    for action, text in (("hold", "not tried until released"), ("release", "tried again as scheduled"),
+                         ("delete", "dropped, no DSN"), ("flush", "tried now"),
+                         ("requeue", "tried now, routes looked up afresh")):
+        qc = qa.add_parser(action, parents=[common], help=text)
+        qc.add_argument("ids", nargs="*", metavar="ID", help="queue ids (or SHARD:LSN)")
+        qc.add_argument("--all", action="store_true", help="every queued message")
+
     jr = sub.add_parser("journal", help="offline journal tools").add_subparsers(dest="action", required=True)
     for action in ("inspect", "verify", "salvage"):
         j = jr.add_parser(action, parents=[common])
@@ -480,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "journal":
             return cmd_journal(args)
+        if args.command == "queue":
+            return cmd_queue(args)
         return cmd_local(args)
     except (CliError, AdminError, CoordinationError, configmod.ConfigError, localcluster.LocalError, JournalError,
             FileNotFoundError, ValueError) as e:

@@ -57,3 +57,15 @@ HELD = Counter("mailcluster_frontend_held_total", "Transactions held while their
                ["shard"])
 HOLD_SECONDS = Histogram("mailcluster_frontend_hold_seconds", "How long held transactions waited",
                          buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30))
+
+# Delivery queue (on a shard's primary; spares report their derived copy too).
+QUEUE_DEPTH = Gauge("mailcluster_queue_messages", "Queued messages by state (active = due now, deferred, held)",
+                    ["shard", "state"])
+QUEUE_OLDEST = Gauge("mailcluster_queue_oldest_age_seconds", "Age of the oldest queued message", ["shard"])
+DELIVERY_ATTEMPTS = Counter("mailcluster_delivery_attempts_total",
+                            "Recipient delivery attempts by result (delivered, deferred, bounced, expired)",
+                            ["result"])
+BOUNCES = Counter("mailcluster_delivery_bounces_total", "DSNs queued (bounces and delay warnings)", ["kind"])
+DEFERRALS = Counter("mailcluster_delivery_deferrals_total", "Deferred recipients by destination", ["destination"])
+SUBMISSION_RATE_LIMITED = Counter("mailcluster_submission_rate_limited_total",
+                                  "Submission transactions refused by a rate limit", ["limit"])

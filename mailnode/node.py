@@ -87,9 +87,15 @@ class Node:
 
             self.agent = Agent(self, hosts=config.cluster.zookeeper, root=config.cluster.root,
                                session_timeout=config.cluster.session_timeout)
+        from mailnode.delivery.engine import DeliveryEngine
+
+        self.delivery = DeliveryEngine(self)
+        for shard in self.shards.values():
+            shard.on_queue_change = self.delivery.wake
         self.tls_context = self._tls_context()
         self._servers: list[asyncio.AbstractServer] = []
         self._handler: MxHandler | None = None
+        self._submission = None
         self._pop3 = None
         self._http = None
         self._grpc = None
@@ -147,14 +153,42 @@ class Node:
                             tls_context=self.tls_context, loop=loop)
 
         self._servers.append(await loop.create_server(factory, host, port, reuse_address=True))
+        await self._start_submission(loop)
         await self._start_pop3()
         await self._start_http()
         await self._start_grpc()
         self.roles.start()
         if self.agent is not None:
             await self.agent.start()
+        if self.config.delivery.enabled:
+            self.delivery.start()
         self._gauge_task = asyncio.create_task(self._update_gauges())
         log.info("node %s: serving SMTP on %s, %d shards", self.name, cfg.listen, self.nshards)
+
+    async def _start_submission(self, loop) -> None:
+        sub = self.config.submission
+        if not (sub.listen or sub.listen_tls):
+            return
+        from mailnode.frontend.pop3 import RoutedPop3Backend
+        from mailnode.pop3.backend import NodePop3Backend
+        from mailnode.smtp.submission import SubmissionHandler, SubmissionSMTP
+
+        backend = RoutedPop3Backend(self) if self.agent is not None else NodePop3Backend(self)
+        handler = self._submission = SubmissionHandler(self, backend)
+        cfg = self.config.smtp
+        for listen, implicit in ((sub.listen, False), (sub.listen_tls, True)):
+            if not listen:
+                continue
+            host, port = parse_address(listen, "[submission] listen_tls" if implicit else "[submission] listen")
+
+            def factory(implicit=implicit):
+                return SubmissionSMTP(handler, implicit_tls=implicit, data_size_limit=cfg.max_message_size,
+                                      hostname=self.hostname, ident="mailcluster ESMTP submission",
+                                      timeout=cfg.timeout, tls_context=self.tls_context, loop=loop)
+
+            self._servers.append(await loop.create_server(factory, host, port, reuse_address=True,
+                                                          ssl=self.tls_context if implicit else None))
+            log.info("node %s: submission on %s (%s)", self.name, listen, "TLS" if implicit else "STARTTLS")
 
     async def _start_pop3(self) -> None:
         if not self.config.pop3.listen:
@@ -189,6 +223,7 @@ class Node:
                 metrics.ZK_CONNECTED.set(1 if self.agent.connected else 0)
             for shard in self.shards.values():
                 shard.update_gauges()
+            self.delivery.update_gauges()
             await asyncio.sleep(1.0)
 
     def healthy(self) -> tuple[bool, dict]:
@@ -220,10 +255,12 @@ class Node:
         # New connections are refused; transactions already in DATA finish their commit.
         # (Python 3.11's wait_closed() does not wait for open connections, so count them.)
         deadline = asyncio.get_running_loop().time() + grace
-        while self._handler is not None and self._handler.inflight and asyncio.get_running_loop().time() < deadline:
+        while (any(h is not None and h.inflight for h in (self._handler, self._submission))
+               and asyncio.get_running_loop().time() < deadline):
             await asyncio.sleep(0.02)
         if self._gauge_task is not None:
             self._gauge_task.cancel()
+        await self.delivery.stop()
         if self.agent is not None:
             await self.agent.stop()
         await self.roles.stop()

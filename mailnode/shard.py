@@ -30,6 +30,12 @@ DEFAULT_REPLICATION = {"policy": "sync", "strict": False, "sync_timeout": 2.0, "
 log = logging.getLogger(__name__)
 
 
+def _touches_queue(record: JournalRecord) -> bool:
+    kind = record.WhichOneof("body")
+    return (kind in ("delivery_result", "queue_control", "aborted")
+            or kind == "message_accepted" and bool(record.message_accepted.relay_recipients))
+
+
 class Shard:
     def __init__(self, shard: int, directory: str, *, node: str, segment_size: int,
                  checkpoint_interval: float, replication: dict | None = None, idle_when_new: bool = False):
@@ -66,6 +72,7 @@ class Shard:
         self.replication = ReplicationPrimary(self, **replication)
         self._commit_signal: asyncio.Future | None = None
         self.apply_lock = threading.Lock()  # held by the applier while it applies; a rebuild takes it
+        self.on_queue_change = None  # loop-side callable: the delivery queue changed
 
     # -- start-up (blocking; run before serving) --------------------------------------
     def open(self) -> int:
@@ -164,13 +171,15 @@ class Shard:
             if batch is None:
                 return
             delivered = 0
+            queue_changed = False
             with self.apply_lock:
                 for c in batch:
                     delivered += self._apply_until_done(c)
+                    queue_changed = queue_changed or _touches_queue(c.record)
             if delivered:
                 self._m_deliveries.inc(delivered)
             if batch:
-                self._loop.call_soon_threadsafe(self._applied, self.state.applied_lsn)
+                self._loop.call_soon_threadsafe(self._applied, self.state.applied_lsn, queue_changed)
             now = time.monotonic()
             if now - last_checkpoint >= self.checkpoint_interval:
                 try:
@@ -197,8 +206,10 @@ class Shard:
         self._m_fsync.observe(seconds)
 
     # -- on the loop ------------------------------------------------------------------
-    def _applied(self, lsn: int) -> None:
+    def _applied(self, lsn: int, queue_changed: bool = False) -> None:
         self.applied_lsn = lsn
+        if queue_changed and self.on_queue_change is not None:
+            self.on_queue_change()
         self._m_applied.set(lsn)
         while self._waiters and self._waiters[0][0] < lsn:
             fut = self._waiters.pop(0)[2]

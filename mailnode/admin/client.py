@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from mailnode.admin.service import TOKEN_KEY
-from mailnode.proto import admin_pb2, admin_pb2_grpc
+from mailnode.proto import admin_pb2, admin_pb2_grpc, queue_pb2
 
 
 class AdminError(Exception):
@@ -57,3 +57,6 @@ class AdminClient:
 
     def status(self) -> admin_pb2.StatusReply:
         return self._call("Status", admin_pb2.StatusRequest())
+
+    def queue(self, action: str, ids: list[str] | None = None, all: bool = False) -> queue_pb2.QueueReply:
+        return self._call("Queue", queue_pb2.QueueRequest(action=action, ids=ids or [], all=all))

@@ -13,7 +13,9 @@ import logging
 
 import grpc
 
-from mailnode.proto import admin_pb2, admin_pb2_grpc
+from mailnode.delivery.ops import ACTIONS, queue_op
+from mailnode.frontend.router import HoldExpired
+from mailnode.proto import admin_pb2, admin_pb2_grpc, queue_pb2
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.journal import JournalError
 from mailnode.replication.primary import NotPrimary, NotReplicated
@@ -22,6 +24,7 @@ from mailnode.users import AddressError, check_address, hash_password
 log = logging.getLogger(__name__)
 
 TOKEN_KEY = "x-mailcluster-token"
+QUEUE_HOLD = 5.0  # seconds a queue command waits for a shard without a primary
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
@@ -132,6 +135,39 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a node cannot follow itself")
         sentence = await self.node.roles.demote(shard.id, request.primary)
         return admin_pb2.RoleReply(sentence=sentence, status=self._shard_status(shard))
+
+    async def Queue(self, request, context):
+        await self._authorize(context)
+        if request.action not in ("list", "show", *ACTIONS):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"unknown queue action {request.action!r} (known: list, show, {', '.join(ACTIONS)})")
+        if request.action != "list" and not request.ids and not request.all:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name queue ids, or all")
+        if request.action != "list":
+            log.info("queue %s %s", request.action, "all" if request.all else " ".join(request.ids))
+
+        async def one(n: int):
+            shard = self.node.shards[n]
+            if self.node.agent is None and not shard.accepting:
+                return None  # standalone: this node answers for the shards it is primary of
+            req = queue_pb2.QueueRequest()
+            req.CopyFrom(request)
+            req.shard = n
+            try:
+                return await self.node.router.call_primary(n, "Queue", req, lambda: queue_op(self.node, shard, req),
+                                                           hold=QUEUE_HOLD)
+            except (HoldExpired, grpc.aio.AioRpcError, NotPrimary, NotReplicated, JournalError) as e:
+                detail = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
+                return f"shard {n}: {detail}"
+
+        reply = queue_pb2.QueueReply()
+        for result in await asyncio.gather(*(one(n) for n in sorted(self.node.shards))):
+            if isinstance(result, str):
+                reply.errors.append(result)
+            elif result is not None:
+                reply.entries.extend(result.entries)
+                reply.headers = reply.headers or result.headers
+        return reply
 
 
 async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:

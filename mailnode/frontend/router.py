@@ -76,9 +76,9 @@ class Router:
         for channel in self._channels.values():
             await channel.close()
 
-    async def _held(self, shard_id: int, call):
+    async def _held(self, shard_id: int, call, hold: float | None = None):
         """Run ``call(target, attempt)`` against the shard's primary, holding through failovers."""
-        deadline = time.monotonic() + self.hold_timeout
+        deadline = time.monotonic() + (self.hold_timeout if hold is None else hold)
         attempt, last, t0 = 0, "no primary", time.monotonic()
         while True:
             target = self.target(shard_id)
@@ -144,13 +144,13 @@ class Router:
             self._lookups.clear()
         return exists
 
-    async def call_primary(self, shard_id: int, method: str, request, local):
-        """A POP3 operation: ``local()`` on this node when primary, else the gRPC ``method``."""
+    async def call_primary(self, shard_id: int, method: str, request, local, hold: float | None = None):
+        """A POP3 or queue operation: ``local()`` on this node when primary, else the gRPC ``method``."""
         async def call(target: str, attempt: int):
             if target == LOCAL:
                 return await local()
             return await getattr(self._stub(target), method)(request, timeout=30,
                                                               metadata=self.node.cluster_metadata)
 
-        return await self._held(shard_id, call)
+        return await self._held(shard_id, call, hold)
 

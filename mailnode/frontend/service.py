@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 
+from mailnode.delivery.ops import QueueOpError, queue_op
 from mailnode.journal import JournalError
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto import frontend_pb2_grpc
@@ -62,6 +63,17 @@ class ShardService(frontend_pb2_grpc.ShardServicer):
         except NotOwner as e:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         except (NotPrimary, NotReplicated, JournalError) as e:
+            await context.abort(grpc.StatusCode.ABORTED, str(e))
+
+    async def Queue(self, request, context):
+        shard = await self._primary(request.shard, context)
+        try:
+            return await queue_op(self.node, shard, request)
+        except QueueOpError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except NotPrimary as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        except (NotReplicated, JournalError) as e:
             await context.abort(grpc.StatusCode.ABORTED, str(e))
 
     async def CloseMailbox(self, request, context):

@@ -22,35 +22,36 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from mailnode.proto import queue_pb2 as mailnode_dot_proto_dot_queue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amailnode/proto/admin.proto\x12\x11mailcluster.admin\".\n\x0cShardRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07primary\x18\x02 \x01(\t\"M\n\tRoleReply\x12\x10\n\x08sentence\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0b\x32\x1e.mailcluster.admin.ShardStatus\"z\n\x0bSpareStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tacked_lsn\x18\x02 \x01(\x04\x12\x11\n\tlag_bytes\x18\x03 \x01(\x04\x12\x13\n\x0blag_seconds\x18\x04 \x01(\x01\x12\x0f\n\x07in_sync\x18\x05 \x01(\x08\x12\x11\n\tconnected\x18\x06 \x01(\x08\"0\n\x0bUserRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"8\n\tUserReply\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\r\x12\x0b\n\x03lsn\x18\x03 \x01(\x04\"\x12\n\x10ListUsersRequest\"=\n\x0eListUsersReply\x12+\n\x05users\x18\x01 \x03(\x0b\x32\x1c.mailcluster.admin.UserReply\"\x0f\n\rStatusRequest\"\x80\x02\n\x0bShardStatus\x12\r\n\x05shard\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x15\n\rcommitted_lsn\x18\x03 \x01(\x04\x12\x13\n\x0b\x61pplied_lsn\x18\x04 \x01(\x04\x12\x10\n\x08segments\x18\x05 \x01(\r\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\r\n\x05users\x18\x07 \x01(\r\x12\x0c\n\x04role\x18\x08 \x01(\t\x12\x0f\n\x07primary\x18\t \x01(\t\x12\x0e\n\x06policy\x18\n \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x0b \x01(\x08\x12.\n\x06spares\x18\x0c \x03(\x0b\x32\x1e.mailcluster.admin.SpareStatus\"K\n\x0bStatusReply\x12\x0c\n\x04node\x18\x01 \x01(\t\x12.\n\x06shards\x18\x02 \x03(\x0b\x32\x1e.mailcluster.admin.ShardStatus2\x9d\x04\n\x05\x41\x64min\x12G\n\x07\x41\x64\x64User\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12J\n\nDeleteUser\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12K\n\x0bSetPassword\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12S\n\tListUsers\x12#.mailcluster.admin.ListUsersRequest\x1a!.mailcluster.admin.ListUsersReply\x12J\n\x06Status\x12 .mailcluster.admin.StatusRequest\x1a\x1e.mailcluster.admin.StatusReply\x12H\n\x07Promote\x12\x1f.mailcluster.admin.ShardRequest\x1a\x1c.mailcluster.admin.RoleReply\x12G\n\x06\x44\x65mote\x12\x1f.mailcluster.admin.ShardRequest\x1a\x1c.mailcluster.admin.RoleReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amailnode/proto/admin.proto\x12\x11mailcluster.admin\x1a\x1amailnode/proto/queue.proto\".\n\x0cShardRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07primary\x18\x02 \x01(\t\"M\n\tRoleReply\x12\x10\n\x08sentence\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0b\x32\x1e.mailcluster.admin.ShardStatus\"z\n\x0bSpareStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tacked_lsn\x18\x02 \x01(\x04\x12\x11\n\tlag_bytes\x18\x03 \x01(\x04\x12\x13\n\x0blag_seconds\x18\x04 \x01(\x01\x12\x0f\n\x07in_sync\x18\x05 \x01(\x08\x12\x11\n\tconnected\x18\x06 \x01(\x08\"0\n\x0bUserRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"8\n\tUserReply\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\r\x12\x0b\n\x03lsn\x18\x03 \x01(\x04\"\x12\n\x10ListUsersRequest\"=\n\x0eListUsersReply\x12+\n\x05users\x18\x01 \x03(\x0b\x32\x1c.mailcluster.admin.UserReply\"\x0f\n\rStatusRequest\"\x80\x02\n\x0bShardStatus\x12\r\n\x05shard\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x15\n\rcommitted_lsn\x18\x03 \x01(\x04\x12\x13\n\x0b\x61pplied_lsn\x18\x04 \x01(\x04\x12\x10\n\x08segments\x18\x05 \x01(\r\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\r\n\x05users\x18\x07 \x01(\r\x12\x0c\n\x04role\x18\x08 \x01(\t\x12\x0f\n\x07primary\x18\t \x01(\t\x12\x0e\n\x06policy\x18\n \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x0b \x01(\x08\x12.\n\x06spares\x18\x0c \x03(\x0b\x32\x1e.mailcluster.admin.SpareStatus\"K\n\x0bStatusReply\x12\x0c\n\x04node\x18\x01 \x01(\t\x12.\n\x06shards\x18\x02 \x03(\x0b\x32\x1e.mailcluster.admin.ShardStatus2\xe6\x04\n\x05\x41\x64min\x12G\n\x07\x41\x64\x64User\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12J\n\nDeleteUser\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12K\n\x0bSetPassword\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12S\n\tListUsers\x12#.mailcluster.admin.ListUsersRequest\x1a!.mailcluster.admin.ListUsersReply\x12J\n\x06Status\x12 .mailcluster.admin.StatusRequest\x1a\x1e.mailcluster.admin.StatusReply\x12H\n\x07Promote\x12\x1f.mailcluster.admin.ShardRequest\x1a\x1c.mailcluster.admin.RoleReply\x12G\n\x06\x44\x65mote\x12\x1f.mailcluster.admin.ShardRequest\x1a\x1c.mailcluster.admin.RoleReply\x12G\n\x05Queue\x12\x1f.mailcluster.queue.QueueRequest\x1a\x1d.mailcluster.queue.QueueReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailnode.proto.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SHARDREQUEST']._serialized_start=49
-  _globals['_SHARDREQUEST']._serialized_end=95
-  _globals['_ROLEREPLY']._serialized_start=97
-  _globals['_ROLEREPLY']._serialized_end=174
-  _globals['_SPARESTATUS']._serialized_start=176
-  _globals['_SPARESTATUS']._serialized_end=298
-  _globals['_USERREQUEST']._serialized_start=300
-  _globals['_USERREQUEST']._serialized_end=348
-  _globals['_USERREPLY']._serialized_start=350
-  _globals['_USERREPLY']._serialized_end=406
-  _globals['_LISTUSERSREQUEST']._serialized_start=408
-  _globals['_LISTUSERSREQUEST']._serialized_end=426
-  _globals['_LISTUSERSREPLY']._serialized_start=428
-  _globals['_LISTUSERSREPLY']._serialized_end=489
-  _globals['_STATUSREQUEST']._serialized_start=491
-  _globals['_STATUSREQUEST']._serialized_end=506
-  _globals['_SHARDSTATUS']._serialized_start=509
-  _globals['_SHARDSTATUS']._serialized_end=765
-  _globals['_STATUSREPLY']._serialized_start=767
-  _globals['_STATUSREPLY']._serialized_end=842
-  _globals['_ADMIN']._serialized_start=845
-  _globals['_ADMIN']._serialized_end=1386
+  _globals['_SHARDREQUEST']._serialized_start=77
+  _globals['_SHARDREQUEST']._serialized_end=123
+  _globals['_ROLEREPLY']._serialized_start=125
+  _globals['_ROLEREPLY']._serialized_end=202
+  _globals['_SPARESTATUS']._serialized_start=204
+  _globals['_SPARESTATUS']._serialized_end=326
+  _globals['_USERREQUEST']._serialized_start=328
+  _globals['_USERREQUEST']._serialized_end=376
+  _globals['_USERREPLY']._serialized_start=378
+  _globals['_USERREPLY']._serialized_end=434
+  _globals['_LISTUSERSREQUEST']._serialized_start=436
+  _globals['_LISTUSERSREQUEST']._serialized_end=454
+  _globals['_LISTUSERSREPLY']._serialized_start=456
+  _globals['_LISTUSERSREPLY']._serialized_end=517
+  _globals['_STATUSREQUEST']._serialized_start=519
+  _globals['_STATUSREQUEST']._serialized_end=534
+  _globals['_SHARDSTATUS']._serialized_start=537
+  _globals['_SHARDSTATUS']._serialized_end=793
+  _globals['_STATUSREPLY']._serialized_start=795
+  _globals['_STATUSREPLY']._serialized_end=870
+  _globals['_ADMIN']._serialized_start=873
+  _globals['_ADMIN']._serialized_end=1487
 # @@protoc_insertion_point(module_scope)

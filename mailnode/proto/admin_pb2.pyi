@@ -1,3 +1,4 @@
+from mailnode.proto import queue_pb2 as _queue_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from mailnode.proto import frontend_pb2 as mailnode_dot_proto_dot_frontend__pb2
+from mailnode.proto import queue_pb2 as mailnode_dot_proto_dot_queue__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -69,6 +70,11 @@ class ShardStub:
                 request_serializer=mailnode_dot_proto_dot_frontend__pb2.MailboxRequest.SerializeToString,
                 response_deserializer=mailnode_dot_proto_dot_frontend__pb2.ExpungeReply.FromString,
                 _registered_method=True)
+        self.Queue = channel.unary_unary(
+                '/mailcluster.frontend.Shard/Queue',
+                request_serializer=mailnode_dot_proto_dot_queue__pb2.QueueRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_queue__pb2.QueueReply.FromString,
+                _registered_method=True)
 
 
 class ShardServicer:
@@ -118,6 +124,13 @@ class ShardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Queue(self, request, context):
+        """One shard's delivery queue: list, show, or an operator's command.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +168,11 @@ def add_ShardServicer_to_server(servicer, server):
                     servicer.CloseMailbox,
                     request_deserializer=mailnode_dot_proto_dot_frontend__pb2.MailboxRequest.FromString,
                     response_serializer=mailnode_dot_proto_dot_frontend__pb2.ExpungeReply.SerializeToString,
+            ),
+            'Queue': grpc.unary_unary_rpc_method_handler(
+                    servicer.Queue,
+                    request_deserializer=mailnode_dot_proto_dot_queue__pb2.QueueRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_queue__pb2.QueueReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -346,6 +364,33 @@ class Shard:
             '/mailcluster.frontend.Shard/CloseMailbox',
             mailnode_dot_proto_dot_frontend__pb2.MailboxRequest.SerializeToString,
             mailnode_dot_proto_dot_frontend__pb2.ExpungeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Queue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailcluster.frontend.Shard/Queue',
+            mailnode_dot_proto_dot_queue__pb2.QueueRequest.SerializeToString,
+            mailnode_dot_proto_dot_queue__pb2.QueueReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -7,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JournalRecord(_message.Message):
-    __slots__ = ("lsn", "epoch", "timestamp_ns", "epoch_started", "message_accepted", "expunged", "user_added", "user_deleted", "password_changed", "hole", "aborted")
+    __slots__ = ("lsn", "epoch", "timestamp_ns", "epoch_started", "message_accepted", "expunged", "user_added", "user_deleted", "password_changed", "hole", "aborted", "delivery_result", "queue_control")
     LSN_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +20,8 @@ class JournalRecord(_message.Message):
     PASSWORD_CHANGED_FIELD_NUMBER: _ClassVar[int]
     HOLE_FIELD_NUMBER: _ClassVar[int]
     ABORTED_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_RESULT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_CONTROL_FIELD_NUMBER: _ClassVar[int]
     lsn: int
     epoch: int
     timestamp_ns: int
@@ -30,7 +33,9 @@ class JournalRecord(_message.Message):
     password_changed: PasswordChanged
     hole: Hole
     aborted: Aborted
-    def __init__(self, lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., epoch_started: _Optional[_Union[EpochStarted, _Mapping]] = ..., message_accepted: _Optional[_Union[MessageAccepted, _Mapping]] = ..., expunged: _Optional[_Union[Expunged, _Mapping]] = ..., user_added: _Optional[_Union[UserAdded, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., hole: _Optional[_Union[Hole, _Mapping]] = ..., aborted: _Optional[_Union[Aborted, _Mapping]] = ...) -> None: ...
+    delivery_result: DeliveryResult
+    queue_control: QueueControl
+    def __init__(self, lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., epoch_started: _Optional[_Union[EpochStarted, _Mapping]] = ..., message_accepted: _Optional[_Union[MessageAccepted, _Mapping]] = ..., expunged: _Optional[_Union[Expunged, _Mapping]] = ..., user_added: _Optional[_Union[UserAdded, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., hole: _Optional[_Union[Hole, _Mapping]] = ..., aborted: _Optional[_Union[Aborted, _Mapping]] = ..., delivery_result: _Optional[_Union[DeliveryResult, _Mapping]] = ..., queue_control: _Optional[_Union[QueueControl, _Mapping]] = ...) -> None: ...
 
 class EpochStarted(_message.Message):
     __slots__ = ("shard", "node")
@@ -41,7 +46,7 @@ class EpochStarted(_message.Message):
     def __init__(self, shard: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
 
 class MessageAccepted(_message.Message):
-    __slots__ = ("queue_id", "mail_from", "recipients", "data", "client_address", "helo", "salvaged_from")
+    __slots__ = ("queue_id", "mail_from", "recipients", "data", "client_address", "helo", "salvaged_from", "relay_recipients")
     QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
     MAIL_FROM_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +54,7 @@ class MessageAccepted(_message.Message):
     CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HELO_FIELD_NUMBER: _ClassVar[int]
     SALVAGED_FROM_FIELD_NUMBER: _ClassVar[int]
+    RELAY_RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     queue_id: str
     mail_from: str
     recipients: _containers.RepeatedScalarFieldContainer[str]
@@ -56,7 +62,67 @@ class MessageAccepted(_message.Message):
     client_address: str
     helo: str
     salvaged_from: str
-    def __init__(self, queue_id: _Optional[str] = ..., mail_from: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., data: _Optional[bytes] = ..., client_address: _Optional[str] = ..., helo: _Optional[str] = ..., salvaged_from: _Optional[str] = ...) -> None: ...
+    relay_recipients: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, queue_id: _Optional[str] = ..., mail_from: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., data: _Optional[bytes] = ..., client_address: _Optional[str] = ..., helo: _Optional[str] = ..., salvaged_from: _Optional[str] = ..., relay_recipients: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeliveryResult(_message.Message):
+    __slots__ = ("message_lsn", "recipients", "destination", "remote", "next_attempt_ns", "dsn", "delay_warned")
+    class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        DELIVERED: _ClassVar[DeliveryResult.Outcome]
+        DEFERRED: _ClassVar[DeliveryResult.Outcome]
+        BOUNCED: _ClassVar[DeliveryResult.Outcome]
+        EXPIRED: _ClassVar[DeliveryResult.Outcome]
+    DELIVERED: DeliveryResult.Outcome
+    DEFERRED: DeliveryResult.Outcome
+    BOUNCED: DeliveryResult.Outcome
+    EXPIRED: DeliveryResult.Outcome
+    class Recipient(_message.Message):
+        __slots__ = ("address", "outcome", "reply")
+        ADDRESS_FIELD_NUMBER: _ClassVar[int]
+        OUTCOME_FIELD_NUMBER: _ClassVar[int]
+        REPLY_FIELD_NUMBER: _ClassVar[int]
+        address: str
+        outcome: DeliveryResult.Outcome
+        reply: str
+        def __init__(self, address: _Optional[str] = ..., outcome: _Optional[_Union[DeliveryResult.Outcome, str]] = ..., reply: _Optional[str] = ...) -> None: ...
+    MESSAGE_LSN_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_NS_FIELD_NUMBER: _ClassVar[int]
+    DSN_FIELD_NUMBER: _ClassVar[int]
+    DELAY_WARNED_FIELD_NUMBER: _ClassVar[int]
+    message_lsn: int
+    recipients: _containers.RepeatedCompositeFieldContainer[DeliveryResult.Recipient]
+    destination: str
+    remote: str
+    next_attempt_ns: int
+    dsn: MessageAccepted
+    delay_warned: bool
+    def __init__(self, message_lsn: _Optional[int] = ..., recipients: _Optional[_Iterable[_Union[DeliveryResult.Recipient, _Mapping]]] = ..., destination: _Optional[str] = ..., remote: _Optional[str] = ..., next_attempt_ns: _Optional[int] = ..., dsn: _Optional[_Union[MessageAccepted, _Mapping]] = ..., delay_warned: _Optional[bool] = ...) -> None: ...
+
+class QueueControl(_message.Message):
+    __slots__ = ("action", "message_lsns", "reason")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        HOLD: _ClassVar[QueueControl.Action]
+        RELEASE: _ClassVar[QueueControl.Action]
+        DELETE: _ClassVar[QueueControl.Action]
+        FLUSH: _ClassVar[QueueControl.Action]
+        REQUEUE: _ClassVar[QueueControl.Action]
+    HOLD: QueueControl.Action
+    RELEASE: QueueControl.Action
+    DELETE: QueueControl.Action
+    FLUSH: QueueControl.Action
+    REQUEUE: QueueControl.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_LSNS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    action: QueueControl.Action
+    message_lsns: _containers.RepeatedScalarFieldContainer[int]
+    reason: str
+    def __init__(self, action: _Optional[_Union[QueueControl.Action, str]] = ..., message_lsns: _Optional[_Iterable[int]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Expunged(_message.Message):
     __slots__ = ("mailbox", "uids")

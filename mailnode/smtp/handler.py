@@ -68,26 +68,13 @@ class MxHandler:
         if not at or not local:
             self.rejected("bad_address")
             return replies.BAD_ADDRESS.format(_printable(address))
-        if domain not in self.node.domains:
+        if domain in self.node.domains:
+            refusal = await self.check_local(address, addr)
+            if refusal:
+                return refusal
+        elif not self.may_relay(session):
             self.rejected("relay_denied")
             return replies.RELAY_DENIED.format(_printable(address))
-        if self.node.agent is None:  # standalone: only shards this node is primary of
-            if not self.node.user_exists(addr):
-                self.rejected("unknown_user")
-                return replies.USER_UNKNOWN.format(_printable(address))
-            if not self.node.shard_for(addr).accepting:
-                self.rejected("not_primary")
-                return replies.NOT_PRIMARY.format(_printable(address))
-        else:  # a cluster: any mailbox, asked of its shard's primary
-            try:
-                exists = await self.node.router.user_exists(self.node.shard_id(addr), addr)
-            except (HoldExpired, grpc.aio.AioRpcError) as e:
-                log.warning("RCPT %s: %s", addr, e)
-                self.rejected("not_primary")
-                return replies.NOT_PRIMARY.format(_printable(address))
-            if not exists:
-                self.rejected("unknown_user")
-                return replies.USER_UNKNOWN.format(_printable(address))
         if len(envelope.rcpt_tos) >= self.node.config.smtp.max_recipients:
             self.rejected("too_many_recipients")
             return replies.TOO_MANY_RCPTS
@@ -95,10 +82,36 @@ class MxHandler:
         envelope.rcpt_options.extend(options)
         return replies.RCPT_OK
 
+    def may_relay(self, session) -> bool:
+        return False  # the MX listener never relays for anyone
+
+    async def check_local(self, address: str, addr: str) -> str | None:
+        """A refusal for a mailbox of this cluster that cannot take mail, else None."""
+        if self.node.agent is None:  # standalone: only shards this node is primary of
+            if not self.node.user_exists(addr):
+                self.rejected("unknown_user")
+                return replies.USER_UNKNOWN.format(_printable(address))
+            if not self.node.shard_for(addr).accepting:
+                self.rejected("not_primary")
+                return replies.NOT_PRIMARY.format(_printable(address))
+            return None
+        try:  # a cluster: any mailbox, asked of its shard's primary
+            exists = await self.node.router.user_exists(self.node.shard_id(addr), addr)
+        except (HoldExpired, grpc.aio.AioRpcError) as e:
+            log.warning("RCPT %s: %s", addr, e)
+            self.rejected("not_primary")
+            return replies.NOT_PRIMARY.format(_printable(address))
+        if not exists:
+            self.rejected("unknown_user")
+            return replies.USER_UNKNOWN.format(_printable(address))
+        return None
+
     def received_header(self, session, envelope, qid: str) -> bytes:
         proto = "UTF8SMTP" if envelope.smtp_utf8 else ("ESMTP" if session.extended_smtp else "SMTP")
         if session.ssl is not None:
             proto += "S"
+        if session.authenticated:
+            proto += "A"  # RFC 3848: ESMTPSA
         ip = session.peer[0] if session.peer else "unknown"
         rcpt = f"\r\n\tfor <{envelope.rcpt_tos[0]}>" if len(envelope.rcpt_tos) == 1 else ""
         return (
@@ -114,27 +127,32 @@ class MxHandler:
         finally:
             self.inflight -= 1
 
+    def plan(self, session, envelope) -> dict[int, tuple[list[str], list[str]]]:
+        """shard -> (its mailboxes to store into, recipients for its delivery queue)."""
+        by_shard: dict[int, tuple[list[str], list[str]]] = {}
+        for rcpt in envelope.rcpt_tos:
+            by_shard.setdefault(self.node.shard_id(rcpt), ([], []))[0].append(rcpt)
+        return by_shard
+
     async def _commit(self, session, envelope) -> str:
         t0 = time.monotonic()
         qid = queue_id()
         data = self.received_header(session, envelope, qid) + envelope.original_content
         sender = "" if envelope.mail_from == "<>" else envelope.mail_from
-        by_shard: dict[int, list[str]] = {}
-        for rcpt in envelope.rcpt_tos:
-            by_shard.setdefault(self.node.shard_id(rcpt), []).append(rcpt)
         peer = session.peer[0] if session.peer else ""
         try:
             commits = []
-            for shard_id, rcpts in by_shard.items():
+            for shard_id, (local, relay) in self.plan(session, envelope).items():
                 rec = JournalRecord()
                 m = rec.message_accepted
                 m.queue_id = qid
                 m.mail_from = sender
-                m.recipients.extend(rcpts)
+                m.recipients.extend(local)
+                m.relay_recipients.extend(relay)
                 m.data = data
                 m.client_address = peer
                 m.helo = session.host_name or ""
-                if self.node.agent is None:
+                if self.node.agent is None and not relay:
                     commits.append(self.node.shards[shard_id].commit(rec))
                 else:
                     commits.append(self.node.router.commit(shard_id, rec))

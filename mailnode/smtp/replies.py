@@ -22,3 +22,10 @@ DEFAULT_ENHANCED = {
     "530": "5.7.0", "535": "5.7.8", "550": "5.0.0", "552": "5.3.4", "553": "5.1.3",
     "554": "5.0.0", "555": "5.5.4",
 }
+
+# Submission (RFC 6409, RFC 4954).
+SENDER_NOT_OWNED = "553 5.7.1 <{}>: Sender address rejected: not owned by user {}"
+RATE_LIMITED = "450 4.7.1 Error: too many messages from {} ({} per hour); try again later"
+AUTH_OK = "235 2.7.0 Authentication successful"
+AUTH_FAILED = "535 5.7.8 Error: authentication failed"
+AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure; try again later"

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 
+from mailnode.delivery.queue import Queue
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.store.maildir import MaildirStore, message_name
 
@@ -60,6 +61,7 @@ class ShardState:
         # Queue ids of recent messages -> lsn: a front end retrying a commit after a lost
         # reply or a failover must not store the message twice. Memory only, bounded.
         self.recent_ids: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self.queue = Queue()  # messages with recipients still to deliver
         self.applied_lsn = 0  # every record below this is applied
         self.checkpoint_lsn = 0
         self.epoch = 0
@@ -74,6 +76,7 @@ class ShardState:
         self.salvaged = set(data.get("salvaged", []))
         self.applied_lsn = self.checkpoint_lsn = int(data["applied_lsn"])
         self.epoch = int(data.get("epoch", 0))
+        self.queue.load(data.get("queue", []))
 
     def wipe(self, start_lsn: int = 0) -> None:
         """Forget all derived state (blocking); a replay from ``start_lsn`` rebuilds it."""
@@ -86,6 +89,7 @@ class ShardState:
         self.users = {}
         self.salvaged = set()
         self.recent_ids = collections.OrderedDict()
+        self.queue = Queue()
         self.applied_lsn = self.checkpoint_lsn = start_lsn
         self.epoch = 0
 
@@ -95,7 +99,7 @@ class ShardState:
         lsn = self.applied_lsn
         syncfs(self.directory)
         doc = {"shard": self.shard, "applied_lsn": lsn, "epoch": self.epoch, "users": self.users,
-               "salvaged": sorted(self.salvaged)}
+               "salvaged": sorted(self.salvaged), "queue": self.queue.to_json()}
         write_atomic(self.checkpoint_path, json.dumps(doc, sort_keys=True).encode())
         self.checkpoint_lsn = lsn
 
@@ -104,17 +108,16 @@ class ShardState:
         kind = record.WhichOneof("body")
         delivered = 0
         if kind == "message_accepted":
-            m = record.message_accepted
-            name = message_name(self.shard, record.lsn, record.timestamp_ns, len(m.data))
-            delivered = self.store.deliver(name, m.data, list(m.recipients), replay=replay)
-            if m.salvaged_from:
-                self.salvaged.add(m.salvaged_from)
-            if m.queue_id:
-                self.recent_ids[m.queue_id] = record.lsn
-                if len(self.recent_ids) > RECENT_IDS:
-                    self.recent_ids.popitem(last=False)
+            delivered = self._accept(record, record.message_accepted, replay)
+        elif kind == "delivery_result":
+            self.queue.result(record.delivery_result)
+            if record.delivery_result.HasField("dsn"):
+                delivered = self._accept(record, record.delivery_result.dsn, replay)
+        elif kind == "queue_control":
+            self.queue.control(record.queue_control)
         elif kind == "aborted":
             self.recent_ids.pop(record.aborted.queue_id, None)
+            self.queue.drop(record.aborted.lsn)
             for rcpt in record.aborted.recipients:
                 self.store.remove(rcpt, [record.aborted.uid])
         elif kind == "expunged":
@@ -129,4 +132,17 @@ class ShardState:
         elif kind == "epoch_started":
             self.epoch = max(self.epoch, record.epoch)
         self.applied_lsn = end
+        return delivered
+
+    def _accept(self, record: JournalRecord, m, replay: bool) -> int:
+        """A message: this shard's recipients stored, the others queued."""
+        name = message_name(self.shard, record.lsn, record.timestamp_ns, len(m.data))
+        delivered = self.store.deliver(name, m.data, list(m.recipients), replay=replay) if m.recipients else 0
+        self.queue.add(record.lsn, m, record.timestamp_ns)
+        if m.salvaged_from:
+            self.salvaged.add(m.salvaged_from)
+        if m.queue_id:
+            self.recent_ids[m.queue_id] = record.lsn
+            if len(self.recent_ids) > RECENT_IDS:
+                self.recent_ids.popitem(last=False)
         return delivered

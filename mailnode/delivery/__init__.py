@@ -1,0 +1,2 @@
+"""Outbound delivery: the queue (derived from the journal) and the engine that
+works it on a shard's primary."""

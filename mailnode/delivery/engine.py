@@ -1,0 +1,275 @@
+"""The delivery engine: works the queues of the shards this node is primary of.
+
+Spares never act: they hold the same queue (derived from the same journal) and
+take over where it stands when promoted. An attempt's outcome is a
+DeliveryResult record, committed (and applied) before the entry is looked at
+again, so a recipient the remote accepted with 250 is not sent again after a
+restart. (A crash between the remote's 250 and that commit sends it once more:
+the duplicate window of RFC 1047, a few milliseconds.)
+
+Retries follow Postfix: the next attempt waits as long as the message has been
+queued, clamped to [retry_initial, retry_max]; after ``lifetime`` a deferred
+recipient bounces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+
+import grpc
+
+from mailnode import metrics
+from mailnode.delivery import dsn
+from mailnode.delivery.queue import QueueEntry
+from mailnode.delivery.routes import Destination, RouteError, Router
+from mailnode.delivery.smtpclient import BOUNCED, DEFERRED, DELIVERED, Outcome, SmtpClient
+from mailnode.frontend.router import HoldExpired
+from mailnode.journal import JournalError
+from mailnode.journal.format import read_record
+from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
+from mailnode.replication.primary import NotPrimary, NotReplicated
+
+log = logging.getLogger(__name__)
+
+EXPIRED = DeliveryResult.EXPIRED
+RESULT_NAMES = {DELIVERED: "delivered", DEFERRED: "deferred", BOUNCED: "bounced", EXPIRED: "expired"}
+MAX_DESTINATION_LABELS = 200  # per-destination metrics stop growing here ("other")
+NS = 1_000_000_000
+
+
+def human(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} seconds"
+
+
+class DeliveryEngine:
+    def __init__(self, node):
+        self.node = node
+        cfg = self.cfg = node.config.delivery
+        self.routes = Router(node, cfg)
+        self.client = SmtpClient(helo=cfg.helo_name or node.hostname, timeout=cfg.timeout,
+                                 connect_timeout=cfg.connect_timeout, starttls=cfg.starttls)
+        self._slots = asyncio.Semaphore(cfg.concurrency)
+        self._per_destination: dict[str, asyncio.Semaphore] = {}
+        self._running: dict[tuple[int, int], asyncio.Task] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._destination_labels: set[str] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="delivery")
+
+    def wake(self) -> None:
+        """Something changed (a new queue entry, a queue command, a promotion): look now."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._task, *self._running.values()] if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- the scheduler ------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            next_due = None
+            now = time.time_ns()
+            for shard in self.node.shards.values():
+                if not shard.accepting:
+                    continue
+                for entry in self._snapshot(shard):
+                    key = (shard.id, entry.lsn)
+                    if key in self._running:
+                        continue
+                    if entry.next_attempt_ns <= now:
+                        self._running[key] = asyncio.create_task(self._attempt(shard, entry))
+                    elif next_due is None or entry.next_attempt_ns < next_due:
+                        next_due = entry.next_attempt_ns
+            # Wake for the next due entry, on news, and at least every second (role changes).
+            delay = 1.0 if next_due is None else min(1.0, max(0.0, (next_due - now) / NS))
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    @staticmethod
+    def _snapshot(shard) -> list[QueueEntry]:
+        with shard.apply_lock:  # the applier mutates the queue; copy under its lock
+            return [dataclasses.replace(e, pending=list(e.pending), last_reply=dict(e.last_reply))
+                    for e in shard.state.queue.entries.values() if not e.held]
+
+    # -- one queued message ---------------------------------------------------------------
+    async def _attempt(self, shard, entry: QueueEntry) -> None:
+        key = (shard.id, entry.lsn)
+        try:
+            record = await asyncio.to_thread(read_record, shard.journal.directory, entry.lsn)
+            body = record.WhichOneof("body")
+            message = record.message_accepted if body == "message_accepted" else record.delivery_result.dsn
+            groups: dict[Destination, list[str]] = {}
+            for rcpt in entry.pending:
+                groups.setdefault(self.routes.destination(rcpt), []).append(rcpt)
+            await asyncio.gather(*(self._deliver_group(shard, entry, message, dest, rcpts)
+                                   for dest, rcpts in groups.items()))
+        except (NotPrimary, NotReplicated, JournalError, HoldExpired) as e:
+            log.warning("shard %d: queue %s: result not recorded (%s); tried again later", shard.id,
+                        entry.queue_id, e)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("shard %d: queue %s: delivery attempt failed", shard.id, entry.queue_id)
+        finally:
+            self._running.pop(key, None)
+            self.wake()
+
+    def _semaphore(self, key: str) -> asyncio.Semaphore:
+        sem = self._per_destination.get(key)
+        if sem is None:
+            sem = self._per_destination[key] = asyncio.Semaphore(self.cfg.destination_concurrency)
+        return sem
+
+    async def _deliver_group(self, shard, entry: QueueEntry, message, dest: Destination, rcpts: list[str]) -> None:
+        async with self._slots, self._semaphore(dest.key):
+            if not shard.accepting:
+                return
+            if dest.kind == "cluster":
+                outcome = await self._to_shard(entry, message, dest, rcpts)
+            else:
+                try:
+                    hosts = await self.routes.hosts(dest)
+                except RouteError as e:
+                    kind = BOUNCED if e.permanent else DEFERRED
+                    outcome = Outcome({r: (kind, e.reply) for r in rcpts})
+                else:
+                    outcome = await self.client.send(hosts, entry.sender, rcpts, message.data)
+        await self._record(shard, entry, message, dest, outcome)
+
+    async def _to_shard(self, entry: QueueEntry, message, dest: Destination, rcpts: list[str]) -> Outcome:
+        """A mailbox of this cluster on another shard: a commit there, idempotent by queue id."""
+        rec = JournalRecord()
+        m = rec.message_accepted
+        m.queue_id = f"{entry.queue_id}.Q{entry.lsn}"
+        m.mail_from = entry.sender
+        m.data = message.data
+        m.client_address = message.client_address
+        m.helo = message.helo
+        results: dict[str, tuple[int, str]] = {}
+        try:
+            for rcpt in rcpts:
+                if await self.node.router.user_exists(dest.shard, rcpt):
+                    m.recipients.append(rcpt)
+                else:
+                    results[rcpt] = (BOUNCED, "550 5.1.1 user unknown in this cluster")
+            if m.recipients:
+                await self.node.router.commit(dest.shard, rec)
+        except (HoldExpired, grpc.aio.AioRpcError) as e:
+            return Outcome({r: (DEFERRED, f"451 4.3.2 {dest.key}: {e}") for r in rcpts}, dest.key)
+        for rcpt in m.recipients:
+            results[rcpt] = (DELIVERED, f"250 2.0.0 committed on {dest.key}")
+        return Outcome(results, dest.key)
+
+    # -- recording the outcome ------------------------------------------------------------
+    async def _record(self, shard, entry: QueueEntry, message, dest: Destination, outcome: Outcome) -> None:
+        now = time.time_ns()
+        age = (now - entry.arrival_ns) / NS
+        expired = age >= self.cfg.lifetime
+        rec = JournalRecord()
+        r = rec.delivery_result
+        r.message_lsn = entry.lsn
+        r.destination = dest.key
+        r.remote = outcome.remote
+        failed: list[tuple[str, str, str]] = []
+        delayed: list[tuple[str, str, str]] = []
+        for rcpt, (result, reply) in outcome.results.items():
+            if result == DEFERRED and expired:
+                result, reply = EXPIRED, f"{reply} (delivery time expired after {human(age)})"
+            item = r.recipients.add()
+            item.address, item.outcome, item.reply = rcpt, result, reply
+            if result in (BOUNCED, EXPIRED):
+                failed.append((rcpt, reply, outcome.remote))
+            elif result == DEFERRED:
+                delayed.append((rcpt, reply, outcome.remote))
+            metrics.DELIVERY_ATTEMPTS.labels(RESULT_NAMES[result]).inc()
+        if delayed:
+            # As long as the message has been queued, within [initial, max]: Postfix's back-off.
+            wait = min(max(age, self.cfg.retry_initial), self.cfg.retry_max)
+            r.next_attempt_ns = now + int(wait * NS)
+            label = dest.key if (dest.key in self._destination_labels
+                                 or len(self._destination_labels) < MAX_DESTINATION_LABELS) else "other"
+            self._destination_labels.add(label)
+            metrics.DEFERRALS.labels(label).inc(len(delayed))
+        notice = None
+        if failed:
+            notice = self._notice(shard, entry, message, failed, delayed=False)
+            kind = "bounce"
+        elif delayed and self.cfg.delay_warning and not entry.warned and age >= self.cfg.delay_warning:
+            notice = self._notice(shard, entry, message, delayed, delayed=True)
+            r.delay_warned = True
+            kind = "delay"
+        if notice is not None:
+            r.dsn.CopyFrom(notice)
+            metrics.BOUNCES.labels(kind).inc()
+        for rcpt, reply, _ in failed:
+            log.info("shard %d: queue %s: <%s> bounced: %s", shard.id, entry.queue_id, rcpt, reply)
+        for rcpt, (result, reply) in outcome.results.items():
+            if result == DELIVERED:
+                log.info("shard %d: queue %s: <%s> delivered via %s: %s", shard.id, entry.queue_id, rcpt,
+                         outcome.remote or dest.key, reply)
+            elif result == DEFERRED and not expired:
+                log.info("shard %d: queue %s: <%s> deferred: %s", shard.id, entry.queue_id, rcpt, reply)
+        await shard.commit(rec, applied=True)
+
+    def _notice(self, shard, entry: QueueEntry, message, recipients, *, delayed: bool):
+        """The DSN to the envelope sender, or None for a null sender (no bounce of a bounce)."""
+        if not entry.sender:
+            log.info("shard %d: queue %s: no DSN for a null sender", shard.id, entry.queue_id)
+            return None
+        data = dsn.build(reporting_mta=self.node.hostname, queue_id=entry.queue_id, sender=entry.sender,
+                         arrival_ns=entry.arrival_ns, original=message.data, recipients=recipients,
+                         delayed=delayed, expires_after=human(self.cfg.lifetime))
+        from mailnode.smtp.handler import queue_id
+
+        m = JournalRecord().message_accepted
+        m.queue_id = queue_id()
+        m.mail_from = ""
+        m.data = data
+        m.client_address = "127.0.0.1"
+        m.helo = self.node.hostname
+        sender = entry.sender.lower()
+        if sender.rpartition("@")[2] in self.node.domains and self.node.shard_id(sender) == shard.id:
+            if sender in shard.state.users:
+                m.recipients.append(sender)
+            else:
+                log.warning("shard %d: queue %s: DSN to unknown local sender <%s> dropped", shard.id,
+                            entry.queue_id, sender)
+                return None
+        else:
+            m.relay_recipients.append(entry.sender)
+        return m
+
+    # -- gauges -------------------------------------------------------------------------
+    def update_gauges(self) -> None:
+        now = time.time_ns()
+        for shard in self.node.shards.values():
+            active = deferred = held = 0
+            oldest = 0.0
+            with shard.apply_lock:
+                for e in shard.state.queue.entries.values():
+                    if e.held:
+                        held += 1
+                    elif e.next_attempt_ns <= now:
+                        active += 1
+                    else:
+                        deferred += 1
+                    oldest = max(oldest, (now - e.arrival_ns) / NS)
+            label = str(shard.id)
+            metrics.QUEUE_DEPTH.labels(label, "active").set(active)
+            metrics.QUEUE_DEPTH.labels(label, "deferred").set(deferred)
+            metrics.QUEUE_DEPTH.labels(label, "held").set(held)
+            metrics.QUEUE_OLDEST.labels(label).set(oldest)

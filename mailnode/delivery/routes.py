@@ -1,0 +1,108 @@
+"""Where a recipient's mail goes: this cluster (another shard), a transport-map
+next hop or smarthost, or the domain's MX hosts (dnspython; A/AAAA fallback)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+
+from mailnode.config import ConfigError, parse_address
+
+log = logging.getLogger(__name__)
+
+
+class RouteError(Exception):
+    """No next hop: ``permanent`` bounces (the domain does not exist), otherwise defer."""
+
+    def __init__(self, reply: str, permanent: bool):
+        super().__init__(reply)
+        self.reply = reply
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A group of recipients that share one delivery attempt."""
+
+    kind: str   # "cluster" (a mailbox of another shard), "relay" (a fixed next hop) or "mx"
+    key: str    # the domain or the next hop "host:port": concurrency is limited per key
+    shard: int = -1
+    hop: tuple[str, int] | None = None
+
+
+def parse_next_hop(value: str, where: str) -> tuple[str, int]:
+    """ "host:port" or "[host]:port": a fixed next hop, never an MX lookup."""
+    return parse_address(value, where)
+
+
+class Router:
+    def __init__(self, node, cfg):
+        self.node = node
+        self.mx_port = cfg.mx_port
+        self.smarthost = parse_next_hop(cfg.smarthost, "[delivery] smarthost") if cfg.smarthost else None
+        self.transport: dict[str, tuple[str, int]] = {}
+        for domain, hop in cfg.transport.items():
+            if not isinstance(hop, str):
+                raise ConfigError(f"{node.config.path}: [delivery] transport {domain!r}: expected \"host:port\"")
+            self.transport[domain.lower()] = parse_next_hop(hop, f"[delivery] transport {domain!r}")
+        self.resolver = dns.asyncresolver.Resolver(configure=not cfg.dns_servers)
+        if cfg.dns_servers:
+            host, port = parse_address(cfg.dns_servers[0] if ":" in cfg.dns_servers[0] else
+                                       cfg.dns_servers[0] + ":53", "[delivery] dns_servers")
+            self.resolver.nameservers = [host]
+            self.resolver.port = port
+        self.resolver.lifetime = cfg.dns_timeout
+
+    def destination(self, rcpt: str) -> Destination:
+        domain = rcpt.rpartition("@")[2].lower()
+        if domain in self.node.domains:
+            return Destination("cluster", f"shard {self.node.shard_id(rcpt)}", self.node.shard_id(rcpt))
+        hop = self.transport.get(domain) or self.transport.get("*") or self.smarthost
+        if hop is not None:
+            return Destination("relay", f"{hop[0]}:{hop[1]}", hop=hop)
+        return Destination("mx", domain)
+
+    async def hosts(self, dest: Destination) -> list[tuple[str, int]]:
+        """Next hops to try in order; RouteError when there are none."""
+        if dest.hop is not None:
+            return [dest.hop]
+        domain = dest.key
+        try:
+            answer = await self.resolver.resolve(domain, "MX")
+            mxs = sorted(answer, key=lambda r: r.preference)
+            names = [str(r.exchange).rstrip(".") for r in mxs]
+            if names == [""]:  # RFC 7505 null MX: the domain accepts no mail
+                raise RouteError(f"550 5.1.10 {domain} does not accept mail (null MX)", permanent=True)
+        except dns.resolver.NXDOMAIN:
+            raise RouteError(f"550 5.1.2 {domain}: domain not found", permanent=True) from None
+        except dns.resolver.NoAnswer:
+            names = [domain]  # RFC 5321 5.1: no MX, the domain itself (A/AAAA)
+        except dns.exception.DNSException as e:
+            raise RouteError(f"451 4.4.3 {domain}: MX lookup failed: {e.__class__.__name__}", permanent=False) from None
+        hosts: list[tuple[str, int]] = []
+        for name in names:
+            hosts.extend((addr, self.mx_port) for addr in await self._addresses(name))
+        if not hosts:
+            raise RouteError(f"451 4.4.4 {domain}: no address for its mail hosts {', '.join(names)}", permanent=False)
+        return hosts
+
+    async def _addresses(self, name: str) -> list[str]:
+        out = []
+        for rdtype in ("A", "AAAA"):
+            try:
+                answer = await self.resolver.resolve(name, rdtype)
+                out.extend(r.address for r in answer)
+            except dns.exception.DNSException:
+                continue
+        if not out:  # a literal address as exchange, or /etc/hosts in a resolver-less setup
+            try:
+                socket.inet_pton(socket.AF_INET, name)
+                out.append(name)
+            except OSError:
+                pass
+        return out
