@@ -368,7 +368,8 @@ def cmd_queue(args) -> int:
                     "requeue": "requeued"}[args.action]
             print(f"{done} {len(rows)} message(s)" + (": " + " ".join(r["queue_id"] for r in rows) if rows else ""))
         if not rows and not args.all:
-            return 1  # none of the named ids is queued: say so by the exit status
+            print(f"mailctl: not queued: {' '.join(args.ids)}", file=sys.stderr)
+            return 1
     return 1 if reply.errors else 0
 
 

@@ -41,6 +41,12 @@ def loopback_ip() -> str:
     return f"127.{200 + os.getpid() % 50}.{(os.getpid() // 50) % 250}.{10 + n % 240}"
 
 
+def toml_value(v) -> str:
+    if isinstance(v, dict):  # an inline table; JSON's object syntax is not TOML
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return json.dumps(v)
+
+
 @dataclass
 class Node:
     directory: str
@@ -65,6 +71,8 @@ class Node:
     smtp = property(lambda self: (self.ip, 2525))
     pop3 = property(lambda self: (self.ip, 1110))
     http = property(lambda self: f"{self.ip}:8080")
+    submission = property(lambda self: (self.ip, 5870))
+    submission_tls = property(lambda self: (self.ip, 4650))
 
     def journal_dir(self, shard: int = 0) -> str:
         return os.path.join(self.data_dir, "shards", str(shard), "journal")
@@ -82,11 +90,13 @@ class Node:
         }
         for key, value in self.extra.items():
             section, _, name = key.partition(".")
+            if isinstance(value, str):
+                value = value.replace("{ip}", self.ip)  # per-node listeners in shared settings
             sections.setdefault(section, {})[name] = value
         lines = []
         for section, values in sections.items():
             lines.append(f"[{section}]")
-            lines.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
+            lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items())
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 
