@@ -23,7 +23,7 @@ import urllib.request
 
 from mailnode.config import parse_address
 
-PORTS = {"smtp": 2525, "pop3": 1110, "http": 8080, "grpc": 7070}
+PORTS = {"smtp": 2525, "submission": 5870, "submission_tls": 4650, "pop3": 1110, "http": 8080, "grpc": 7070}
 
 
 class LocalError(Exception):
@@ -90,6 +90,8 @@ def node_config(node: dict, domain: str, shards: int, cert: str, key: str) -> st
         f'[smtp]\nlisten = "{node["smtp"]}"\n\n[pop3]\nlisten = "{node["pop3"]}"\n\n'
         f'[http]\nlisten = "{node["http"]}"\n\n[grpc]\nlisten = "{node["grpc"]}"\n\n'
         f'[tls]\ncert = "{cert}"\nkey = "{key}"\n'
+        + (f'\n[submission]\nlisten = "{node["submission"]}"\nlisten_tls = "{node["submission_tls"]}"\n'
+           if "submission" in node else "")
     )
 
 
@@ -235,7 +237,7 @@ def up(directory: str, *, nodes: int = 3, shards: int = 2, domain: str = "exampl
                         f'session_timeout = 4.0\n\n[replication]\nsecret_file = "../cluster.secret"\n')
         if _alive(node.get("pid")) and health(node):
             continue
-        busy = [k for k in PORTS if not _port_free(node[k])]
+        busy = [k for k in PORTS if k in node and not _port_free(node[k])]
         if busy:
             raise LocalError(f"{node['name']}: {', '.join(node[k] for k in busy)} already in use; "
                              "stop what holds it or pick another --base-address")
@@ -308,7 +310,7 @@ def status(directory: str) -> dict:
     return state
 
 
-PUBLIC_KEYS = ("name", "pid", "smtp", "submission", "pop3", "http", "grpc")
+PUBLIC_KEYS = ("name", "pid", "smtp", "submission", "submission_tls", "pop3", "http", "grpc")
 
 
 def public_map(state: dict) -> dict:

@@ -306,8 +306,16 @@ def test_cluster_outbound_is_queued_on_the_users_shard_and_delivered_once_after_
                      "delivery.transport": {"remote.test": f"{sink.host}:{sink.port}"}, **FAST_RETRIES})
     shard = shard_of(ALICE, 2)
     primary = cluster.primary_of(shard)
-    primary.add_user(ALICE)
     other = next(n for n in cluster.nodes if n is not primary)
+
+    def rcpt_code() -> int:
+        with smtplib.SMTP(*other.smtp, timeout=30) as s:
+            s.mail("x@remote.test")
+            return s.rcpt(ALICE)[0]
+
+    assert rcpt_code() == 550  # unknown, and remembered as unknown for a few seconds
+    primary.add_user(ALICE)
+    wait_for(lambda: rcpt_code() == 250, 15, what="the negative RCPT cache to expire")
     submit(other, ["bob@remote.test"], b"Subject: c\r\n\r\nMARK-CLUSTER\r\n")
     # Queued on alice's shard (whatever node took the submission), seen from any node.
     wait_for(lambda: any(e["attempts"] >= 1 for e in queue(other)), 20, what="a deferred attempt")

@@ -44,7 +44,7 @@ def test_local_up_serves_mail_with_tls_and_resumes(cluster):
     up = json.loads(mailctl("local", "up", "--dir", d, "--json", "--base-address", base, "--nodes", "1",
                             "--shards", "1").stdout)
     [node] = up["nodes"]
-    assert set(node) == {"name", "pid", "smtp", "pop3", "http", "grpc"}
+    assert set(node) == {"name", "pid", "smtp", "submission", "submission_tls", "pop3", "http", "grpc"}
     assert node["smtp"].startswith(base + ".")
     mailctl("--dir", d, "user", "add", f"alice@{DOMAIN}", "--password", PASSWORD)
     users = json.loads(mailctl("--dir", d, "user", "list", "--json").stdout)
@@ -59,6 +59,13 @@ def test_local_up_serves_mail_with_tls_and_resumes(cluster):
         s.sendmail("x@remote.test", [f"alice@{DOMAIN}"], msg)
     got = wait_for(lambda: pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True), 20, what="mail")
     assert body_of(got[0]) == msg and b"with ESMTPS id" in got[0]
+    note = b"Subject: note to self\r\n\r\nsubmitted\r\n"
+    with smtplib.SMTP_SSL(*addr(node["submission_tls"]), context=ctx) as s:
+        s.login(f"alice@{DOMAIN}", PASSWORD)
+        s.sendmail(f"alice@{DOMAIN}", [f"alice@{DOMAIN}"], note)
+    got = wait_for(lambda: len(pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True)) == 2, 20,
+                   what="the submitted message")
+    assert json.loads(mailctl("--dir", d, "queue", "list", "--json").stdout) == []
 
     st = json.loads(mailctl("local", "status", "--dir", d, "--json").stdout)
     assert st["nodes"][0]["alive"] is True
@@ -72,7 +79,7 @@ def test_local_up_serves_mail_with_tls_and_resumes(cluster):
     # Re-running up on the same directory resumes its data.
     mailctl("local", "up", "--dir", d, "--base-address", base, "--nodes", "1", "--shards", "1")
     got = pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True)
-    assert [body_of(m) for m in got] == [msg]
+    assert sorted(body_of(m) for m in got) == sorted([msg, note])
 
 
 def test_mailctl_errors_are_one_line(cluster, tmp_path):

@@ -38,6 +38,7 @@ EXPIRED = DeliveryResult.EXPIRED
 RESULT_NAMES = {DELIVERED: "delivered", DEFERRED: "deferred", BOUNCED: "bounced", EXPIRED: "expired"}
 MAX_DESTINATION_LABELS = 200  # per-destination metrics stop growing here ("other")
 NS = 1_000_000_000
+SCAN_INTERVAL = 0.02  # seconds between two looks at the queues, at least
 
 
 def human(seconds: float) -> str:
@@ -84,26 +85,32 @@ class DeliveryEngine:
             for shard in self.node.shards.values():
                 if not shard.accepting:
                     continue
-                for entry in self._snapshot(shard):
-                    key = (shard.id, entry.lsn)
-                    if key in self._running:
-                        continue
-                    if entry.next_attempt_ns <= now:
-                        self._running[key] = asyncio.create_task(self._attempt(shard, entry))
-                    elif next_due is None or entry.next_attempt_ns < next_due:
-                        next_due = entry.next_attempt_ns
-            # Wake for the next due entry, on news, and at least every second (role changes).
+                due, later = self._due(shard, now)
+                for entry in due:
+                    self._running[(shard.id, entry.lsn)] = asyncio.create_task(self._attempt(shard, entry))
+                if later is not None and (next_due is None or later < next_due):
+                    next_due = later
+            # Wake for the next due entry, on news, and at least every second (role changes);
+            # never more often than SCAN_INTERVAL, so a busy queue is not rescanned per commit.
             delay = 1.0 if next_due is None else min(1.0, max(0.0, (next_due - now) / NS))
+            await asyncio.sleep(SCAN_INTERVAL)
             try:
-                await asyncio.wait_for(self._wake.wait(), delay)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, delay - SCAN_INTERVAL))
             except asyncio.TimeoutError:
                 pass
 
-    @staticmethod
-    def _snapshot(shard) -> list[QueueEntry]:
-        with shard.apply_lock:  # the applier mutates the queue; copy under its lock
-            return [dataclasses.replace(e, pending=list(e.pending), last_reply=dict(e.last_reply))
-                    for e in shard.state.queue.entries.values() if not e.held]
+    def _due(self, shard, now: int) -> tuple[list[QueueEntry], int | None]:
+        """Copies of the entries to try now, and when the next one falls due."""
+        due, later = [], None
+        with shard.apply_lock:  # the applier mutates the queue; look under its lock
+            for e in shard.state.queue.entries.values():
+                if e.held or (shard.id, e.lsn) in self._running:
+                    continue
+                if e.next_attempt_ns <= now:
+                    due.append(dataclasses.replace(e, pending=list(e.pending), last_reply=dict(e.last_reply)))
+                elif later is None or e.next_attempt_ns < later:
+                    later = e.next_attempt_ns
+        return due, later
 
     # -- one queued message ---------------------------------------------------------------
     async def _attempt(self, shard, entry: QueueEntry) -> None:

@@ -13,7 +13,12 @@ import asyncio
 import time
 import uuid
 
+import grpc
+
+from mailnode.frontend.router import HoldExpired
+from mailnode.journal import JournalError
 from mailnode.pop3.server import MailboxBusy, MessageRef
+from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.users import normalize, verify_password
@@ -90,6 +95,9 @@ class Mailboxes:
 
 class RoutedPop3Backend:
     """The POP3 server's backend on a cluster node."""
+
+    # A failover under the session: the client gets a clean -ERR, the log one line.
+    expected_errors = (HoldExpired, grpc.aio.AioRpcError, NotOwner, NotPrimary, NotReplicated, JournalError)
 
     def __init__(self, node):
         self.node = node

@@ -51,6 +51,10 @@ class MailboxBusy(Exception):
 
 
 class Pop3Backend(Protocol):
+    # Failures a backend expects in normal operation (its mailbox's primary failed over):
+    # logged as one line, not as a traceback. Optional.
+    expected_errors: tuple[type[BaseException], ...]
+
     async def authenticate(self, user: str, password: str) -> str | None:
         """Canonical mailbox address when user/password are right, else None."""
     async def open(self, mailbox: str) -> list[MessageRef]:
@@ -250,9 +254,16 @@ class Pop3Session:
             await getattr(self, f"pop_{verb.lower()}")(arg)
         except (_Refusal, _ClientGone):
             raise
-        except Exception:
-            log.exception("%s: %s failed in %s state", self.peer, verb, self.state)
+        except Exception as exc:
+            self._failed(exc, f"{verb} failed in {self.state} state")
             raise _Refusal(ERR_INTERNAL) from None
+
+    def _failed(self, exc: Exception, what: str) -> None:
+        if isinstance(exc, getattr(self.backend, "expected_errors", ())):
+            detail = exc.details() if hasattr(exc, "details") else str(exc)
+            log.warning("%s: %s: %s: %s", self.peer, what, type(exc).__name__, " ".join(str(detail).split()))
+        else:
+            log.exception("%s: %s", self.peer, what)
 
     async def _write(self, *chunks: bytes) -> None:
         self.writer.writelines(chunks)
@@ -364,8 +375,8 @@ class Pop3Session:
             if uids:
                 try:
                     await self.backend.expunge(mailbox, uids)
-                except Exception:
-                    log.exception("%s: expunge of %d messages from %s failed", self.peer, len(uids), mailbox)
+                except Exception as exc:
+                    self._failed(exc, f"expunge of {len(uids)} messages from {mailbox} failed")
                     raise _Refusal(ERR_NOT_COMMITTED) from None
                 log.info("%s: expunged %d messages from %s at QUIT", self.peer, len(uids), mailbox)
             # Release before answering, so that a client reconnecting at once finds the lock free.
