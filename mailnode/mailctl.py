@@ -511,7 +511,7 @@ def parser() -> argparse.ArgumentParser:
     qs.add_argument("ids", nargs=1, metavar="ID")
     for action, text in (("hold", "not tried until released"), ("release", "tried again as scheduled"),
                          ("delete", "dropped, no DSN"), ("flush", "tried now"),
-                         ("requeue", "tried now, routes looked up afresh")):
+                         ("requeue", "released and tried now")):
         qc = qa.add_parser(action, parents=[common], help=text)
         qc.add_argument("ids", nargs="*", metavar="ID", help="queue ids (or SHARD:LSN)")
         qc.add_argument("--all", action="store_true", help="every queued message")

@@ -155,25 +155,29 @@ def test_lifetime_expiry_bounces_after_a_delay_warning(mailer, sink):
 
 def test_hold_release_delete(mailer, sink):
     node = mailer(**{"delivery.retry_initial": 60.0, "delivery.retry_max": 60.0})
-    for tag in ("HELD", "FREE", "GONE"):
+    for tag in ("HELD", "FREE", "GONE", "REQ"):
         submit(node, ["bob@remote.test"], f"Subject: {tag}\r\n\r\nMARK-{tag}\r\n".encode())
-    wait_for(lambda: len(queue(node)) == 3 and all(e["attempts"] == 1 for e in queue(node)), 20,
-             what="three deferred messages")
+    wait_for(lambda: len(queue(node)) == 4 and all(e["attempts"] == 1 for e in queue(node)), 20,
+             what="four deferred messages")
     by_subject = {}
     for e in queue(node):
         shown = node.mailctl("queue", "show", e["queue_id"], "--json").stdout
         by_subject[json.loads(shown)["headers"].split("Subject: ")[1].split("\r\n")[0]] = e["queue_id"]
-    assert node.mailctl("queue", "hold", by_subject["HELD"]).stdout.startswith("held 1 message")
+    held = node.mailctl("queue", "hold", by_subject["HELD"], by_subject["REQ"]).stdout
+    assert held.startswith("held 2 message")
     assert node.mailctl("queue", "delete", by_subject["GONE"]).stdout.startswith("deleted 1 message")
-    assert {e["queue_id"]: e["state"] for e in queue(node)} == {by_subject["HELD"]: "held",
+    assert {e["queue_id"]: e["state"] for e in queue(node)} == {by_subject["HELD"]: "held", by_subject["REQ"]: "held",
                                                                   by_subject["FREE"]: "deferred"}
     sink.start()
     node.mailctl("queue", "flush", "--all")  # the retry would be a minute away
     wait_for(lambda: sink.count_with(b"MARK-FREE") == 1, 20, what="the free message delivered")
-    wait_for(lambda: len(queue(node)) == 1, 10, what="only the held message left")
-    assert sink.count_with(b"MARK-HELD") == 0 and queue(node)[0]["state"] == "held"
+    wait_for(lambda: len(queue(node)) == 2, 10, what="only the held messages left")
+    assert sink.count_with(b"MARK-HELD") == 0 and {e["state"] for e in queue(node)} == {"held"}
     node.mailctl("queue", "release", by_subject["HELD"])  # due since the flush: tried at once
     wait_for(lambda: sink.count_with(b"MARK-HELD") == 1, 20, what="the released message delivered")
+    assert [e["queue_id"] for e in queue(node)] == [by_subject["REQ"]] and sink.count_with(b"MARK-REQ") == 0
+    node.mailctl("queue", "requeue", by_subject["REQ"])  # released and tried now
+    wait_for(lambda: sink.count_with(b"MARK-REQ") == 1, 20, what="the requeued message delivered")
     wait_for(lambda: queue(node) == [], 10, what="an empty queue")
     assert sink.count_with(b"MARK-GONE") == 0 and mailbox(node) == []  # deleted: no delivery, no DSN
     r = node.mailctl("queue", "hold", "NOSUCHID", check=False)
@@ -200,7 +204,7 @@ def test_restart_in_the_middle_of_a_retry_schedule(mailer, sink):
 
 
 def test_relay_refused_and_auth_only_under_tls(mailer, sink):
-    node = mailer(**{"submission.rate_per_user": 2})
+    node = mailer(**{"submission.rate_per_user": 2, "submission.rate_per_ip": 3})
     # The MX port relays for nobody and offers no AUTH.
     with smtplib.SMTP(*node.smtp, timeout=30) as s:
         s.ehlo()
@@ -236,8 +240,18 @@ def test_relay_refused_and_auth_only_under_tls(mailer, sink):
         s.sendmail(ALICE, ["bob@remote.test"], b"Subject: 1\r\n\r\n1\r\n")
         s.sendmail(ALICE, ["bob@remote.test"], b"Subject: 2\r\n\r\n2\r\n")
         code, text = s.mail(ALICE)  # over the limit of 2 per hour
-        assert code == 450 and text.startswith(b"4.7.1")
-    assert 'mailcluster_submission_rate_limited_total{limit="user"} 1.0' in node.metrics()
+        assert code == 450 and text.startswith(b"4.7.1") and ALICE.encode() in text
+    bob = f"bob@{DOMAIN}"
+    node.add_user(bob)
+    with smtplib.SMTP(*node.submission, timeout=30) as s:  # same address: the third from it is the last
+        s.starttls(context=client_tls())
+        s.login(bob, PASSWORD)
+        s.sendmail(bob, ["carol@remote.test"], b"Subject: 3\r\n\r\n3\r\n")
+        code, text = s.mail(bob)
+        assert code == 450 and text.startswith(b"4.7.1") and bob.encode() not in text
+    text = node.metrics()
+    assert 'mailcluster_submission_rate_limited_total{limit="user"} 1.0' in text
+    assert 'mailcluster_submission_rate_limited_total{limit="ip"} 1.0' in text
     assert "Traceback" not in node.read_log()
 
 
@@ -310,6 +324,7 @@ def test_cluster_outbound_is_queued_on_the_users_shard_and_delivered_once_after_
 
     def rcpt_code() -> int:
         with smtplib.SMTP(*other.smtp, timeout=30) as s:
+            s.ehlo()
             s.mail("x@remote.test")
             return s.rcpt(ALICE)[0]
 
