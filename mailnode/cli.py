@@ -11,7 +11,34 @@ from mailnode import config as configmod
 from mailnode.journal import JournalDamaged, JournalError
 
 
+def archive_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="mailnode archive", description="Run the remote site's journal archive.")
+    p.add_argument("--config", required=True, help="archive TOML file")
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from mailnode.archive import config as archive_config
+    from mailnode.archive.server import Archive
+
+    try:
+        asyncio.run(Archive(archive_config.load(args.config)).serve())
+    except configmod.ConfigError as e:
+        print(f"mailnode archive: config error: {e}", file=sys.stderr)
+        return 2
+    except JournalDamaged as e:
+        print(f"mailnode archive: archived journal damaged: {e}", file=sys.stderr)
+        return 3
+    except (JournalError, OSError) as e:
+        print(f"mailnode archive: cannot start: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["archive"]:
+        return archive_main(argv[1:])
     p = argparse.ArgumentParser(prog="mailnode", description="Run a mailcluster mail node.")
     p.add_argument("--config", help="node TOML file")
     p.add_argument("--print-defaults", action="store_true", help="print every config key with its default")

@@ -80,6 +80,16 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
     "frontend": {
         "hold_timeout": (float, 30.0, "seconds a transaction waits for its shard's new primary during a failover"),
     },
+    "archive": {
+        "address": (str, "", "host:port of the remote site's archive; empty: no shipping"),
+        "server_name": (str, "archive", "name in the archive's certificate"),
+        "tls_ca": (str, "", "CA of the sites' certificates (mTLS); empty: plaintext (tests only)"),
+        "tls_cert": (str, "", "this node's client certificate"),
+        "tls_key": (str, "", "its key"),
+        "remote_sync": (bool, False, "a commit waits for the archive too (451 when it does not answer)"),
+        "timeout": (float, 5.0, "seconds a remote_sync commit waits for the archive"),
+        "remove_archived": (bool, True, "remove journal segments the archive and every spare hold"),
+    },
     "hooks": {
         "on_role_change": (str, "", "executable run (in the background) after each role change of a shard"),
         "timeout": (float, 10.0, "seconds a hook may run before it is killed"),
@@ -158,7 +168,7 @@ def _check(path: str, section: str, key: str, value: Any, typ) -> Any:
         parse_address(value, where)
     if (section, key) == ("delivery", "starttls") and value not in ("may", "encrypt", "none"):
         raise ConfigError(f"{where}: expected one of may, encrypt, none, got {value!r}")
-    if key in ("listen", "listen_tls", "advertise", "follow") and value:
+    if key in ("listen", "listen_tls", "advertise", "follow", "address", "http") and value:
         parse_address(value, where)
     if (section, key) == ("replication", "policy") and value not in ("sync", "async", "local"):
         raise ConfigError(f"{where}: expected one of sync, async, local, got {value!r}")
@@ -167,15 +177,18 @@ def _check(path: str, section: str, key: str, value: Any, typ) -> Any:
     return value
 
 
-def load(path: str) -> Config:
+def read_toml(path: str) -> dict:
     try:
         with open(path, "rb") as f:
-            raw = tomllib.load(f)
+            return tomllib.load(f)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    return from_dict(raw, path)
+
+
+def load(path: str) -> Config:
+    return from_dict(read_toml(path), path)
 
 
 def from_dict(raw: dict, path: str = "<config>") -> Config:
@@ -207,8 +220,12 @@ def from_dict(raw: dict, path: str = "<config>") -> Config:
     # Relative paths are relative to the config file, not to the working directory.
     base = os.path.dirname(os.path.abspath(path))
     sections["node"].values["data_dir"] = os.path.join(base, sections["node"].data_dir)
+    arc = sections["archive"]
+    if any((arc.tls_ca, arc.tls_cert, arc.tls_key)) and not all((arc.tls_ca, arc.tls_cert, arc.tls_key)):
+        raise ConfigError(f"{path}: [archive] tls_ca, tls_cert and tls_key go together")
     for section, key in (("tls", "cert"), ("tls", "key"), ("replication", "secret_file"),
-                         ("hooks", "on_role_change")):
+                         ("hooks", "on_role_change"), ("archive", "tls_ca"), ("archive", "tls_cert"),
+                         ("archive", "tls_key")):
         if sections[section].values[key]:
             sections[section].values[key] = os.path.join(base, sections[section].values[key])
     sections["node"].values["domains"] = [d.lower() for d in sections["node"].domains]

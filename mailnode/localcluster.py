@@ -57,7 +57,7 @@ def loopback_block(directory: str) -> str:
 def make_certificate(directory: str, hostname: str) -> tuple[str, str]:
     """A self-signed certificate for STARTTLS/STLS on the local cluster."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
@@ -74,12 +74,9 @@ def make_certificate(directory: str, hostname: str) -> tuple[str, str]:
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    from mailnode.archive.tls import write_pem
+
+    write_pem(cert_path, key_path, cert, key)
     return cert_path, key_path
 
 

@@ -13,6 +13,7 @@ from coordinator.model import CoordinationError
 from mailnode import config as configmod
 from mailnode import localcluster
 from mailnode.admin.client import AdminClient, AdminError
+from mailnode.archive.restore import RestoreError
 from mailnode.journal import JournalError
 from mailnode.journal import tools as jtools
 
@@ -224,8 +225,8 @@ def cmd_cluster(args) -> None:
             emit(args, rows, ["time", "shard", "decision"])
 
 
-def parse_at(text: str | None) -> float:
-    """--at: "HH:MM" (next such time), an ISO date-time, or Unix seconds."""
+def parse_at(text: str | None, past: bool = False, option: str = "--at") -> float:
+    """--at: "HH:MM" (the next such time; with past, the last), an ISO date-time, or Unix seconds."""
     import datetime
 
     if not text:
@@ -237,10 +238,12 @@ def parse_at(text: str | None) -> float:
             hh, mm = map(int, text.split(":"))
             now = datetime.datetime.now()
             at = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+            if past:
+                return (at if at <= now else at - datetime.timedelta(days=1)).timestamp()
             return (at if at > now else at + datetime.timedelta(days=1)).timestamp()
         return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:
-        raise CliError(f"--at {text!r}: expected HH:MM, an ISO date-time or Unix seconds") from None
+        raise CliError(f"{option} {text!r}: expected HH:MM, an ISO date-time or Unix seconds") from None
 
 
 def cmd_switchover(args) -> int:
@@ -371,6 +374,82 @@ def cmd_queue(args) -> int:
             print(f"mailctl: not queued: {' '.join(args.ids)}", file=sys.stderr)
             return 1
     return 1 if reply.errors else 0
+
+
+def cmd_backup(args) -> int:
+    from mailnode.archive.restore import write_backup
+
+    with admin(args) as client:
+        summary = write_backup(client.backup(args.shard), args.dest)
+    summary = {"shard": args.shard, "node": args.node_name, "dest": args.dest, **summary}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"backup of shard {args.shard} from {args.node_name}: store at lsn {summary['lsn']}, journal to "
+              f"lsn {summary['end_lsn']}, in {args.dest}")
+    return 0
+
+
+def archive_target(args):
+    """A channel to the archive: --archive, else the [archive] section of --config's node."""
+    from mailnode.archive.restore import archive_channel
+
+    cfg = configmod.load(args.config) if args.config else None
+    address = args.archive or (cfg.archive.address if cfg else "")
+    if not address:
+        raise CliError("say which archive: --archive HOST:PORT, or a --config whose [archive] address is set")
+    tls, name = None, "archive"
+    if cfg is not None and cfg.archive.tls_ca:
+        tls, name = (cfg.archive.tls_ca, cfg.archive.tls_cert, cfg.archive.tls_key), cfg.archive.server_name
+    return archive_channel(address, tls, name)
+
+
+def cmd_archive(args) -> int:
+    from mailnode.archive.restore import archive_call
+    from mailnode.proto import archive_pb2, archive_pb2_grpc
+
+    channel = archive_target(args)
+    stub = archive_pb2_grpc.ArchiveStub(channel)
+    if args.action == "status":
+        reply = archive_call(stub.Status, archive_pb2.StatusRequest())
+        rows = [{"shard": s.shard, "first_lsn": s.first_lsn, "end_lsn": s.end_lsn, "epoch": s.epoch,
+                 "segments": s.segments, "bytes": s.bytes, "last_node": s.last_node} for s in reply.shards]
+        emit(args, rows, ["shard", "first_lsn", "end_lsn", "epoch", "segments", "bytes", "last_node"])
+        return 0
+    reply = archive_call(stub.Verify, archive_pb2.VerifyRequest(), timeout=3600)
+    rows = [{"shard": r.shard, "segments": r.segments, "records": r.records, "end_lsn": r.end_lsn,
+             "result": r.error or "ok"} for r in reply.results]
+    emit(args, rows, ["shard", "segments", "records", "end_lsn", "result"])
+    return 1 if any(r.error for r in reply.results) else 0
+
+
+def cmd_restore(args) -> int:
+    from mailnode.archive.restore import restore_shard
+    from mailnode.node import cluster_layout
+
+    if not args.config:
+        raise CliError("restore: --config of the (stopped, new) node to restore onto")
+    cfg = configmod.load(args.config)
+    shards = cluster_layout(cfg.node.data_dir, cfg.node.shards)
+    wanted = range(shards) if args.shard == "all" else [int(args.shard)]
+    until_ns = int(parse_at(args.until, past=True, option="--until") * 1e9) if args.until else 0
+    channel = archive_target(args)
+    results = []
+    for n in wanted:
+        if not 0 <= n < shards:
+            raise CliError(f"no shard {n}: the node has {shards}")
+        results.append(restore_shard(channel, n, os.path.join(cfg.node.data_dir, "shards", str(n)),
+                                     until_ns=until_ns, base=args.base))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["last_record_ns"] / 1e9)) if r["records"] else "-"
+            print(f"shard {r['shard']}: journal lsn {r['from_lsn']}..{r['to_lsn']} ({r['records']} records from the "
+                  f"archive, last written {when} UTC; the archive ends at {r['archive_end_lsn']})"
+                  + (f", on the backup {r['base']}" if r["base"] else ""))
+        print(f"start the node ({cfg.node.name}): it replays the journal into mailboxes and the delivery queue")
+    return 0
 
 
 def journal_dir(args) -> str:
@@ -516,6 +595,20 @@ def parser() -> argparse.ArgumentParser:
         qc.add_argument("ids", nargs="*", metavar="ID", help="queue ids (or SHARD:LSN)")
         qc.add_argument("--all", action="store_true", help="every queued message")
 
+    bk = sub.add_parser("backup", parents=[common], help="online backup of a shard into DEST")
+    bk.add_argument("--shard", type=int, required=True)
+    bk.add_argument("--node", help="which node of a local cluster (default: the first)")
+    bk.add_argument("dest", help="a new directory: the shard directory a node can start from")
+    rs = sub.add_parser("restore", parents=[common], help="rebuild shards of a stopped node from the archive")
+    rs.add_argument("--shard", default="all", help="a shard number, or all (default)")
+    rs.add_argument("--until", help="point in time: HH:MM, an ISO date-time or Unix seconds (default: the end)")
+    rs.add_argument("--base", help="a backup (mailctl backup) to start from; the archive adds what follows")
+    rs.add_argument("--archive", help="the archive's host:port (default: the node's [archive] address)")
+    ar = sub.add_parser("archive", help="the remote site's archive").add_subparsers(dest="action", required=True)
+    for action, text in (("status", "what the archive holds per shard"), ("verify", "re-read every segment")):
+        ap = ar.add_parser(action, parents=[common], help=text)
+        ap.add_argument("--archive", help="host:port (default: the [archive] address of --config)")
+
     jr = sub.add_parser("journal", help="offline journal tools").add_subparsers(dest="action", required=True)
     for action in ("inspect", "verify", "salvage"):
         j = jr.add_parser(action, parents=[common])
@@ -553,9 +646,15 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_journal(args)
         if args.command == "queue":
             return cmd_queue(args)
+        if args.command == "backup":
+            return cmd_backup(args)
+        if args.command == "restore":
+            return cmd_restore(args)
+        if args.command == "archive":
+            return cmd_archive(args)
         return cmd_local(args)
     except (CliError, AdminError, CoordinationError, configmod.ConfigError, localcluster.LocalError, JournalError,
-            FileNotFoundError, ValueError) as e:
+            FileNotFoundError, ValueError, RestoreError) as e:
         print(f"mailctl: {e}", file=sys.stderr)
         return 1
 

@@ -69,3 +69,17 @@ BOUNCES = Counter("mailcluster_delivery_bounces_total", "DSNs queued (bounces an
 DEFERRALS = Counter("mailcluster_delivery_deferrals_total", "Deferred recipients by destination", ["destination"])
 SUBMISSION_RATE_LIMITED = Counter("mailcluster_submission_rate_limited_total",
                                   "Submission transactions refused by a rate limit", ["limit"])
+
+# Shipping to the remote site's archive (on a shard's primary).
+ARCHIVE_SHIPPED_LSN = Gauge("mailcluster_archive_shipped_lsn", "Journal position the archive acknowledged", ["shard"])
+ARCHIVE_LAG_BYTES = Gauge("mailcluster_archive_lag_bytes", "Committed journal bytes the archive does not hold",
+                          ["shard"])
+ARCHIVE_LAG_SECONDS = Gauge("mailcluster_archive_lag_seconds",
+                            "Seconds since the archive last held everything committed", ["shard"])
+ARCHIVE_ERRORS = Counter("mailcluster_archive_shipping_errors_total", "Shipping streams that failed, by kind",
+                         ["shard", "kind"])
+ARCHIVE_GAPS = Counter("mailcluster_archive_gaps_total",
+                       "Times the archive held less than was acknowledged before (re-shipped from the journal)",
+                       ["shard"])
+ARCHIVE_REMOVED_SEGMENTS = Counter("mailcluster_journal_removed_segments_total",
+                                   "Journal segments removed once archived and held by every spare", ["shard"])

@@ -89,9 +89,14 @@ class Node:
                                session_timeout=config.cluster.session_timeout)
         from mailnode.delivery.engine import DeliveryEngine
 
+        from mailnode.archive.shipper import Shipper
+
         self.delivery = DeliveryEngine(self)
+        self.shipper = Shipper(self)
         for shard in self.shards.values():
             shard.on_queue_change = self.delivery.wake
+            if self.shipper.enabled and config.archive.remote_sync:
+                shard.remote_wait = self.shipper.wait
         self.tls_context = self._tls_context()
         self._servers: list[asyncio.AbstractServer] = []
         self._handler: MxHandler | None = None
@@ -162,6 +167,7 @@ class Node:
             await self.agent.start()
         if self.config.delivery.enabled:
             self.delivery.start()
+        self.shipper.start()
         self._gauge_task = asyncio.create_task(self._update_gauges())
         log.info("node %s: serving SMTP on %s, %d shards", self.name, cfg.listen, self.nshards)
 
@@ -261,6 +267,7 @@ class Node:
         if self._gauge_task is not None:
             self._gauge_task.cancel()
         await self.delivery.stop()
+        await self.shipper.stop()
         if self.agent is not None:
             await self.agent.stop()
         await self.roles.stop()

@@ -18,7 +18,7 @@ import time
 
 from mailnode import metrics
 from mailnode.journal import Committed, Journal
-from mailnode.journal.format import iter_frames
+from mailnode.journal.format import iter_frames, read_record
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication.primary import NotPrimary, NotReplicated, ReplicationPrimary
 from mailnode.store.maildir import message_name
@@ -73,6 +73,7 @@ class Shard:
         self._commit_signal: asyncio.Future | None = None
         self.apply_lock = threading.Lock()  # held by the applier while it applies; a rebuild takes it
         self.on_queue_change = None  # loop-side callable: the delivery queue changed
+        self.remote_wait = None  # async (shard, end): the archive holds it too ([archive] remote_sync)
 
     # -- start-up (blocking; run before serving) --------------------------------------
     def open(self) -> int:
@@ -236,6 +237,8 @@ class Shard:
         lsn = await fut
         try:
             await self.replication.wait(end)
+            if self.remote_wait is not None:
+                await self.remote_wait(self, end)
         except NotReplicated as e:
             await self._abort(record, str(e))
             raise
@@ -308,6 +311,31 @@ class Shard:
             self.state.checkpoint(force=True)
         self._loop.call_soon_threadsafe(self._applied, self.state.applied_lsn)
         return replayed
+
+    def read_queued(self, lsn: int) -> JournalRecord:
+        """The record of a queued message: from the journal, or from the spool when its
+        segment is gone (blocking)."""
+        try:
+            return read_record(self.journal.directory, lsn)
+        except FileNotFoundError:
+            with open(os.path.join(self.state.spool, str(lsn)), "rb") as f:
+                rec = JournalRecord()
+                rec.ParseFromString(f.read())
+                return rec
+
+    def spool_queued(self, below: int, target: str | None = None) -> int:
+        """Copy the records of queued messages below lsn ``below`` into the spool (or
+        ``target``'s spool), so that they outlive their journal segment (blocking; caller
+        holds apply_lock)."""
+        spool = os.path.join(target, "spool") if target else self.state.spool
+        written = 0
+        for lsn in self.state.queue.entries:
+            path = os.path.join(spool, str(lsn))
+            if lsn < below and not os.path.exists(path):
+                os.makedirs(spool, exist_ok=True)
+                write_atomic(path, self.read_queued(lsn).SerializeToString())
+                written += 1
+        return written
 
     def update_gauges(self) -> None:
         label = str(self.id)

@@ -60,3 +60,7 @@ class AdminClient:
 
     def queue(self, action: str, ids: list[str] | None = None, all: bool = False) -> queue_pb2.QueueReply:
         return self._call("Queue", queue_pb2.QueueRequest(action=action, ids=ids or [], all=all))
+
+    def backup(self, shard: int):
+        """The Backup stream (chunks); gRPC errors surface while iterating."""
+        return self._stub.Backup(admin_pb2.BackupRequest(shard=shard), metadata=self._metadata, timeout=3600)

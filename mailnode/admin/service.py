@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
+import os
+import shutil
 
 import grpc
 
@@ -168,6 +171,41 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 reply.entries.extend(result.entries)
                 reply.headers = reply.headers or result.headers
         return reply
+
+    async def Backup(self, request, context):
+        """A shard directory's worth of files: the store hard-linked at an lsn (consistent:
+        the applier is paused while the links are made), then the journal after it."""
+        await self._authorize(context)
+        shard = await self._shard(request, context)
+        from mailnode.journal.format import read_range, segment_name
+        from mailnode.replication import snapshot
+
+        snap_id, lsn = await asyncio.to_thread(snapshot._make, shard)
+        end = shard.journal.committed_lsn
+        target = os.path.join(shard.directory, "snapshots", snap_id)
+        log.info("shard %d: backup at lsn %d, journal to %d", shard.id, lsn, end)
+        try:
+            for rel in await asyncio.to_thread(snapshot._files, target):
+                offset = 0
+                while True:
+                    data = await asyncio.to_thread(snapshot._read, os.path.join(target, rel), offset)
+                    last = len(data) < snapshot.CHUNK
+                    yield admin_pb2.BackupChunk(path=rel, offset=offset, data=data, end_of_file=last, lsn=lsn)
+                    offset += len(data)
+                    if last:
+                        break
+            epochs = [(e, s) for e, s in shard.journal.epochs if s < lsn]
+            yield admin_pb2.BackupChunk(path="journal/epochs.json", data=json.dumps(
+                {"start_lsn": lsn, "epochs": epochs}).encode(), end_of_file=True, lsn=lsn)
+            path, pos = f"journal/{segment_name(lsn)}", lsn
+            while pos < end:
+                data = await asyncio.to_thread(read_range, shard.journal.directory, pos, end, 1 << 20)
+                yield admin_pb2.BackupChunk(path=path, offset=pos - lsn, data=data, lsn=lsn)
+                pos += len(data)
+            yield admin_pb2.BackupChunk(path=path, offset=pos - lsn, end_of_file=True, lsn=lsn, end_lsn=end,
+                                        done=True)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, target, True)
 
 
 async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:

@@ -28,7 +28,6 @@ from mailnode.delivery.routes import Destination, RouteError, Router
 from mailnode.delivery.smtpclient import BOUNCED, DEFERRED, DELIVERED, Outcome, SmtpClient
 from mailnode.frontend.router import HoldExpired
 from mailnode.journal import JournalError
-from mailnode.journal.format import read_record
 from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
 from mailnode.replication.primary import NotPrimary, NotReplicated
 
@@ -116,7 +115,7 @@ class DeliveryEngine:
     async def _attempt(self, shard, entry: QueueEntry) -> None:
         key = (shard.id, entry.lsn)
         try:
-            record = await asyncio.to_thread(read_record, shard.journal.directory, entry.lsn)
+            record = await asyncio.to_thread(shard.read_queued, entry.lsn)
             body = record.WhichOneof("body")
             message = record.message_accepted if body == "message_accepted" else record.delivery_result.dsn
             groups: dict[Destination, list[str]] = {}

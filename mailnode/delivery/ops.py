@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 
-from mailnode.journal.format import read_record
 from mailnode.delivery.dsn import headers_of
 from mailnode.proto import queue_pb2
 from mailnode.proto.journal_pb2 import JournalRecord, QueueControl
@@ -42,7 +41,7 @@ async def queue_op(node, shard, request: queue_pb2.QueueRequest) -> queue_pb2.Qu
     if request.action == "show":
         reply = queue_pb2.QueueReply(entries=entries[:1])
         if entries:
-            rec = await asyncio.to_thread(read_record, shard.journal.directory, entries[0].lsn)
+            rec = await asyncio.to_thread(shard.read_queued, entries[0].lsn)
             m = rec.message_accepted if rec.WhichOneof("body") == "message_accepted" else rec.delivery_result.dsn
             reply.headers = headers_of(m.data)
         return reply

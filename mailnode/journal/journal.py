@@ -407,6 +407,24 @@ class Journal:
         self._recent_lsns, self._recent_data, self._recent_bytes = [], [], 0
         return removed
 
+    def remove_before(self, lsn: int) -> int:
+        """Delete the segments that end at or before ``lsn`` (never the one being written);
+        the log then starts at the first segment left. Returns segments removed (blocking)."""
+        segments = list_segments(self.directory)
+        removable = [path for i, (base, path) in enumerate(segments[:-1]) if segments[i + 1][0] <= lsn]
+        if not removable:
+            return 0
+        first = segments[len(removable)][0]
+        # The start and the epoch history first: a crash part-way leaves a log that still
+        # begins at its first remaining segment, with the history it needs.
+        write_epochs(self.directory, first, [e for e in self.epochs if e[1] < first])
+        for path in removable:
+            os.unlink(path)
+        fsync_dir(self.directory)
+        self.first_lsn = first
+        self.segments -= len(removable)
+        return len(removable)
+
     def reset(self, start_lsn: int, epochs: list[tuple[int, int]]) -> None:
         """Empty the log so that it starts at ``start_lsn`` (after a snapshot), blocking."""
 

@@ -75,6 +75,11 @@ class AdminStub:
                 request_serializer=mailnode_dot_proto_dot_queue__pb2.QueueRequest.SerializeToString,
                 response_deserializer=mailnode_dot_proto_dot_queue__pb2.QueueReply.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/mailcluster.admin.Admin/Backup',
+                request_serializer=mailnode_dot_proto_dot_admin__pb2.BackupRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_admin__pb2.BackupChunk.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -131,6 +136,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +184,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Queue,
                     request_deserializer=mailnode_dot_proto_dot_queue__pb2.QueueRequest.FromString,
                     response_serializer=mailnode_dot_proto_dot_queue__pb2.QueueReply.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=mailnode_dot_proto_dot_admin__pb2.BackupRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_admin__pb2.BackupChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -391,6 +407,33 @@ class Admin:
             '/mailcluster.admin.Admin/Queue',
             mailnode_dot_proto_dot_queue__pb2.QueueRequest.SerializeToString,
             mailnode_dot_proto_dot_queue__pb2.QueueReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mailcluster.admin.Admin/Backup',
+            mailnode_dot_proto_dot_admin__pb2.BackupRequest.SerializeToString,
+            mailnode_dot_proto_dot_admin__pb2.BackupChunk.FromString,
             options,
             channel_credentials,
             insecure,

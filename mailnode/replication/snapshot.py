@@ -50,7 +50,10 @@ def _make(shard) -> tuple[str, int]:
             for name in files:
                 os.link(os.path.join(dirpath, name), os.path.join(target, rel, name))
         doc = {"shard": shard.id, "applied_lsn": lsn, "epoch": shard.state.epoch,
-               "users": shard.state.users, "salvaged": sorted(shard.state.salvaged)}
+               "users": shard.state.users, "salvaged": sorted(shard.state.salvaged),
+               "queue": shard.state.queue.to_json()}  # a spare bootstrapped from it takes over the queue too
+        # Queued messages' bytes live in the journal, which the spare will start at lsn.
+        shard.spool_queued(lsn, target)
     with open(os.path.join(target, "state.json"), "w") as f:
         json.dump(doc, f)
     with open(os.path.join(target, "snapshot.json"), "w") as f:
@@ -123,6 +126,9 @@ def _install(shard, staging: str, lsn: int, epochs: list[tuple[int, int]]) -> No
         shutil.rmtree(root, ignore_errors=True)
         os.replace(os.path.join(staging, "maildir"), root)
         os.replace(os.path.join(staging, "state.json"), shard.state.checkpoint_path)
+        shutil.rmtree(shard.state.spool, ignore_errors=True)
+        if os.path.isdir(os.path.join(staging, "spool")):
+            os.replace(os.path.join(staging, "spool"), shard.state.spool)
         shard.state.wipe_memory()
         shard.state.load()
         shard.journal.reset(lsn, epochs)

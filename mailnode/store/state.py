@@ -56,6 +56,9 @@ class ShardState:
         self.directory = directory
         self.store = MaildirStore(os.path.join(directory, "maildir"))
         self.checkpoint_path = os.path.join(directory, "state.json")
+        # Queued messages whose journal segment is gone (a spare started from a snapshot,
+        # or segments removed once archived): their records, one file per lsn.
+        self.spool = os.path.join(directory, "spool")
         self.users: dict[str, str] = {}  # address -> password hash
         self.salvaged: set[str] = set()  # salvaged_from ids of re-submitted messages
         # Queue ids of recent messages -> lsn: a front end retrying a commit after a lost
@@ -102,6 +105,17 @@ class ShardState:
                "salvaged": sorted(self.salvaged), "queue": self.queue.to_json()}
         write_atomic(self.checkpoint_path, json.dumps(doc, sort_keys=True).encode())
         self.checkpoint_lsn = lsn
+        self._prune_spool()
+
+    def _prune_spool(self) -> None:
+        """Forget spooled records of messages that left the queue (after the checkpoint says so)."""
+        try:
+            names = os.listdir(self.spool)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if not name.isdigit() or int(name) not in self.queue.entries:
+                os.unlink(os.path.join(self.spool, name))
 
     def apply(self, record: JournalRecord, end: int, *, replay: bool = False) -> int:
         """Apply one committed record; returns mailbox copies delivered."""

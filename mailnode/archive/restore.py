@@ -1,0 +1,133 @@
+"""Backup and restore, on the operator's side (mailctl): shard directories a node can
+start from, built from a node's online backup and/or the remote site's archive.
+
+A restored shard directory holds a journal (and, from a backup, the store at the
+backup's lsn); the node replays the journal at start-up, which rebuilds the
+Maildirs, the users and the delivery queue: undelivered messages come back queued.
+``until`` cuts the journal before the first record written after that time
+(point-in-time recovery).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import grpc
+
+from mailnode.journal.format import BadFrame, parse_frame, segment_name
+from mailnode.journal.journal import fsync_dir, recover
+from mailnode.proto import archive_pb2 as pb
+from mailnode.proto import archive_pb2_grpc
+
+
+class RestoreError(Exception):
+    pass
+
+
+def archive_channel(address: str, tls: tuple[str, str, str] | None, server_name: str) -> grpc.Channel:
+    options = [("grpc.max_receive_message_length", 64 << 20)]
+    if tls and all(tls):
+        from mailnode.archive.tls import channel_credentials
+
+        options.append(("grpc.ssl_target_name_override", server_name))
+        return grpc.secure_channel(address, channel_credentials(*tls), options=options)
+    return grpc.insecure_channel(address, options=options)
+
+
+def archive_call(method, request, timeout: float = 30.0):
+    try:
+        return method(request, timeout=timeout)
+    except grpc.RpcError as e:
+        raise RestoreError(f"archive: {e.code().name.lower()}: {e.details()}") from None
+
+
+def write_backup(chunks, dest: str) -> dict:
+    """Write a node's Backup stream into ``dest`` (a new shard directory)."""
+    if os.path.exists(dest) and os.listdir(dest):
+        raise RestoreError(f"{dest}: exists and is not empty")
+    os.makedirs(dest, exist_ok=True)
+    summary = {}
+    try:
+        for chunk in chunks:
+            path = os.path.abspath(os.path.join(dest, chunk.path)) if chunk.path else ""
+            if path and not path.startswith(os.path.abspath(dest) + os.sep):
+                raise RestoreError(f"backup stream names a path outside {dest}: {chunk.path!r}")
+            if path:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "r+b" if chunk.offset else "wb") as f:
+                    f.seek(chunk.offset)
+                    f.write(chunk.data)
+                    if chunk.end_of_file:
+                        os.fsync(f.fileno())
+            if chunk.done:
+                summary = {"lsn": chunk.lsn, "end_lsn": chunk.end_lsn}
+    except grpc.RpcError as e:
+        raise RestoreError(f"backup stream failed: {e.code().name.lower()}: {e.details()}") from None
+    if not summary:
+        raise RestoreError("the backup stream ended early")
+    with open(os.path.join(dest, "backup.json"), "w") as f:
+        json.dump(summary, f)
+    for dirpath, _, _ in os.walk(dest):
+        fsync_dir(dirpath)
+    return summary
+
+
+def restore_shard(channel: grpc.Channel, shard: int, shard_dir: str, *, until_ns: int = 0,
+                  base: str | None = None) -> dict:
+    """Build ``shard_dir`` from a backup (``base``) and/or the archive, to ``until_ns``."""
+    if os.path.exists(os.path.join(shard_dir, "journal")) and os.listdir(os.path.join(shard_dir, "journal")):
+        raise RestoreError(f"{shard_dir}: already has a journal; restore goes to a new node's data directory")
+    if base:
+        if not os.path.exists(os.path.join(base, "backup.json")):
+            raise RestoreError(f"{base}: not a backup made by `mailctl backup` (no backup.json)")
+        shutil.rmtree(shard_dir, ignore_errors=True)
+        shutil.copytree(base, shard_dir)
+    journal = os.path.join(shard_dir, "journal")
+    os.makedirs(journal, exist_ok=True)
+    start = recover(journal).end_lsn
+    stub = archive_pb2_grpc.ArchiveStub(channel)
+    status = {s.shard: s for s in archive_call(stub.Status, pb.StatusRequest()).shards}
+    held = status.get(shard)
+    if held is None:
+        raise RestoreError(f"the archive has nothing of shard {shard}")
+    if start < held.first_lsn:
+        raise RestoreError(f"shard {shard}: the archive starts at lsn {held.first_lsn}, the restore needs lsn "
+                           f"{start}: give a backup made after that with --base")
+    records, last_ns, pos = 0, 0, start
+    out = None
+    try:
+        for chunk in stub.Fetch(pb.FetchRequest(shard=shard, from_lsn=start), timeout=3600):
+            if chunk.start_lsn != pos:
+                raise RestoreError(f"shard {shard}: the archive sent lsn {chunk.start_lsn}, expected {pos}")
+            off, stop = 0, False
+            while off < len(chunk.data):
+                try:
+                    fr = parse_frame(chunk.data, off, chunk.start_lsn)
+                except BadFrame as e:
+                    raise RestoreError(f"shard {shard}: bad frame from the archive at lsn "
+                                       f"{chunk.start_lsn + off}: {e.reason}") from None
+                if until_ns and fr.record.timestamp_ns > until_ns:
+                    stop = True
+                    break
+                records += 1
+                last_ns = fr.record.timestamp_ns
+                off += fr.size
+            if off:
+                if out is None:
+                    out = open(os.path.join(journal, segment_name(start)), "wb")
+                out.write(chunk.data[:off])
+                pos += off
+            if stop:
+                break
+    except grpc.RpcError as e:
+        raise RestoreError(f"shard {shard}: fetching from the archive: {e.code().name.lower()}: {e.details()}") from None
+    finally:
+        if out is not None:
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+    fsync_dir(journal)
+    return {"shard": shard, "from_lsn": start, "to_lsn": pos, "records": records, "last_record_ns": last_ns,
+            "archive_end_lsn": held.end_lsn, "base": base or ""}

@@ -1,0 +1,264 @@
+"""The archive process: every shard's journal, byte for byte, as its primaries ship it.
+
+What it accepts it has checked: each frame's checksum and lsn, continuity with
+what it holds (no gap), epochs never going back (a fenced primary's late upload
+is refused), and a resent range identical to what it acknowledged (a rewrite is
+refused). A shipper that reconnects starts again from the end the archive
+reports. Frames are group-committed with fdatasync (the node's Journal class)
+before they are acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+
+import grpc
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, REGISTRY, generate_latest
+
+from mailnode.journal import Journal
+from mailnode.journal.format import BadFrame, frame_boundary, iter_frames, list_segments, parse_frame, read_range
+from mailnode.journal.journal import JournalDamaged
+from mailnode.proto import archive_pb2 as pb
+from mailnode.proto import archive_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+END_LSN = Gauge("mailcluster_archive_end_lsn", "End of the archived journal", ["shard"])
+STORED_BYTES = Gauge("mailcluster_archive_bytes", "Bytes of archived journal", ["shard"])
+DISK_BYTES = Gauge("mailcluster_archive_disk_used_bytes", "Bytes used on the archive's filesystem")
+DISK_FREE = Gauge("mailcluster_archive_disk_free_bytes", "Bytes free on the archive's filesystem")
+REFUSED = Counter("mailcluster_archive_refused_total", "Uploads refused, by reason", ["reason"])
+RECEIVED = Counter("mailcluster_archive_received_bytes_total", "Journal bytes accepted", ["shard"])
+
+
+MAX_SHARDS = 4096
+
+
+class Refused(Exception):
+    def __init__(self, reason: str, detail: str, code=grpc.StatusCode.FAILED_PRECONDITION):
+        super().__init__(detail)
+        self.reason, self.detail, self.code = reason, detail, code
+
+
+class ShardArchive:
+    def __init__(self, shard: int, directory: str, segment_size: int):
+        self.shard = shard
+        self.journal = Journal(os.path.join(directory, "journal"), segment_size=segment_size)
+        self.epoch = 0  # the highest epoch of a shipper or a record seen: lower ones are fenced
+        self.record_epoch = 0  # epoch of the last archived record: the log never goes back
+        self.last_node = ""
+        self.lock = asyncio.Lock()  # one upload at a time per shard
+
+    def open(self, loop) -> None:
+        rec = self.journal.open()
+        self.epoch = self.record_epoch = rec.epoch
+        self.journal.start(loop)
+        self.gauges()
+
+    def gauges(self) -> None:
+        END_LSN.labels(str(self.shard)).set(self.journal.committed_lsn)
+        STORED_BYTES.labels(str(self.shard)).set(self.journal.size)
+
+    def position(self) -> pb.ShipReply:
+        return pb.ShipReply(end_lsn=self.journal.committed_lsn, first_lsn=self.journal.first_lsn, epoch=self.epoch)
+
+    def hello(self, epoch: int, node: str) -> None:
+        if epoch < self.epoch:
+            raise Refused("stale_epoch", f"shard {self.shard}: {node} ships at epoch {epoch}, the archive has "
+                                         f"seen epoch {self.epoch}: a fenced primary's upload is refused")
+        self.epoch = epoch
+
+    async def accept(self, start: int, data: bytes, epoch: int, node: str) -> None:
+        """Check and append whole frames; returns once they are durable."""
+        if self.journal.committed_lsn == 0 and self.journal.first_lsn == 0 and not list_segments(
+                self.journal.directory) and start > 0:
+            # The shipper's journal starts after a snapshot: the archive starts there too.
+            await asyncio.to_thread(self.journal.reset, start, [])
+        end = self.journal.committed_lsn
+        if start > end:
+            raise Refused("gap", f"shard {self.shard}: frames start at lsn {start}, the archive ends at {end}",
+                          grpc.StatusCode.OUT_OF_RANGE)
+        if start < self.journal.first_lsn:
+            raise Refused("before_start", f"shard {self.shard}: lsn {start} is before the archive's first "
+                                          f"lsn {self.journal.first_lsn}")
+        off, last = 0, None
+        while off < len(data):
+            try:
+                fr = parse_frame(data, off, start)
+            except BadFrame as e:
+                raise Refused("bad_frame", f"shard {self.shard}: frame at lsn {start + off}: {e.reason}",
+                              grpc.StatusCode.INVALID_ARGUMENT) from None
+            raw = data[off: off + fr.size]
+            if fr.lsn < end:  # a resend of an acknowledged range: must be identical
+                have = await asyncio.to_thread(read_range, self.journal.directory, fr.lsn, end, fr.size)
+                if have[: fr.size] != raw:
+                    raise Refused("rewrite", f"shard {self.shard}: {node} sends different bytes at lsn {fr.lsn}, "
+                                             f"which the archive acknowledged (epoch {self.epoch}); refused")
+            else:
+                if not self.record_epoch <= fr.record.epoch <= epoch:
+                    raise Refused("bad_epoch", f"shard {self.shard}: record at lsn {fr.lsn} has epoch "
+                                               f"{fr.record.epoch}; the log is at epoch {self.record_epoch} and "
+                                               f"the shipper at {epoch}")
+                self.record_epoch = fr.record.epoch
+                last = self.journal.append_frame(fr.lsn, raw, fr.record)
+            off += fr.size
+        if last is not None:
+            await last
+            RECEIVED.labels(str(self.shard)).inc(self.journal.committed_lsn - end)
+            self.last_node = node
+            self.gauges()
+
+
+class ArchiveService(archive_pb2_grpc.ArchiveServicer):
+    def __init__(self, archive: Archive):
+        self.archive = archive
+
+    async def Ship(self, request_iterator, context):
+        try:
+            async for req in request_iterator:
+                shard = self.archive.shard(req.shard)
+                async with shard.lock:  # two shippers (an old primary, a new one) take turns
+                    shard.hello(req.epoch, req.node)
+                    if req.data:
+                        await shard.accept(req.start_lsn, req.data, req.epoch, req.node)
+                    else:
+                        log.info("shard %d: %s ships at epoch %d; the archive ends at lsn %d", req.shard,
+                                 req.node, req.epoch, shard.journal.committed_lsn)
+                    reply = shard.position()
+                yield reply
+        except Refused as e:
+            REFUSED.labels(e.reason).inc()
+            log.warning("%s", e.detail)
+            await context.abort(e.code, e.detail)
+
+    async def Fetch(self, request, context):
+        shard = self.archive.shard(request.shard)
+        pos = max(request.from_lsn, shard.journal.first_lsn)
+        end = shard.journal.committed_lsn if not request.until_lsn else min(request.until_lsn,
+                                                                                shard.journal.committed_lsn)
+        if request.from_lsn < shard.journal.first_lsn:
+            await context.abort(grpc.StatusCode.OUT_OF_RANGE,
+                                f"shard {request.shard}: the archive starts at lsn {shard.journal.first_lsn}")
+        while pos < end:
+            data = await asyncio.to_thread(read_range, shard.journal.directory, pos, end, 1 << 20)
+            data = data[: frame_boundary(data, end - pos) or len(data)]
+            yield pb.FetchChunk(start_lsn=pos, data=data)
+            pos += len(data)
+
+    async def Status(self, request, context):
+        reply = pb.StatusReply(name=self.archive.name)
+        for n in sorted(self.archive.shards):
+            s = self.archive.shards[n]
+            reply.shards.append(pb.ShardArchive(shard=n, first_lsn=s.journal.first_lsn,
+                                                end_lsn=s.journal.committed_lsn, epoch=s.epoch,
+                                                segments=len(list_segments(s.journal.directory)),
+                                                bytes=s.journal.size, last_node=s.last_node))
+        return reply
+
+    async def Verify(self, request, context):
+        reply = pb.VerifyReply()
+        for n in sorted(self.archive.shards):
+            reply.results.append(await asyncio.to_thread(self.archive.verify, n))
+        return reply
+
+
+class Archive:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.name = cfg.name
+        self.root = os.path.join(cfg.data_dir, "shards")
+        self.shards: dict[int, ShardArchive] = {}
+        self._loop = None
+
+    def shard(self, n: int) -> ShardArchive:
+        if n >= MAX_SHARDS:
+            raise Refused("bad_shard", f"no shard {n} here (at most {MAX_SHARDS})", grpc.StatusCode.INVALID_ARGUMENT)
+        s = self.shards.get(n)
+        if s is None:
+            s = ShardArchive(n, os.path.join(self.root, str(n)), self.cfg.segment_size)
+            s.open(self._loop)
+            self.shards[n] = s
+        return s
+
+    def verify(self, n: int) -> pb.VerifyResult:
+        """Every frame of every stored segment, read back from disk (blocking)."""
+        s = self.shards[n]
+        result = pb.VerifyResult(shard=n, segments=len(list_segments(s.journal.directory)))
+        expected = s.journal.first_lsn
+        try:
+            for fr in iter_frames(s.journal.directory, s.journal.first_lsn):
+                if fr.lsn != expected:
+                    raise JournalDamaged(s.journal.directory, fr.lsn, f"gap before lsn {fr.lsn}")
+                result.records += 1
+                expected = fr.lsn + fr.size
+            if expected != s.journal.committed_lsn:
+                result.error = (f"readable frames end at lsn {expected}, "
+                                f"{s.journal.committed_lsn - expected} bytes after it do not check out")
+        except (OSError, JournalDamaged) as e:
+            result.error = str(e)
+        result.end_lsn = expected
+        return result
+
+    async def serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        os.makedirs(self.root, exist_ok=True)
+        for name in sorted(os.listdir(self.root)):
+            if name.isdigit():
+                self.shard(int(name))
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20),
+                                          ("grpc.max_send_message_length", 64 << 20)])
+        archive_pb2_grpc.add_ArchiveServicer_to_server(ArchiveService(self), server)
+        if self.cfg.tls_ca:
+            from mailnode.archive.tls import server_credentials
+
+            port = server.add_secure_port(self.cfg.listen, server_credentials(
+                self.cfg.tls_ca, self.cfg.tls_cert, self.cfg.tls_key))
+        else:
+            port = server.add_insecure_port(self.cfg.listen)
+        if port == 0:
+            raise OSError(f"cannot listen on {self.cfg.listen}")
+        await server.start()
+        http = await self._http()
+        stopped = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, stopped.set)
+        print(f"mailnode archive {self.name}: ready on {self.cfg.listen}", flush=True)
+        gauges = asyncio.create_task(self._gauges())
+        await stopped.wait()
+        gauges.cancel()
+        await server.stop(5)
+        await http.cleanup()
+        for s in self.shards.values():
+            await asyncio.to_thread(s.journal.close)
+
+    async def _gauges(self) -> None:
+        while True:
+            usage = shutil.disk_usage(self.cfg.data_dir)
+            DISK_BYTES.set(usage.used)
+            DISK_FREE.set(usage.free)
+            await asyncio.sleep(5)
+
+    async def _http(self) -> web.AppRunner:
+        from mailnode.config import parse_address
+
+        async def metrics(request):
+            return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        async def health(request):
+            return web.json_response({"archive": self.name, "status": "ok",
+                                      "shards": {str(n): {"end_lsn": s.journal.committed_lsn, "epoch": s.epoch}
+                                                 for n, s in self.shards.items()}})
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/health", health)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        host, port = parse_address(self.cfg.http, "[archive] http")
+        await web.TCPSite(runner, host, port).start()
+        return runner

@@ -1,0 +1,240 @@
+"""Shipping each shard's journal to the remote site's archive, from its primary.
+
+One stream per shard while this node is its primary: a hello (shard, epoch)
+gets the archive's end, then whole frames follow from exactly there, and every
+reply moves the acknowledged position. Only what the shard's in-sync spares
+hold is shipped (everything committed when there are none): after a failover
+the new primary's journal therefore contains all the archive has, and it ships
+on from the archive's end with no gap and no conflicting bytes.
+
+``remote_sync`` makes a commit wait for the archive too. Segments below what
+the archive, every spare and the store's checkpoint hold are removed; queued
+messages in them are spooled first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+
+import grpc
+
+from mailnode import metrics
+from mailnode.journal.format import frame_boundary
+from mailnode.proto import archive_pb2 as pb
+from mailnode.proto import archive_pb2_grpc
+from mailnode.replication.primary import NotReplicated
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+IN_FLIGHT = 8 << 20
+
+
+class ShipError(Exception):
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind = kind
+
+
+class Shipper:
+    def __init__(self, node):
+        self.node = node
+        self.cfg = node.config.archive
+        self.acked: dict[int, int] = {}  # shard -> archive's end lsn (what it holds)
+        self.caught_up_at: dict[int, float] = {}
+        self._waiters: dict[int, list[tuple[int, int, asyncio.Future]]] = {}
+        self._seq = 0
+        self._tasks: list[asyncio.Task] = []
+        self._channel: grpc.aio.Channel | None = None
+        self._removing: set[int] = set()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cfg.address)
+
+    def _stub(self) -> archive_pb2_grpc.ArchiveStub:
+        if self._channel is None:
+            options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+            if self.cfg.tls_ca:
+                from mailnode.archive.tls import channel_credentials
+
+                options.append(("grpc.ssl_target_name_override", self.cfg.server_name))
+                self._channel = grpc.aio.secure_channel(
+                    self.cfg.address, channel_credentials(self.cfg.tls_ca, self.cfg.tls_cert, self.cfg.tls_key),
+                    options=options)
+            else:
+                self._channel = grpc.aio.insecure_channel(self.cfg.address, options=options)
+        return archive_pb2_grpc.ArchiveStub(self._channel)
+
+    def start(self) -> None:
+        if self.enabled:
+            self._tasks = [asyncio.create_task(self._loop(shard), name=f"ship:{shard.id}")
+                           for shard in self.node.shards.values()]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._channel is not None:
+            await self._channel.close()
+
+    # -- remote_sync -------------------------------------------------------------------
+    async def wait(self, shard, end: int) -> None:
+        """Return when the archive holds the commit ending at ``end`` (remote_sync)."""
+        if not self.enabled or not self.cfg.remote_sync or self.acked.get(shard.id, 0) >= end:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        bisect.insort(self._waiters.setdefault(shard.id, []), (end, self._seq, fut))
+        try:
+            await asyncio.wait_for(fut, self.cfg.timeout)
+        except asyncio.TimeoutError:
+            raise NotReplicated(f"shard {shard.id}: the archive did not acknowledge within "
+                                f"{self.cfg.timeout:.1f}s (remote_sync)") from None
+
+    def _acknowledged(self, shard, end: int) -> None:
+        if end < self.acked.get(shard.id, 0):
+            metrics.ARCHIVE_GAPS.labels(str(shard.id)).inc()
+            log.warning("shard %d: the archive now ends at lsn %d, before the %d it acknowledged; "
+                        "shipping that range again", shard.id, end, self.acked[shard.id])
+        self.acked[shard.id] = end
+        metrics.ARCHIVE_SHIPPED_LSN.labels(str(shard.id)).set(end)
+        waiters = self._waiters.get(shard.id, [])
+        while waiters and waiters[0][0] <= end:
+            fut = waiters.pop(0)[2]
+            if not fut.done():
+                fut.set_result(None)
+
+    # -- shipping ------------------------------------------------------------------------
+    def safe_end(self, shard) -> int:
+        """How far the archive may get: what an in-sync spare holds, else all committed."""
+        committed = shard.journal.committed_lsn
+        if shard.replication.in_sync():
+            return min(committed, shard.replication.replicated_lsn())
+        return committed
+
+    async def _loop(self, shard) -> None:
+        delay = 0.2
+        while True:
+            if not shard.accepting:
+                await asyncio.sleep(0.2)
+                continue
+            try:
+                await self._ship(shard)
+                delay = 0.2
+            except ShipError as e:
+                metrics.ARCHIVE_ERRORS.labels(str(shard.id), e.kind).inc()
+                log.error("shard %d: shipping to the archive stopped: %s", shard.id, e)
+                delay = 5.0
+            except grpc.aio.AioRpcError as e:
+                kind = e.code().name.lower()
+                metrics.ARCHIVE_ERRORS.labels(str(shard.id), kind).inc()
+                if delay >= 1.0 or e.code() != grpc.StatusCode.UNAVAILABLE:
+                    log.warning("shard %d: shipping to %s: %s: %s", shard.id, self.cfg.address, kind, e.details())
+                delay = min(delay * 2, 5.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not end shipping for good
+                metrics.ARCHIVE_ERRORS.labels(str(shard.id), "internal").inc()
+                log.exception("shard %d: shipping failed", shard.id)
+                delay = 5.0
+            await asyncio.sleep(delay)
+
+    async def _ship(self, shard) -> None:
+        epoch = shard.epoch
+        requests: asyncio.Queue = asyncio.Queue()
+        hello = pb.ShipRequest(shard=shard.id, epoch=epoch, node=self.node.name)
+        await requests.put(hello)
+
+        async def outgoing():
+            while True:
+                item = await requests.get()
+                if item is None:
+                    return
+                yield item
+
+        call = self._stub().Ship(outgoing())
+        try:
+            first = await call.read()
+            if first is grpc.aio.EOF:
+                raise ShipError("closed", "the archive closed the stream")
+            if first.end_lsn > shard.journal.committed_lsn:
+                raise ShipError("ahead", f"the archive holds up to lsn {first.end_lsn}, beyond this journal's "
+                                         f"{shard.journal.committed_lsn}: it has bytes this primary lacks")
+            if 0 < first.end_lsn < shard.journal.first_lsn:  # an empty archive starts where we do
+                raise ShipError("gap", f"the archive ends at lsn {first.end_lsn}, this journal starts at "
+                                       f"{shard.journal.first_lsn}: the range between is lost to it")
+            self._acknowledged(shard, first.end_lsn)
+            sent = max(first.end_lsn, shard.journal.first_lsn)
+            log.info("shard %d: shipping to the archive from lsn %d (epoch %d)", shard.id, sent, epoch)
+            reader = asyncio.create_task(self._read_acks(shard, call))
+            try:
+                while shard.accepting and shard.epoch == epoch and not reader.done():
+                    self._update_lag(shard)
+                    safe = self.safe_end(shard)
+                    if sent < safe and sent - self.acked[shard.id] < IN_FLIGHT:
+                        data = await shard.journal.read(sent, CHUNK)
+                        data = data[: frame_boundary(data, safe - sent)]
+                        if data:
+                            await requests.put(pb.ShipRequest(shard=shard.id, epoch=epoch, node=self.node.name,
+                                                              start_lsn=sent, data=data))
+                            sent += len(data)
+                            continue
+                    # Woken by the next local commit; spare acknowledgements are polled.
+                    await shard.next_commit(0.05 if sent < shard.journal.committed_lsn else 0.5)
+                    await asyncio.sleep(0)
+                    self._maybe_remove(shard)
+            finally:
+                await requests.put(None)
+                if reader.done():
+                    reader.result()  # the archive's refusal, if that is why we stopped
+                else:
+                    reader.cancel()
+        finally:
+            call.cancel()
+
+    async def _read_acks(self, shard, call) -> None:
+        while True:  # call.read(), not async for: grpc.aio does not mix the two styles on a call
+            reply = await call.read()
+            if reply is grpc.aio.EOF:
+                raise ShipError("closed", "the archive closed the stream")
+            self._acknowledged(shard, reply.end_lsn)
+
+    def _update_lag(self, shard) -> None:
+        label = str(shard.id)
+        behind = max(0, shard.journal.committed_lsn - self.acked.get(shard.id, 0))
+        now = time.monotonic()
+        if behind == 0:
+            self.caught_up_at[shard.id] = now
+        metrics.ARCHIVE_LAG_BYTES.labels(label).set(behind)
+        metrics.ARCHIVE_LAG_SECONDS.labels(label).set(now - self.caught_up_at.get(shard.id, now) if behind else 0)
+
+    # -- journal segment removal ---------------------------------------------------------
+    def removable_below(self, shard) -> int:
+        """Below this lsn every byte is at the archive, at every spare, and in the store's
+        checkpoint: nothing local needs it any more."""
+        spares = [s.acked for s in shard.replication.spares.values()]
+        return min([self.acked.get(shard.id, 0), shard.state.checkpoint_lsn, *spares])
+
+    def _maybe_remove(self, shard) -> None:
+        if not self.cfg.remove_archived or shard.journal.segments < 2 or shard.id in self._removing:
+            return
+        below = self.removable_below(shard)
+        if below <= shard.journal.first_lsn:
+            return
+        self._removing.add(shard.id)
+        fut = asyncio.get_running_loop().run_in_executor(None, self._remove, shard, below)
+        fut.add_done_callback(lambda f: (self._removing.discard(shard.id), f.exception() and log.error(
+            "shard %d: removing archived segments failed: %s", shard.id, f.exception())))
+
+    def _remove(self, shard, below: int) -> None:
+        with shard.apply_lock:
+            spooled = shard.spool_queued(below)
+            removed = shard.journal.remove_before(below)
+        if removed:
+            metrics.ARCHIVE_REMOVED_SEGMENTS.labels(str(shard.id)).inc(removed)
+            log.info("shard %d: removed %d archived journal segments (log starts at lsn %d; %d queued "
+                     "messages spooled)", shard.id, removed, shard.journal.first_lsn, spooled)

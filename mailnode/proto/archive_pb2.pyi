@@ -1,0 +1,103 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ShipRequest(_message.Message):
+    __slots__ = ("shard", "epoch", "node", "start_lsn", "data")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    START_LSN_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    epoch: int
+    node: str
+    start_lsn: int
+    data: bytes
+    def __init__(self, shard: _Optional[int] = ..., epoch: _Optional[int] = ..., node: _Optional[str] = ..., start_lsn: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ShipReply(_message.Message):
+    __slots__ = ("end_lsn", "first_lsn", "epoch")
+    END_LSN_FIELD_NUMBER: _ClassVar[int]
+    FIRST_LSN_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    end_lsn: int
+    first_lsn: int
+    epoch: int
+    def __init__(self, end_lsn: _Optional[int] = ..., first_lsn: _Optional[int] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class FetchRequest(_message.Message):
+    __slots__ = ("shard", "from_lsn", "until_lsn")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    FROM_LSN_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_LSN_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    from_lsn: int
+    until_lsn: int
+    def __init__(self, shard: _Optional[int] = ..., from_lsn: _Optional[int] = ..., until_lsn: _Optional[int] = ...) -> None: ...
+
+class FetchChunk(_message.Message):
+    __slots__ = ("start_lsn", "data")
+    START_LSN_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    start_lsn: int
+    data: bytes
+    def __init__(self, start_lsn: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShardArchive(_message.Message):
+    __slots__ = ("shard", "first_lsn", "end_lsn", "epoch", "segments", "bytes", "last_node")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    FIRST_LSN_FIELD_NUMBER: _ClassVar[int]
+    END_LSN_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    LAST_NODE_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    first_lsn: int
+    end_lsn: int
+    epoch: int
+    segments: int
+    bytes: int
+    last_node: str
+    def __init__(self, shard: _Optional[int] = ..., first_lsn: _Optional[int] = ..., end_lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., segments: _Optional[int] = ..., bytes: _Optional[int] = ..., last_node: _Optional[str] = ...) -> None: ...
+
+class StatusReply(_message.Message):
+    __slots__ = ("name", "shards")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    shards: _containers.RepeatedCompositeFieldContainer[ShardArchive]
+    def __init__(self, name: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardArchive, _Mapping]]] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VerifyResult(_message.Message):
+    __slots__ = ("shard", "segments", "records", "end_lsn", "error")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    END_LSN_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    segments: int
+    records: int
+    end_lsn: int
+    error: str
+    def __init__(self, shard: _Optional[int] = ..., segments: _Optional[int] = ..., records: _Optional[int] = ..., end_lsn: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class VerifyReply(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[VerifyResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[VerifyResult, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,268 @@
+"""The remote site: journal shipping over mTLS gRPC, the archive's refusals, online
+backup, restore after a total loss, point-in-time recovery, failover mid-shipping."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import grpc
+import pytest
+
+from conftest import DOMAIN, loopback_ip, wait_for
+from test_durability import accepted_numbers, start_load, stored_load_numbers
+from mailnode.archive.tls import make_ca
+from mailnode.journal.format import frame, segment_name
+from mailnode.proto import archive_pb2 as pb
+from mailnode.proto import archive_pb2_grpc
+from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.users import shard_of
+
+ALICE = f"alice@{DOMAIN}"
+
+
+class Archive:
+    """A `mailnode archive` process on its own loopback address, with mTLS."""
+
+    def __init__(self, directory, certs: dict | None):
+        self.dir = directory
+        self.ip = loopback_ip()
+        self.address = f"{self.ip}:7171"
+        self.certs = certs
+        self.proc = None
+        tls = ""
+        if certs:
+            tls = (f'tls_ca = "{certs["ca"][0]}"\ntls_cert = "{certs["archive"][0]}"\n'
+                   f'tls_key = "{certs["archive"][1]}"\n')
+        (directory / "archive.toml").write_text(
+            f'[archive]\nname = "archive"\ndata_dir = "data"\nlisten = "{self.address}"\n'
+            f'http = "{self.ip}:8181"\nsegment_size = 65536\n{tls}')
+
+    def start(self) -> None:
+        log = open(self.dir / "archive.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "mailnode.cli", "archive", "--config",
+                                      str(self.dir / "archive.toml")], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_for(self.healthy, 20, what="the archive to serve")
+
+    def healthy(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"archive exited: {(self.dir / 'archive.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://{self.ip}:8181/health", timeout=2) as r:
+                return json.load(r)["status"] == "ok"
+        except OSError:
+            return False
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+
+    def node_settings(self, **extra) -> dict:
+        s = {"archive.address": self.address, **extra}
+        if self.certs:
+            s.update({"archive.tls_ca": self.certs["ca"][0], "archive.tls_cert": self.certs["node"][0],
+                      "archive.tls_key": self.certs["node"][1]})
+        return s
+
+    def end_lsn(self, node, shard: int) -> int:
+        rows = json.loads(node.mailctl("archive", "status", "--json").stdout)
+        return next((r["end_lsn"] for r in rows if r["shard"] == shard), 0)
+
+
+@pytest.fixture
+def certs(tmp_path):
+    return make_ca(str(tmp_path / "pki"), ["archive", "node", "intruder"])
+
+
+@pytest.fixture
+def archive(tmp_path, certs):
+    d = tmp_path / "archive"
+    d.mkdir()
+    a = Archive(d, certs)
+    a.start()
+    yield a
+    a.stop()
+
+
+def shipped_all(archive, node, shard: int) -> bool:
+    return archive.end_lsn(node, shard) == node.shards()[str(shard)]["committed_lsn"]
+
+
+def restored_node(make_node, archive, *args: str, shards: int = 2):
+    """A new node whose data directory is rebuilt from the archive (mailctl restore), started."""
+    node = make_node(**archive.node_settings())
+    node.write_config()
+    r = node.mailctl("restore", *args)
+    assert "replays the journal" in r.stdout, r.stdout
+    node.start()
+    return node
+
+
+def test_ship_under_load_archive_killed_then_total_loss_restored(make_node, archive, tmp_path):
+    node = make_node(**archive.node_settings(**{"archive.remote_sync": True, "archive.timeout": 2.0,
+                                                "journal.segment_size": 128 * 1024}))
+    node.start()
+    node.add_user(ALICE)
+    shard = shard_of(ALICE, 2)
+    proc, log = start_load(node, tmp_path, ALICE, 0, 1200, "arc")
+    wait_for(lambda: len(accepted_numbers(log)) >= 300, 60, what="300 messages accepted")
+    archive.kill9()  # mid-stream: commits wait (remote_sync), then get 451 and are retried
+    archive.start()
+    proc.communicate(timeout=180)
+    accepted = accepted_numbers(log)
+    assert len(accepted) >= 1000
+    wait_for(lambda: shipped_all(archive, node, shard), 30, what="the archive to hold the whole journal")
+    verify = node.mailctl("archive", "verify", "--json")
+    assert all(r["result"] == "ok" for r in json.loads(verify.stdout))
+    # Archived segments the store has checkpointed are gone from the node (no spare here).
+    text = node.metrics()
+    removed = re.search(rf'mailcluster_journal_removed_segments_total{{shard="{shard}"}} (\S+)', text)
+    assert removed and float(removed.group(1)) >= 1
+    assert segment_name(0) not in os.listdir(node.journal_dir(shard))
+    assert f'mailcluster_archive_lag_bytes{{shard="{shard}"}}' in text
+
+    # Total loss: the node and all its data are gone. A new node is rebuilt from the archive.
+    node.kill9()
+    shutil.rmtree(node.data_dir)
+    new = restored_node(make_node, archive)
+    stored = stored_load_numbers(new, ALICE, "arc")
+    assert sorted(stored) == sorted(set(stored)), "a message is stored twice"
+    missing = set(accepted) - set(stored)
+    assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {sorted(missing)[:5]}"
+    assert new.mailctl("user", "list", "--json").stdout.count(ALICE) == 1
+
+
+def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):
+    import smtplib
+
+    node = make_node(**archive.node_settings())
+    node.start()
+    node.add_user(ALICE)
+    shard = shard_of(ALICE, 2)
+
+    def send(tag: str, n: int) -> None:
+        with smtplib.SMTP(*node.smtp, timeout=30) as s:
+            for i in range(n):
+                s.sendmail("x@remote.test", [ALICE], f"Subject: {tag} {i}\r\n\r\n{tag}\r\n".encode())
+
+    send("before", 5)
+    backup = tmp_path / "backup"
+    r = node.mailctl("backup", "--shard", str(shard), str(backup), "--json")
+    assert json.loads(r.stdout)["end_lsn"] > 0
+    send("between", 3)
+    wait_for(lambda: shipped_all(archive, node, shard), 20, what="shipping")
+    cut = time.time()
+    send("after", 4)
+    wait_for(lambda: shipped_all(archive, node, shard), 20, what="shipping")
+
+    def subjects(n) -> list[str]:
+        from mailtools import pop3_messages
+
+        return sorted(m.split(b"Subject: ")[1].split(b" ")[0].decode() for m in pop3_messages(n.pop3, ALICE))
+
+    # Point in time: only what was written before the cut.
+    pitr = restored_node(make_node, archive, "--until", f"{cut:.6f}")
+    assert subjects(pitr) == ["before"] * 5 + ["between"] * 3
+    # From the online backup plus the archive after it: everything, once.
+    full = restored_node(make_node, archive, "--shard", str(shard), "--base", str(backup))
+    assert subjects(full) == ["after"] * 4 + ["before"] * 5 + ["between"] * 3
+    # The backup alone is a shard directory a node starts from.
+    alone = make_node()
+    os.makedirs(os.path.join(alone.data_dir, "shards"))
+    shutil.copytree(backup, os.path.join(alone.data_dir, "shards", str(shard)))
+    alone.start()
+    assert subjects(alone) == ["before"] * 5
+
+
+def test_archive_refuses_stale_epochs_rewrites_gaps_and_strangers(archive, certs):
+    from mailnode.archive.tls import channel_credentials
+
+    def channel(who: str):
+        creds = channel_credentials(certs["ca"][0], *certs[who])
+        return grpc.secure_channel(archive.address, creds, options=[("grpc.ssl_target_name_override", "archive")])
+
+    def frames(epoch: int, start: int, n: int, text: str = "x") -> bytes:
+        out, lsn = b"", start
+        for i in range(n):
+            r = JournalRecord(lsn=lsn, epoch=epoch, timestamp_ns=time.time_ns())
+            r.user_deleted.address = f"{text}{i}@{DOMAIN}"
+            f = frame(r.SerializeToString())
+            out += f
+            lsn += len(f)
+        return out
+
+    def ship(ch, *requests):
+        return list(archive_pb2_grpc.ArchiveStub(ch).Ship(iter(requests), timeout=10))
+
+    ch = channel("node")
+    first = frames(2, 0, 3)
+    replies = ship(ch, pb.ShipRequest(shard=7, epoch=2, node="a"),
+                   pb.ShipRequest(shard=7, epoch=2, node="a", start_lsn=0, data=first))
+    assert replies[0].end_lsn == 0 and replies[-1].end_lsn == len(first)
+    # A resend of what was acknowledged, byte for byte: accepted, nothing changes.
+    assert ship(ch, pb.ShipRequest(shard=7, epoch=2, node="a", start_lsn=0, data=first))[-1].end_lsn == len(first)
+    with pytest.raises(grpc.RpcError) as e:  # different bytes at an acknowledged lsn
+        ship(ch, pb.ShipRequest(shard=7, epoch=3, node="b", start_lsn=0, data=frames(2, 0, 3, "y")))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "acknowledged" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:  # a fenced primary (epoch 2 < 3 seen)
+        ship(ch, pb.ShipRequest(shard=7, epoch=2, node="a", start_lsn=len(first), data=frames(2, len(first), 1)))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "epoch" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:  # a gap
+        ship(ch, pb.ShipRequest(shard=7, epoch=3, node="b", start_lsn=len(first) + 100,
+                                data=frames(3, len(first) + 100, 1)))
+    assert e.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    with pytest.raises(grpc.RpcError) as e:  # a bad checksum
+        bad = bytearray(frames(3, len(first), 1))
+        bad[-1] ^= 0xFF
+        ship(ch, pb.ShipRequest(shard=7, epoch=3, node="b", start_lsn=len(first), data=bytes(bad)))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    ch.close()
+    # Without a client certificate signed by the sites' CA there is no connection at all.
+    other = make_ca(str(archive.dir / "other-pki"), ["stranger"])
+    creds = channel_credentials(certs["ca"][0], *other["stranger"])
+    stranger = grpc.secure_channel(archive.address, creds, options=[("grpc.ssl_target_name_override", "archive")])
+    with pytest.raises(grpc.RpcError) as e:
+        archive_pb2_grpc.ArchiveStub(stranger).Status(pb.StatusRequest(), timeout=5)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    stranger.close()
+    assert 'mailcluster_archive_refused_total{reason="rewrite"} 1.0' in urllib.request.urlopen(
+        f"http://{archive.ip}:8181/metrics").read().decode()
+
+
+def test_failover_mid_shipping_leaves_no_gap(cluster, archive, tmp_path, make_node):
+    cluster.start(**archive.node_settings(**{"journal.segment_size": 128 * 1024}))
+    shard = shard_of(ALICE, 2)
+    primary = cluster.primary_of(shard)
+    primary.add_user(ALICE)
+    front = next(n for n in cluster.nodes if n is not primary)
+    proc, log = start_load(front, tmp_path, ALICE, 0, 1200, "fo")
+    wait_for(lambda: len(accepted_numbers(log)) >= 400, 60, what="400 messages accepted")
+    primary.kill9()
+    proc.communicate(timeout=180)
+    accepted = accepted_numbers(log)
+    new = cluster.primary_of(shard)
+    assert new is not primary
+    wait_for(lambda: shipped_all(archive, new, shard), 30, what="the new primary to ship everything")
+    assert all(r["result"] == "ok" for r in json.loads(new.mailctl("archive", "verify", "--json").stdout))
+    assert "refused" not in (archive.dir / "archive.log").read_text()
+    # The archive alone holds every acknowledged message, once.
+    cluster.stop()
+    for n in cluster.nodes:
+        n.stop()
+    restored = restored_node(make_node, archive, "--shard", str(shard))
+    stored = stored_load_numbers(restored, ALICE, "fo")
+    assert sorted(stored) == sorted(set(stored))
+    assert not set(accepted) - set(stored)
