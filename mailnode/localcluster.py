@@ -141,6 +141,8 @@ def _new_state(directory: str, nodes: int, shards: int, domain: str, base_addres
     state = {"domain": domain, "shards": shards, "block": block,
              "nodes": [{"name": f"node{i}", **{k: f"{block}.{10 + i}:{p}" for k, p in PORTS.items()}}
                        for i in range(1, nodes + 1)]}
+    # The remote site, on loopback too: the archive every shard primary ships to.
+    state["archive"] = {"name": "archive", "grpc": f"{block}.30:7171", "http": f"{block}.30:8181"}
     if nodes > 1:  # a cluster: ZooKeeper ensemble and coordinators
         state["root"] = "/mailcluster"
         state["zk_servers"] = [{"myid": i, "host": f"{block}.{i}"} for i in (1, 2, 3)]
@@ -222,6 +224,7 @@ def up(directory: str, *, nodes: int = 3, shards: int = 2, domain: str = "exampl
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(32) + "\n")
     cert, key = make_certificate(directory, f"mail.{state['domain']}")
+    archive = _start_archive(directory, state) if "archive" in state else ""
     for node in state["nodes"]:
         ndir = os.path.join(directory, node["name"])
         os.makedirs(ndir, exist_ok=True)
@@ -232,6 +235,7 @@ def up(directory: str, *, nodes: int = 3, shards: int = 2, domain: str = "exampl
             if cluster:
                 f.write(f'\n[cluster]\nzookeeper = "{state["zookeeper"]}"\nroot = "{state["root"]}"\n'
                         f'session_timeout = 4.0\n\n[replication]\nsecret_file = "../cluster.secret"\n')
+            f.write(archive)
         if _alive(node.get("pid")) and health(node):
             continue
         busy = [k for k in PORTS if k in node and not _port_free(node[k])]
@@ -268,6 +272,28 @@ def up(directory: str, *, nodes: int = 3, shards: int = 2, domain: str = "exampl
     return state
 
 
+def _start_archive(directory: str, state: dict) -> str:
+    """Start the archive (its own CA for mTLS, made once); the nodes' [archive] section."""
+    from mailnode.archive.tls import make_ca
+
+    pki = os.path.join(directory, "pki")
+    if not os.path.exists(os.path.join(pki, "node.key")):
+        make_ca(pki, ["archive", "node"])
+    a = state["archive"]
+    adir = os.path.join(directory, "archive")
+    os.makedirs(adir, exist_ok=True)
+    cfg = os.path.join(adir, "archive.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[archive]\nname = "archive"\ndata_dir = "data"\nlisten = "{a["grpc"]}"\nhttp = "{a["http"]}"\n'
+                f'tls_ca = "../pki/ca.crt"\ntls_cert = "../pki/archive.crt"\ntls_key = "../pki/archive.key"\n')
+    a["log"] = os.path.join(adir, "archive.log")
+    if not _alive(a.get("pid")):
+        a["pid"] = _spawn([sys.executable, "-m", "mailnode.cli", "archive", "--config", cfg], a["log"], adir)
+        save_state(directory, state)
+    return (f'\n[archive]\naddress = "{a["grpc"]}"\nserver_name = "archive"\ntls_ca = "{pki}/ca.crt"\n'
+            f'tls_cert = "{pki}/node.crt"\ntls_key = "{pki}/node.key"\n')
+
+
 def _tail(path: str, lines: int = 15) -> str:
     try:
         with open(path, errors="replace") as f:
@@ -281,7 +307,8 @@ def down(directory: str, timeout: float = 20.0) -> list[str]:
     if state is None:
         raise LocalError(f"{directory}: no local cluster here (no local.json)")
     stopped = []
-    for node in state.get("coordinators", []) + state["nodes"] + state.get("zk_servers", []):
+    archive = [state["archive"]] if "archive" in state else []
+    for node in state.get("coordinators", []) + state["nodes"] + archive + state.get("zk_servers", []):
         pid = node.get("pid")
         if not _alive(pid):
             continue
@@ -302,7 +329,8 @@ def status(directory: str) -> dict:
     for node in state["nodes"]:
         node["alive"] = _alive(node.get("pid"))
         node["health"] = health(node) if node["alive"] else None
-    for part in state.get("coordinators", []) + state.get("zk_servers", []):
+    for part in state.get("coordinators", []) + state.get("zk_servers", []) + (
+            [state["archive"]] if "archive" in state else []):
         part["alive"] = _alive(part.get("pid"))
     return state
 
@@ -320,4 +348,7 @@ def public_map(state: dict) -> dict:
         out["zookeeper"] = state["zookeeper"]
         out["coordinators"] = [{k: c[k] for k in ("name", "pid", "http") if k in c} | alive(c)
                                for c in state["coordinators"]]
+    if "archive" in state:
+        out["archive"] = {k: state["archive"][k] for k in ("name", "pid", "grpc", "http")
+                          if k in state["archive"]} | alive(state["archive"])
     return out

@@ -394,7 +394,12 @@ def archive_target(args):
     """A channel to the archive: --archive, else the [archive] section of --config's node."""
     from mailnode.archive.restore import archive_channel
 
-    cfg = configmod.load(args.config) if args.config else None
+    config = args.config
+    directory = args.dir or os.environ.get("MAILCLUSTER_DIR")
+    if not config and directory:  # a local cluster: its nodes' [archive] settings
+        state = localcluster.load_state(directory)
+        config = state["nodes"][0].get("config") if state else None
+    cfg = configmod.load(config) if config else None
     address = args.archive or (cfg.archive.address if cfg else "")
     if not address:
         raise CliError("say which archive: --archive HOST:PORT, or a --config whose [archive] address is set")
@@ -521,6 +526,10 @@ def cmd_local(args) -> int:
         rows = [{"name": n["name"], "pid": n.get("pid", ""), "alive": n["alive"],
                  "health": (n["health"] or {}).get("status", "down"), "smtp": n["smtp"],
                  "pop3": n["pop3"], "http": n["http"]} for n in state["nodes"]]
+        if "archive" in state:
+            a = state["archive"]
+            rows.append({"name": a["name"], "pid": a.get("pid", ""), "alive": a["alive"], "smtp": a["grpc"],
+                         "http": a["http"]})
         print(table(rows, ["name", "pid", "alive", "health", "smtp", "pop3", "http"]))
     return 0 if all(n["alive"] for n in state["nodes"]) else 1
 

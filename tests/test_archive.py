@@ -266,3 +266,21 @@ def test_failover_mid_shipping_leaves_no_gap(cluster, archive, tmp_path, make_no
     stored = stored_load_numbers(restored, ALICE, "fo")
     assert sorted(stored) == sorted(set(stored))
     assert not set(accepted) - set(stored)
+
+
+def test_alert_rules_name_metrics_that_exist():
+    import yaml
+
+    from conftest import ROOT
+
+    with open(os.path.join(ROOT, "deploy", "prometheus-alerts.yml")) as f:
+        doc = yaml.safe_load(f)
+    from pathlib import Path
+
+    code = "".join((Path(ROOT) / "mailnode" / p).read_text() for p in ("metrics.py", "archive/server.py"))
+    rules = [r for g in doc["groups"] for r in g["rules"]]
+    assert len(rules) >= 8
+    for rule in rules:
+        for name in re.findall(r"mailcluster_[a-z_]+", rule["expr"]):
+            base = re.sub(r"_total$", "", name)
+            assert f'"{base}' in code or f'"{name}"' in code, f"{rule['alert']}: no metric {name}"

@@ -66,6 +66,10 @@ def test_local_up_serves_mail_with_tls_and_resumes(cluster):
     got = wait_for(lambda: len(pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True)) == 2, 20,
                    what="the submitted message")
     assert json.loads(mailctl("--dir", d, "queue", "list", "--json").stdout) == []
+    # The local remote site (mTLS with the cluster's own CA) holds the journal.
+    committed = json.loads(mailctl("--dir", d, "status", "--json").stdout)["shards"][0]["committed_lsn"]
+    wait_for(lambda: json.loads(mailctl("--dir", d, "archive", "status", "--json").stdout)[0]["end_lsn"]
+             == committed, 20, what="the archive to hold the journal")
 
     st = json.loads(mailctl("local", "status", "--dir", d, "--json").stdout)
     assert st["nodes"][0]["alive"] is True
