@@ -18,7 +18,7 @@ class ConfigError(Exception):
 
 
 # section -> key -> (type, default, description). A default of REQUIRED must be given.
-MAY_BE_ZERO = {("delivery", "delay_warning"), ("submission", "rate_per_user"), ("submission", "rate_per_ip")}
+MAY_BE_ZERO = {("delivery", "delay_warning"), ("archive", "base_backup_interval"), ("submission", "rate_per_user"), ("submission", "rate_per_ip")}
 REQUIRED = object()
 SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
     "node": {
@@ -89,6 +89,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
         "remote_sync": (bool, False, "a commit waits for the archive too (451 when it does not answer)"),
         "timeout": (float, 5.0, "seconds a remote_sync commit waits for the archive"),
         "remove_archived": (bool, True, "remove journal segments the archive and every spare hold"),
+        "base_backup_interval": (float, 86400.0, "seconds between base backups a primary uploads (0: never)"),
     },
     "hooks": {
         "on_role_change": (str, "", "executable run (in the background) after each role change of a shard"),

@@ -379,6 +379,18 @@ def cmd_queue(args) -> int:
 def cmd_backup(args) -> int:
     from mailnode.archive.restore import write_backup
 
+    if args.to_archive == bool(args.dest):
+        raise CliError("backup: give DEST (a directory here) or --to-archive (a base backup at the archive)")
+    if args.to_archive:
+        with admin(args) as client:
+            r = client.base_backup(args.shard)
+        if args.json:
+            print(json.dumps({"shard": args.shard, "node": args.node_name, "lsn": r.lsn, "bytes": r.bytes,
+                              "files": r.files}))
+        else:
+            print(f"base backup of shard {args.shard} from {args.node_name} at lsn {r.lsn} is at the archive "
+                  f"({r.files} files, {r.bytes} bytes)")
+        return 0
     with admin(args) as client:
         summary = write_backup(client.backup(args.shard), args.dest)
     summary = {"shard": args.shard, "node": args.node_name, "dest": args.dest, **summary}
@@ -418,8 +430,13 @@ def cmd_archive(args) -> int:
     if args.action == "status":
         reply = archive_call(stub.Status, archive_pb2.StatusRequest())
         rows = [{"shard": s.shard, "first_lsn": s.first_lsn, "end_lsn": s.end_lsn, "epoch": s.epoch,
-                 "segments": s.segments, "bytes": s.bytes, "last_node": s.last_node} for s in reply.shards]
-        emit(args, rows, ["shard", "first_lsn", "end_lsn", "epoch", "segments", "bytes", "last_node"])
+                 "segments": s.segments, "bytes": s.bytes, "last_node": s.last_node,
+                 "bases": [{"lsn": b.lsn, "created": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(b.created_ns / 1e9)),
+                            "bytes": b.bytes, "node": b.node} for b in s.bases]} for s in reply.shards]
+        if not args.json:
+            for r in rows:
+                r["bases"] = ", ".join(f"{b['lsn']}@{b['created']}" for b in r["bases"]) or "-"
+        emit(args, rows, ["shard", "first_lsn", "end_lsn", "epoch", "segments", "bytes", "last_node", "bases"])
         return 0
     reply = archive_call(stub.Verify, archive_pb2.VerifyRequest(), timeout=3600)
     rows = [{"shard": r.shard, "segments": r.segments, "records": r.records, "end_lsn": r.end_lsn,
@@ -607,7 +624,8 @@ def parser() -> argparse.ArgumentParser:
     bk = sub.add_parser("backup", parents=[common], help="online backup of a shard into DEST")
     bk.add_argument("--shard", type=int, required=True)
     bk.add_argument("--node", help="which node of a local cluster (default: the first)")
-    bk.add_argument("dest", help="a new directory: the shard directory a node can start from")
+    bk.add_argument("dest", nargs="?", help="a new directory: the shard directory a node can start from")
+    bk.add_argument("--to-archive", action="store_true", help="upload a base backup to the archive instead")
     rs = sub.add_parser("restore", parents=[common], help="rebuild shards of a stopped node from the archive")
     rs.add_argument("--shard", default="all", help="a shard number, or all (default)")
     rs.add_argument("--until", help="point in time: HH:MM, an ISO date-time or Unix seconds (default: the end)")

@@ -187,6 +187,57 @@ def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):
     assert subjects(alone) == ["before"] * 5
 
 
+def test_base_backups_retention_and_restore_from_a_base(make_node, archive):
+    import smtplib
+
+    from mailtools import pop3_messages
+
+    node = make_node(**archive.node_settings(**{"archive.base_backup_interval": 0}))
+    node.start()
+    node.add_user(ALICE)
+    shard = shard_of(ALICE, 2)
+    filler = "x" * 70 + "\r\n"
+
+    def send(tag: str, n: int = 30) -> None:
+        with smtplib.SMTP(*node.smtp, timeout=30) as s:
+            for i in range(n):
+                s.sendmail("x@remote.test", [ALICE], f"Subject: {tag} {i}\r\n\r\n{filler * 30}".encode())
+        wait_for(lambda: shipped_all(archive, node, shard), 20, what="shipping")
+
+    def status() -> dict:
+        return next(r for r in json.loads(node.mailctl("archive", "status", "--json").stdout) if r["shard"] == shard)
+
+    cuts = []
+    for tag in ("one", "two", "three"):
+        send(tag)
+        r = json.loads(node.mailctl("backup", "--shard", str(shard), "--to-archive", "--json").stdout)
+        assert r["lsn"] > 0 and r["files"] >= 30
+        cuts.append(time.time())
+    send("four")
+    st = status()
+    # keep_bases = 2: the oldest base backup and the journal before the oldest kept one are gone.
+    assert [b["lsn"] for b in st["bases"]] == sorted(b["lsn"] for b in st["bases"]) and len(st["bases"]) == 2
+    assert 0 < st["first_lsn"] <= st["bases"][0]["lsn"]
+    assert all(r["result"] == "ok" for r in json.loads(node.mailctl("archive", "verify", "--json").stdout))
+
+    def tags(n) -> dict:
+        out: dict[str, int] = {}
+        for m in pop3_messages(n.pop3, ALICE):
+            tag = m.split(b"Subject: ")[1].split(b" ")[0].decode()
+            out[tag] = out.get(tag, 0) + 1
+        return out
+
+    full = restored_node(make_node, archive, "--shard", str(shard))  # the newest base + the journal after it
+    assert tags(full) == {"one": 30, "two": 30, "three": 30, "four": 30}
+    # To a time before the newest base: the older kept base, then the journal up to that time.
+    earlier = restored_node(make_node, archive, "--shard", str(shard), "--until", f"{cuts[1] + 0.000001:.6f}")
+    assert tags(earlier) == {"one": 30, "two": 30}
+    r = make_node(**archive.node_settings())
+    r.write_config()
+    too_early = r.mailctl("restore", "--shard", str(shard), "--until", f"{cuts[0]:.6f}", check=False)
+    assert too_early.returncode == 1 and "archive starts at lsn" in too_early.stderr
+
+
 def test_archive_refuses_stale_epochs_rewrites_gaps_and_strangers(archive, certs):
     from mailnode.archive.tls import channel_credentials
 

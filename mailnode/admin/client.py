@@ -29,9 +29,9 @@ class AdminClient:
     def __exit__(self, *exc):
         self.close()
 
-    def _call(self, method: str, request):
+    def _call(self, method: str, request, timeout: float | None = None):
         try:
-            return getattr(self._stub, method)(request, metadata=self._metadata, timeout=self._timeout)
+            return getattr(self._stub, method)(request, metadata=self._metadata, timeout=timeout or self._timeout)
         except grpc.RpcError as e:
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise AdminError(f"node at {self.address} is not reachable ({e.code().name.lower()})") from None
@@ -64,3 +64,6 @@ class AdminClient:
     def backup(self, shard: int):
         """The Backup stream (chunks); gRPC errors surface while iterating."""
         return self._stub.Backup(admin_pb2.BackupRequest(shard=shard), metadata=self._metadata, timeout=3600)
+
+    def base_backup(self, shard: int) -> admin_pb2.BaseBackupReply:
+        return self._call("BaseBackup", admin_pb2.BackupRequest(shard=shard), timeout=3600)

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
-import os
-import shutil
 
 import grpc
 
@@ -173,39 +170,31 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         return reply
 
     async def Backup(self, request, context):
-        """A shard directory's worth of files: the store hard-linked at an lsn (consistent:
-        the applier is paused while the links are made), then the journal after it."""
+        """A shard directory's worth of files: the store at an lsn, then the journal after it."""
         await self._authorize(context)
         shard = await self._shard(request, context)
-        from mailnode.journal.format import read_range, segment_name
-        from mailnode.replication import snapshot
+        from mailnode.archive import backup
 
-        snap_id, lsn = await asyncio.to_thread(snapshot._make, shard)
-        end = shard.journal.committed_lsn
-        target = os.path.join(shard.directory, "snapshots", snap_id)
-        log.info("shard %d: backup at lsn %d, journal to %d", shard.id, lsn, end)
+        copy = await backup.take(shard)
+        log.info("shard %d: backup at lsn %d, journal to %d", shard.id, copy.lsn, copy.end_lsn)
+        async for p in backup.pieces(shard, copy, journal=True):
+            yield admin_pb2.BackupChunk(path=p.path, offset=p.offset, data=p.data, end_of_file=p.end_of_file,
+                                        lsn=copy.lsn)
+        yield admin_pb2.BackupChunk(lsn=copy.lsn, end_lsn=copy.end_lsn, done=True)
+
+    async def BaseBackup(self, request, context):
+        """Make this node upload a base backup of the shard to the archive now."""
+        await self._authorize(context)
+        shard = await self._shard(request, context)
+        if not self.node.shipper.enabled:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no [archive] address configured")
+        from mailnode.archive.backup import upload_base
+
         try:
-            for rel in await asyncio.to_thread(snapshot._files, target):
-                offset = 0
-                while True:
-                    data = await asyncio.to_thread(snapshot._read, os.path.join(target, rel), offset)
-                    last = len(data) < snapshot.CHUNK
-                    yield admin_pb2.BackupChunk(path=rel, offset=offset, data=data, end_of_file=last, lsn=lsn)
-                    offset += len(data)
-                    if last:
-                        break
-            epochs = [(e, s) for e, s in shard.journal.epochs if s < lsn]
-            yield admin_pb2.BackupChunk(path="journal/epochs.json", data=json.dumps(
-                {"start_lsn": lsn, "epochs": epochs}).encode(), end_of_file=True, lsn=lsn)
-            path, pos = f"journal/{segment_name(lsn)}", lsn
-            while pos < end:
-                data = await asyncio.to_thread(read_range, shard.journal.directory, pos, end, 1 << 20)
-                yield admin_pb2.BackupChunk(path=path, offset=pos - lsn, data=data, lsn=lsn)
-                pos += len(data)
-            yield admin_pb2.BackupChunk(path=path, offset=pos - lsn, end_of_file=True, lsn=lsn, end_lsn=end,
-                                        done=True)
-        finally:
-            await asyncio.to_thread(shutil.rmtree, target, True)
+            info = await upload_base(self.node, shard, self.node.shipper.stub())
+        except grpc.aio.AioRpcError as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive: {e.code().name.lower()}: {e.details()}")
+        return admin_pb2.BaseBackupReply(lsn=info.lsn, bytes=info.bytes, files=info.files)
 
 
 async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:

@@ -18,6 +18,8 @@ SCHEMA = {
     "tls_cert": (str, "", "this archive's certificate"),
     "tls_key": (str, "", "its key"),
     "segment_size": (int, 64 * 1024 * 1024, "bytes after which a new archive segment starts"),
+    "keep_bases": (int, 2, "base backups kept per shard; the journal is kept from the oldest of them on "
+                           "(with none, all of it)"),
 }
 
 

@@ -74,6 +74,35 @@ def write_backup(chunks, dest: str) -> dict:
     return summary
 
 
+def _fetch_base(stub, shard: int, shard_dir: str, until_ns: int) -> str:
+    """The archive's newest base backup made before ``until_ns`` into shard_dir ("" if none)."""
+    lsn = None
+    try:
+        for chunk in stub.GetBase(pb.GetBaseRequest(shard=shard, until_ns=until_ns), timeout=3600):
+            if chunk.done:
+                lsn = chunk.lsn
+                break
+            path = os.path.abspath(os.path.join(shard_dir, chunk.path))
+            if not path.startswith(os.path.abspath(shard_dir) + os.sep):
+                raise RestoreError(f"the archive's base backup names a path outside {shard_dir}: {chunk.path!r}")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "r+b" if chunk.offset else "wb") as f:
+                f.seek(chunk.offset)
+                f.write(chunk.data)
+                if chunk.end_of_file:
+                    os.fsync(f.fileno())
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.NOT_FOUND:
+            return ""  # no base backup: the journal from its start
+        raise RestoreError(f"shard {shard}: base backup from the archive: {e.code().name.lower()}: "
+                           f"{e.details()}") from None
+    if lsn is None:
+        raise RestoreError(f"shard {shard}: the archive's base backup stream ended early")
+    for dirpath, _, _ in os.walk(shard_dir):
+        fsync_dir(dirpath)
+    return f"archive base backup at lsn {lsn}"
+
+
 def restore_shard(channel: grpc.Channel, shard: int, shard_dir: str, *, until_ns: int = 0,
                   base: str | None = None) -> dict:
     """Build ``shard_dir`` from a backup (``base``) and/or the archive, to ``until_ns``."""
@@ -84,10 +113,12 @@ def restore_shard(channel: grpc.Channel, shard: int, shard_dir: str, *, until_ns
             raise RestoreError(f"{base}: not a backup made by `mailctl backup` (no backup.json)")
         shutil.rmtree(shard_dir, ignore_errors=True)
         shutil.copytree(base, shard_dir)
+    stub = archive_pb2_grpc.ArchiveStub(channel)
+    if not base:
+        base = _fetch_base(stub, shard, shard_dir, until_ns)
     journal = os.path.join(shard_dir, "journal")
     os.makedirs(journal, exist_ok=True)
     start = recover(journal).end_lsn
-    stub = archive_pb2_grpc.ArchiveStub(channel)
     status = {s.shard: s for s in archive_call(stub.Status, pb.StatusRequest()).shards}
     held = status.get(shard)
     if held is None:

@@ -11,6 +11,7 @@ before they are acknowledged.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -22,7 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, REGISTRY, gen
 
 from mailnode.journal import Journal
 from mailnode.journal.format import BadFrame, frame_boundary, iter_frames, list_segments, parse_frame, read_range
-from mailnode.journal.journal import JournalDamaged
+from mailnode.journal.journal import JournalDamaged, fsync_dir
+from mailnode.replication.snapshot import CHUNK, _files, _read
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 
@@ -114,6 +116,21 @@ class ShardArchive:
             self.gauges()
 
 
+def _write_piece(root: str, chunk) -> None:
+    path = os.path.abspath(os.path.join(root, chunk.path))
+    if not path.startswith(os.path.abspath(root) + os.sep):
+        raise Refused("bad_path", f"base backup path {chunk.path!r} escapes its directory",
+                      grpc.StatusCode.INVALID_ARGUMENT)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "r+b" if chunk.offset else "wb") as f:
+        f.seek(chunk.offset)
+        f.write(chunk.data)
+
+
+def _du(root: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(root) for n in names)
+
+
 class ArchiveService(archive_pb2_grpc.ArchiveServicer):
     def __init__(self, archive: Archive):
         self.archive = archive
@@ -150,6 +167,57 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
             yield pb.FetchChunk(start_lsn=pos, data=data)
             pos += len(data)
 
+    async def PutBase(self, request_iterator, context):
+        staging, info, files = None, None, 0
+        try:
+            async for chunk in request_iterator:
+                shard = self.archive.shard(chunk.shard)
+                if staging is None:
+                    staging = os.path.join(self.archive.base_root(chunk.shard), f".incoming-{chunk.lsn}-{id(chunk)}")
+                    await asyncio.to_thread(os.makedirs, staging, exist_ok=True)
+                if chunk.done:
+                    info = pb.BaseInfo(shard=chunk.shard, lsn=chunk.lsn, created_ns=chunk.created_ns, files=files,
+                                       node=chunk.node)
+                    break
+                await asyncio.to_thread(_write_piece, staging, chunk)
+                files += chunk.end_of_file
+            if info is None:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the base backup ended early")
+            info.bytes = await asyncio.to_thread(_du, staging)
+            await asyncio.to_thread(self.archive.keep_base, shard, staging, info)
+            log.info("shard %d: base backup at lsn %d from %s (%d files, %d bytes)", info.shard, info.lsn,
+                     info.node, info.files, info.bytes)
+            return info
+        except Refused as e:
+            REFUSED.labels(e.reason).inc()
+            await context.abort(e.code, e.detail)
+        finally:
+            if staging is not None and os.path.exists(staging):
+                await asyncio.to_thread(shutil.rmtree, staging, True)
+
+    async def GetBase(self, request, context):
+        bases = [b for b in self.archive.bases(request.shard)
+                 if not request.until_ns or b.created_ns <= request.until_ns]
+        if not bases:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no base backup of shard {request.shard}"
+                                + (" made before that time" if request.until_ns else ""))
+        base = bases[-1]
+        root = os.path.join(self.archive.base_root(request.shard), str(base.lsn))
+        for rel in await asyncio.to_thread(_files, root):
+            if rel == "base.json":
+                continue
+            offset = 0
+            while True:
+                data = await asyncio.to_thread(_read, os.path.join(root, rel), offset)
+                last = len(data) < CHUNK
+                yield pb.BaseChunk(shard=request.shard, lsn=base.lsn, path=rel, offset=offset, data=data,
+                                   end_of_file=last, created_ns=base.created_ns)
+                offset += len(data)
+                if last:
+                    break
+        yield pb.BaseChunk(shard=request.shard, lsn=base.lsn, done=True, created_ns=base.created_ns,
+                           node=base.node)
+
     async def Status(self, request, context):
         reply = pb.StatusReply(name=self.archive.name)
         for n in sorted(self.archive.shards):
@@ -157,7 +225,8 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
             reply.shards.append(pb.ShardArchive(shard=n, first_lsn=s.journal.first_lsn,
                                                 end_lsn=s.journal.committed_lsn, epoch=s.epoch,
                                                 segments=len(list_segments(s.journal.directory)),
-                                                bytes=s.journal.size, last_node=s.last_node))
+                                                bytes=s.journal.size, last_node=s.last_node,
+                                                bases=self.archive.bases(n)))
         return reply
 
     async def Verify(self, request, context):
@@ -185,6 +254,62 @@ class Archive:
             self.shards[n] = s
         return s
 
+    # -- base backups and retention ------------------------------------------------------
+    def base_root(self, n: int) -> str:
+        return os.path.join(self.cfg.data_dir, "base", str(n))
+
+    def bases(self, n: int) -> list[pb.BaseInfo]:
+        """Whole base backups of a shard, oldest first."""
+        out = []
+        try:
+            names = os.listdir(self.base_root(n))
+        except FileNotFoundError:
+            return out
+        for name in names:
+            if name.isdigit():
+                try:
+                    with open(os.path.join(self.base_root(n), name, "base.json")) as f:
+                        doc = json.load(f)
+                except (OSError, ValueError):
+                    continue
+                out.append(pb.BaseInfo(**doc))
+        return sorted(out, key=lambda b: b.lsn)
+
+    def keep_base(self, shard: ShardArchive, staging: str, info: pb.BaseInfo) -> None:
+        """Install a received base backup, then apply the retention (blocking)."""
+        if info.lsn > shard.journal.committed_lsn:
+            raise Refused("base_ahead", f"shard {info.shard}: base backup at lsn {info.lsn}, beyond the archived "
+                                        f"journal's end {shard.journal.committed_lsn}")
+        with open(os.path.join(staging, "base.json"), "w") as f:
+            json.dump({"shard": info.shard, "lsn": info.lsn, "created_ns": info.created_ns, "bytes": info.bytes,
+                       "files": info.files, "node": info.node}, f)
+        for dirpath, _, names in os.walk(staging):
+            for name in names:
+                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        final = os.path.join(self.base_root(info.shard), str(info.lsn))
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        fsync_dir(self.base_root(info.shard))
+        self.apply_retention(info.shard)
+
+    def apply_retention(self, n: int) -> None:
+        """Keep the newest keep_bases base backups, and the journal from the oldest kept one on."""
+        bases = self.bases(n)
+        if not bases:
+            return  # without a base backup every byte of journal is needed for a restore
+        drop, keep = bases[:-self.cfg.keep_bases], bases[-self.cfg.keep_bases:]
+        for b in drop:
+            shutil.rmtree(os.path.join(self.base_root(n), str(b.lsn)), ignore_errors=True)
+        removed = self.shards[n].journal.remove_before(keep[0].lsn)
+        if drop or removed:
+            log.info("shard %d: retention: %d base backups and %d journal segments removed; the journal "
+                     "starts at lsn %d", n, len(drop), removed, self.shards[n].journal.first_lsn)
+
     def verify(self, n: int) -> pb.VerifyResult:
         """Every frame of every stored segment, read back from disk (blocking)."""
         s = self.shards[n]
@@ -210,6 +335,7 @@ class Archive:
         for name in sorted(os.listdir(self.root)):
             if name.isdigit():
                 self.shard(int(name))
+                await asyncio.to_thread(self.apply_retention, int(name))
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20),
                                           ("grpc.max_send_message_length", 64 << 20)])
         archive_pb2_grpc.add_ArchiveServicer_to_server(ArchiveService(self), server)

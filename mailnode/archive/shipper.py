@@ -50,12 +50,13 @@ class Shipper:
         self._tasks: list[asyncio.Task] = []
         self._channel: grpc.aio.Channel | None = None
         self._removing: set[int] = set()
+        self._stopping = False
 
     @property
     def enabled(self) -> bool:
         return bool(self.cfg.address)
 
-    def _stub(self) -> archive_pb2_grpc.ArchiveStub:
+    def stub(self) -> archive_pb2_grpc.ArchiveStub:
         if self._channel is None:
             options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
             if self.cfg.tls_ca:
@@ -73,8 +74,30 @@ class Shipper:
         if self.enabled:
             self._tasks = [asyncio.create_task(self._loop(shard), name=f"ship:{shard.id}")
                            for shard in self.node.shards.values()]
+            if self.cfg.base_backup_interval:
+                self._tasks.append(asyncio.create_task(self._bases(), name="base-backups"))
+
+    async def _bases(self) -> None:
+        """Upload a base backup of each shard this node is primary of when the archive's
+        newest is older than base_backup_interval."""
+        from mailnode.archive.backup import upload_base
+
+        interval = self.cfg.base_backup_interval
+        while True:
+            await asyncio.sleep(min(interval / 4, 60.0))
+            try:
+                status = await self.stub().Status(pb.StatusRequest(), timeout=30)
+                newest = {s.shard: max((b.created_ns for b in s.bases), default=0) for s in status.shards}
+                for shard in self.node.shards.values():
+                    if shard.accepting and shard.id in newest and time.time_ns() - newest[shard.id] >= interval * 1e9:
+                        info = await upload_base(self.node, shard, self.stub())
+                        log.info("shard %d: base backup at lsn %d uploaded to the archive (%d bytes)", shard.id,
+                                 info.lsn, info.bytes)
+            except grpc.aio.AioRpcError as e:
+                log.warning("base backup to the archive: %s: %s", e.code().name.lower(), e.details())
 
     async def stop(self) -> None:
+        self._stopping = True
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -118,7 +141,7 @@ class Shipper:
 
     async def _loop(self, shard) -> None:
         delay = 0.2
-        while True:
+        while not self._stopping:
             if not shard.accepting:
                 await asyncio.sleep(0.2)
                 continue
@@ -141,6 +164,8 @@ class Shipper:
                 metrics.ARCHIVE_ERRORS.labels(str(shard.id), "internal").inc()
                 log.exception("shard %d: shipping failed", shard.id)
                 delay = 5.0
+            if asyncio.current_task().cancelling():
+                raise asyncio.CancelledError  # grpc turns a cancelled read into an RPC error
             await asyncio.sleep(delay)
 
     async def _ship(self, shard) -> None:
@@ -150,13 +175,16 @@ class Shipper:
         await requests.put(hello)
 
         async def outgoing():
-            while True:
-                item = await requests.get()
-                if item is None:
-                    return
-                yield item
+            try:
+                while True:
+                    item = await requests.get()
+                    if item is None:
+                        return
+                    yield item
+            except asyncio.CancelledError:
+                return  # the call was cancelled: end the requests quietly
 
-        call = self._stub().Ship(outgoing())
+        call = self.stub().Ship(outgoing())
         try:
             first = await call.read()
             if first is grpc.aio.EOF:

@@ -130,3 +130,13 @@ class BackupChunk(_message.Message):
     end_lsn: int
     done: bool
     def __init__(self, path: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., end_of_file: _Optional[bool] = ..., lsn: _Optional[int] = ..., end_lsn: _Optional[int] = ..., done: _Optional[bool] = ...) -> None: ...
+
+class BaseBackupReply(_message.Message):
+    __slots__ = ("lsn", "bytes", "files")
+    LSN_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    lsn: int
+    bytes: int
+    files: int
+    def __init__(self, lsn: _Optional[int] = ..., bytes: _Optional[int] = ..., files: _Optional[int] = ...) -> None: ...

@@ -80,6 +80,11 @@ class AdminStub:
                 request_serializer=mailnode_dot_proto_dot_admin__pb2.BackupRequest.SerializeToString,
                 response_deserializer=mailnode_dot_proto_dot_admin__pb2.BackupChunk.FromString,
                 _registered_method=True)
+        self.BaseBackup = channel.unary_unary(
+                '/mailcluster.admin.Admin/BaseBackup',
+                request_serializer=mailnode_dot_proto_dot_admin__pb2.BackupRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_admin__pb2.BaseBackupReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -142,6 +147,14 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BaseBackup(self, request, context):
+        """Upload a base backup of the shard to the archive now (also done every
+        [archive] base_backup_interval by the shard's primary).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -189,6 +202,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Backup,
                     request_deserializer=mailnode_dot_proto_dot_admin__pb2.BackupRequest.FromString,
                     response_serializer=mailnode_dot_proto_dot_admin__pb2.BackupChunk.SerializeToString,
+            ),
+            'BaseBackup': grpc.unary_unary_rpc_method_handler(
+                    servicer.BaseBackup,
+                    request_deserializer=mailnode_dot_proto_dot_admin__pb2.BackupRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_admin__pb2.BaseBackupReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -434,6 +452,33 @@ class Admin:
             '/mailcluster.admin.Admin/Backup',
             mailnode_dot_proto_dot_admin__pb2.BackupRequest.SerializeToString,
             mailnode_dot_proto_dot_admin__pb2.BackupChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BaseBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailcluster.admin.Admin/BaseBackup',
+            mailnode_dot_proto_dot_admin__pb2.BackupRequest.SerializeToString,
+            mailnode_dot_proto_dot_admin__pb2.BaseBackupReply.FromString,
             options,
             channel_credentials,
             insecure,

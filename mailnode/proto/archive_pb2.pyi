@@ -6,6 +6,52 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class BaseChunk(_message.Message):
+    __slots__ = ("shard", "lsn", "path", "offset", "data", "end_of_file", "done", "created_ns", "node")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    LSN_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    END_OF_FILE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_NS_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    lsn: int
+    path: str
+    offset: int
+    data: bytes
+    end_of_file: bool
+    done: bool
+    created_ns: int
+    node: str
+    def __init__(self, shard: _Optional[int] = ..., lsn: _Optional[int] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., end_of_file: _Optional[bool] = ..., done: _Optional[bool] = ..., created_ns: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+
+class BaseInfo(_message.Message):
+    __slots__ = ("shard", "lsn", "created_ns", "bytes", "files", "node")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    LSN_FIELD_NUMBER: _ClassVar[int]
+    CREATED_NS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    lsn: int
+    created_ns: int
+    bytes: int
+    files: int
+    node: str
+    def __init__(self, shard: _Optional[int] = ..., lsn: _Optional[int] = ..., created_ns: _Optional[int] = ..., bytes: _Optional[int] = ..., files: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+
+class GetBaseRequest(_message.Message):
+    __slots__ = ("shard", "until_ns")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_NS_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    until_ns: int
+    def __init__(self, shard: _Optional[int] = ..., until_ns: _Optional[int] = ...) -> None: ...
+
 class ShipRequest(_message.Message):
     __slots__ = ("shard", "epoch", "node", "start_lsn", "data")
     SHARD_FIELD_NUMBER: _ClassVar[int]
@@ -53,7 +99,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ShardArchive(_message.Message):
-    __slots__ = ("shard", "first_lsn", "end_lsn", "epoch", "segments", "bytes", "last_node")
+    __slots__ = ("shard", "first_lsn", "end_lsn", "epoch", "segments", "bytes", "last_node", "bases")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     FIRST_LSN_FIELD_NUMBER: _ClassVar[int]
     END_LSN_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +107,7 @@ class ShardArchive(_message.Message):
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     LAST_NODE_FIELD_NUMBER: _ClassVar[int]
+    BASES_FIELD_NUMBER: _ClassVar[int]
     shard: int
     first_lsn: int
     end_lsn: int
@@ -68,7 +115,8 @@ class ShardArchive(_message.Message):
     segments: int
     bytes: int
     last_node: str
-    def __init__(self, shard: _Optional[int] = ..., first_lsn: _Optional[int] = ..., end_lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., segments: _Optional[int] = ..., bytes: _Optional[int] = ..., last_node: _Optional[str] = ...) -> None: ...
+    bases: _containers.RepeatedCompositeFieldContainer[BaseInfo]
+    def __init__(self, shard: _Optional[int] = ..., first_lsn: _Optional[int] = ..., end_lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., segments: _Optional[int] = ..., bytes: _Optional[int] = ..., last_node: _Optional[str] = ..., bases: _Optional[_Iterable[_Union[BaseInfo, _Mapping]]] = ...) -> None: ...
 
 class StatusReply(_message.Message):
     __slots__ = ("name", "shards")

@@ -54,6 +54,16 @@ class ArchiveStub:
                 request_serializer=mailnode_dot_proto_dot_archive__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=mailnode_dot_proto_dot_archive__pb2.VerifyReply.FromString,
                 _registered_method=True)
+        self.PutBase = channel.stream_unary(
+                '/mailcluster.archive.Archive/PutBase',
+                request_serializer=mailnode_dot_proto_dot_archive__pb2.BaseChunk.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_archive__pb2.BaseInfo.FromString,
+                _registered_method=True)
+        self.GetBase = channel.unary_stream(
+                '/mailcluster.archive.Archive/GetBase',
+                request_serializer=mailnode_dot_proto_dot_archive__pb2.GetBaseRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_archive__pb2.BaseChunk.FromString,
+                _registered_method=True)
 
 
 class ArchiveServicer:
@@ -88,6 +98,21 @@ class ArchiveServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBase(self, request_iterator, context):
+        """A base backup of a shard (its store at an lsn), uploaded by its primary; the
+        archive keeps the newest few and the journal from the oldest of them on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBase(self, request, context):
+        """The newest base backup at or before a point (for restore).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ArchiveServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +135,16 @@ def add_ArchiveServicer_to_server(servicer, server):
                     servicer.Verify,
                     request_deserializer=mailnode_dot_proto_dot_archive__pb2.VerifyRequest.FromString,
                     response_serializer=mailnode_dot_proto_dot_archive__pb2.VerifyReply.SerializeToString,
+            ),
+            'PutBase': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutBase,
+                    request_deserializer=mailnode_dot_proto_dot_archive__pb2.BaseChunk.FromString,
+                    response_serializer=mailnode_dot_proto_dot_archive__pb2.BaseInfo.SerializeToString,
+            ),
+            'GetBase': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetBase,
+                    request_deserializer=mailnode_dot_proto_dot_archive__pb2.GetBaseRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_archive__pb2.BaseChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +255,60 @@ class Archive:
             '/mailcluster.archive.Archive/Verify',
             mailnode_dot_proto_dot_archive__pb2.VerifyRequest.SerializeToString,
             mailnode_dot_proto_dot_archive__pb2.VerifyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBase(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/mailcluster.archive.Archive/PutBase',
+            mailnode_dot_proto_dot_archive__pb2.BaseChunk.SerializeToString,
+            mailnode_dot_proto_dot_archive__pb2.BaseInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mailcluster.archive.Archive/GetBase',
+            mailnode_dot_proto_dot_archive__pb2.GetBaseRequest.SerializeToString,
+            mailnode_dot_proto_dot_archive__pb2.BaseChunk.FromString,
             options,
             channel_credentials,
             insecure,
