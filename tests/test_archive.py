@@ -335,3 +335,19 @@ def test_alert_rules_name_metrics_that_exist():
         for name in re.findall(r"mailcluster_[a-z_]+", rule["expr"]):
             base = re.sub(r"_total$", "", name)
             assert f'"{base}' in code or f'"{name}"' in code, f"{rule['alert']}: no metric {name}"
+
+
+def test_example_configs_load_and_bad_archive_config_is_named(tmp_path):
+    from conftest import ROOT
+    from mailnode import config
+    from mailnode.archive import config as archive_config
+
+    node = config.load(os.path.join(ROOT, "deploy", "examples", "node.toml"))
+    assert node.archive.address and node.submission.listen and node.delivery.transport
+    assert archive_config.load(os.path.join(ROOT, "deploy", "examples", "archive.toml")).keep_bases == 2
+    bad = tmp_path / "archive.toml"
+    bad.write_text('[archive]\nlisten = "nowhere"\n')
+    r = subprocess.run([sys.executable, "-m", "mailnode.cli", "archive", "--config", str(bad)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and str(bad) in r.stderr and "[archive] listen" in r.stderr
+    assert "Traceback" not in r.stderr
