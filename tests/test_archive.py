@@ -16,7 +16,7 @@ import urllib.request
 import grpc
 import pytest
 
-from conftest import DOMAIN, loopback_ip, wait_for
+from conftest import DOMAIN, PASSWORD, loopback_ip, wait_for
 from test_durability import accepted_numbers, start_load, stored_load_numbers
 from mailnode.archive.tls import make_ca
 from mailnode.journal.format import frame, segment_name
@@ -351,3 +351,65 @@ def test_example_configs_load_and_bad_archive_config_is_named(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and str(bad) in r.stderr and "[archive] listen" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_an_archive_that_lost_its_data_is_repaired_with_a_base_backup(make_node, archive, tmp_path):
+    node = make_node(**archive.node_settings(**{"journal.segment_size": 64 * 1024,
+                                                "archive.base_backup_interval": 0}))
+    node.start()
+    node.add_user(ALICE)
+    shard = shard_of(ALICE, 2)
+    proc, log = start_load(node, tmp_path, ALICE, 0, 300, "gap")
+    proc.communicate(timeout=120)
+    wait_for(lambda: shipped_all(archive, node, shard), 30, what="shipping")
+    wait_for(lambda: segment_name(0) not in os.listdir(node.journal_dir(shard)), 20,
+             what="archived segments removed from the node")
+    # The remote site loses everything; the node has no journal from lsn 0 any more.
+    archive.kill9()
+    shutil.rmtree(archive.dir / "data")
+    archive.start()
+    wait_for(lambda: shipped_all(archive, node, shard), 30, what="shipping again")
+    st = lambda: next(r for r in json.loads(node.mailctl("archive", "status", "--json").stdout)  # noqa: E731
+                      if r["shard"] == shard)
+    wait_for(lambda: st()["bases"], 30, what="a base backup repairing the archive")
+    assert st()["first_lsn"] > 0
+    assert f'mailcluster_archive_gaps_total{{shard="{shard}"}} 1.0' in node.metrics()
+    accepted = accepted_numbers(log)
+    node.kill9()
+    shutil.rmtree(node.data_dir)
+    restored = restored_node(make_node, archive, "--shard", str(shard))
+    stored = stored_load_numbers(restored, ALICE, "gap")
+    assert sorted(stored) == sorted(set(accepted))
+
+
+def test_undelivered_messages_come_back_queued_after_a_restore(make_node, archive, tmp_path):
+    import smtplib
+    import ssl
+
+    from mxtools import make_certificate
+
+    cert, key = make_certificate(tmp_path, "mx.example.test")
+    settings = archive.node_settings(**{"tls.cert": cert, "tls.key": key, "submission.listen": "{ip}:5870",
+                                        "delivery.transport": {"remote.test": "127.0.0.2:9"},
+                                        "delivery.retry_initial": 60.0})
+    node = make_node(**settings)
+    node.start()
+    node.add_user(ALICE)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with smtplib.SMTP(*node.submission, timeout=30) as s:
+        s.starttls(context=ctx)
+        s.login(ALICE, PASSWORD)
+        s.sendmail(ALICE, ["bob@remote.test"], b"Subject: pending\r\n\r\nstill to go\r\n")
+    shard = shard_of(ALICE, 2)
+    wait_for(lambda: json.loads(node.mailctl("queue", "list", "--json").stdout)[0]["attempts"] == 1, 20,
+             what="a deferred attempt")
+    wait_for(lambda: shipped_all(archive, node, shard), 20, what="shipping")
+    node.kill9()
+    shutil.rmtree(node.data_dir)
+    new = make_node(**settings)
+    new.write_config()
+    new.mailctl("restore")
+    new.start()
+    [entry] = json.loads(new.mailctl("queue", "list", "--json").stdout)
+    assert entry["recipients"] == ["bob@remote.test"] and entry["sender"] == ALICE and entry["attempts"] == 1

@@ -43,6 +43,19 @@ def archive_call(method, request, timeout: float = 30.0):
         raise RestoreError(f"archive: {e.code().name.lower()}: {e.details()}") from None
 
 
+def write_piece(root: str, chunk) -> None:
+    """One chunk of a streamed file (path, offset, data, end_of_file) under ``root``."""
+    path = os.path.abspath(os.path.join(root, chunk.path))
+    if not path.startswith(os.path.abspath(root) + os.sep):
+        raise RestoreError(f"a streamed backup names a path outside {root}: {chunk.path!r}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "r+b" if chunk.offset else "wb") as f:
+        f.seek(chunk.offset)
+        f.write(chunk.data)
+        if chunk.end_of_file:
+            os.fsync(f.fileno())
+
+
 def write_backup(chunks, dest: str) -> dict:
     """Write a node's Backup stream into ``dest`` (a new shard directory)."""
     if os.path.exists(dest) and os.listdir(dest):
@@ -51,16 +64,8 @@ def write_backup(chunks, dest: str) -> dict:
     summary = {}
     try:
         for chunk in chunks:
-            path = os.path.abspath(os.path.join(dest, chunk.path)) if chunk.path else ""
-            if path and not path.startswith(os.path.abspath(dest) + os.sep):
-                raise RestoreError(f"backup stream names a path outside {dest}: {chunk.path!r}")
-            if path:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with open(path, "r+b" if chunk.offset else "wb") as f:
-                    f.seek(chunk.offset)
-                    f.write(chunk.data)
-                    if chunk.end_of_file:
-                        os.fsync(f.fileno())
+            if chunk.path:
+                write_piece(dest, chunk)
             if chunk.done:
                 summary = {"lsn": chunk.lsn, "end_lsn": chunk.end_lsn}
     except grpc.RpcError as e:
@@ -82,15 +87,7 @@ def _fetch_base(stub, shard: int, shard_dir: str, until_ns: int) -> str:
             if chunk.done:
                 lsn = chunk.lsn
                 break
-            path = os.path.abspath(os.path.join(shard_dir, chunk.path))
-            if not path.startswith(os.path.abspath(shard_dir) + os.sep):
-                raise RestoreError(f"the archive's base backup names a path outside {shard_dir}: {chunk.path!r}")
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "r+b" if chunk.offset else "wb") as f:
-                f.seek(chunk.offset)
-                f.write(chunk.data)
-                if chunk.end_of_file:
-                    os.fsync(f.fileno())
+            write_piece(shard_dir, chunk)
     except grpc.RpcError as e:
         if e.code() == grpc.StatusCode.NOT_FOUND:
             return ""  # no base backup: the journal from its start

@@ -117,14 +117,12 @@ class ShardArchive:
 
 
 def _write_piece(root: str, chunk) -> None:
-    path = os.path.abspath(os.path.join(root, chunk.path))
-    if not path.startswith(os.path.abspath(root) + os.sep):
-        raise Refused("bad_path", f"base backup path {chunk.path!r} escapes its directory",
-                      grpc.StatusCode.INVALID_ARGUMENT)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "r+b" if chunk.offset else "wb") as f:
-        f.seek(chunk.offset)
-        f.write(chunk.data)
+    from mailnode.archive.restore import RestoreError, write_piece
+
+    try:
+        write_piece(root, chunk)
+    except RestoreError as e:
+        raise Refused("bad_path", str(e), grpc.StatusCode.INVALID_ARGUMENT) from None
 
 
 def _du(root: str) -> int:

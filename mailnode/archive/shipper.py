@@ -51,6 +51,7 @@ class Shipper:
         self._channel: grpc.aio.Channel | None = None
         self._removing: set[int] = set()
         self._stopping = False
+        self._need_base: set[int] = set()
 
     @property
     def enabled(self) -> bool:
@@ -195,6 +196,14 @@ class Shipper:
             if 0 < first.end_lsn < shard.journal.first_lsn:  # an empty archive starts where we do
                 raise ShipError("gap", f"the archive ends at lsn {first.end_lsn}, this journal starts at "
                                        f"{shard.journal.first_lsn}: the range between is lost to it")
+            if first.end_lsn == 0 and shard.journal.first_lsn > 0:
+                # An empty archive (new, or it lost its data) gets this journal from where it
+                # starts now, and a base backup so that it can restore without the older part.
+                metrics.ARCHIVE_GAPS.labels(str(shard.id)).inc()
+                log.warning("shard %d: the archive is empty and this journal starts at lsn %d: shipping from "
+                            "there, then a base backup", shard.id, shard.journal.first_lsn)
+                self._need_base.add(shard.id)
+                self.acked[shard.id] = 0  # counted here, once
             self._acknowledged(shard, first.end_lsn)
             sent = max(first.end_lsn, shard.journal.first_lsn)
             log.info("shard %d: shipping to the archive from lsn %d (epoch %d)", shard.id, sent, epoch)
@@ -211,6 +220,9 @@ class Shipper:
                                                               start_lsn=sent, data=data))
                             sent += len(data)
                             continue
+                    if shard.id in self._need_base and self.acked[shard.id] >= shard.applied_lsn:
+                        self._need_base.discard(shard.id)
+                        asyncio.create_task(self._repair_base(shard))
                     # Woken by the next local commit; spare acknowledgements are polled.
                     await shard.next_commit(0.05 if sent < shard.journal.committed_lsn else 0.5)
                     await asyncio.sleep(0)
@@ -223,6 +235,16 @@ class Shipper:
                     reader.cancel()
         finally:
             call.cancel()
+
+    async def _repair_base(self, shard) -> None:
+        from mailnode.archive.backup import upload_base
+
+        try:
+            info = await upload_base(self.node, shard, self.stub())
+            log.info("shard %d: base backup at lsn %d uploaded to the archive", shard.id, info.lsn)
+        except grpc.aio.AioRpcError as e:
+            self._need_base.add(shard.id)  # the next stream tries again
+            log.warning("shard %d: base backup to the archive: %s: %s", shard.id, e.code().name.lower(), e.details())
 
     async def _read_acks(self, shard, call) -> None:
         while True:  # call.read(), not async for: grpc.aio does not mix the two styles on a call
