@@ -90,6 +90,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
         "timeout": (float, 5.0, "seconds a remote_sync commit waits for the archive"),
         "remove_archived": (bool, True, "remove journal segments the archive and every spare hold"),
         "base_backup_interval": (float, 86400.0, "seconds between base backups a primary uploads (0: never)"),
+        "spare_trim_interval": (float, 30.0, "seconds between a spare's removals of segments the archive holds"),
     },
     "hooks": {
         "on_role_change": (str, "", "executable run (in the background) after each role change of a shard"),

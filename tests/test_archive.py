@@ -145,6 +145,25 @@ def test_ship_under_load_archive_killed_then_total_loss_restored(make_node, arch
     assert new.mailctl("user", "list", "--json").stdout.count(ALICE) == 1
 
 
+def test_a_spare_removes_segments_the_archive_holds(make_node, archive, tmp_path):
+    small = {"journal.segment_size": 64 * 1024, "archive.spare_trim_interval": 0.5}
+    primary = make_node(**archive.node_settings(**small))
+    primary.start()
+    spare = make_node(**archive.node_settings(**{**small, "replication.follow": primary.grpc}))
+    spare.start()
+    primary.add_user(ALICE)
+    shard = shard_of(ALICE, 2)
+    proc, log = start_load(primary, tmp_path, ALICE, 0, 300, "trim")
+    proc.communicate(timeout=120)
+    wait_for(lambda: shipped_all(archive, primary, shard), 30, what="shipping")
+    wait_for(lambda: segment_name(0) not in os.listdir(spare.journal_dir(shard)), 30,
+             what="the spare to remove archived segments")
+    held = archive.end_lsn(primary, shard)
+    first = min(int(name.split(".")[0]) for name in os.listdir(spare.journal_dir(shard)) if name.endswith(".seg"))
+    assert 0 < first <= held  # nothing the archive lacks
+    assert len(accepted_numbers(log)) == 300
+
+
 def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):
     import smtplib
 

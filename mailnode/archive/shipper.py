@@ -142,9 +142,13 @@ class Shipper:
 
     async def _loop(self, shard) -> None:
         delay = 0.2
+        idle_since = time.monotonic()
         while not self._stopping:
             if not shard.accepting:
                 await asyncio.sleep(0.2)
+                if time.monotonic() - idle_since > self.cfg.spare_trim_interval:
+                    idle_since = time.monotonic()
+                    await self._trim_spare(shard)
                 continue
             try:
                 await self._ship(shard)
@@ -263,6 +267,24 @@ class Shipper:
         metrics.ARCHIVE_LAG_SECONDS.labels(label).set(now - self.caught_up_at.get(shard.id, now) if behind else 0)
 
     # -- journal segment removal ---------------------------------------------------------
+    async def _trim_spare(self, shard) -> None:
+        """A spare removes what the archive holds too: asked of the archive, since the
+        spare does not ship (when promoted it ships on from the archive's end)."""
+        if not self.cfg.remove_archived or shard.journal.segments < 2 or shard.id in self._removing:
+            return
+        try:
+            status = await self.stub().Status(pb.StatusRequest(), timeout=10)
+        except grpc.aio.AioRpcError:
+            return  # the primary reports shipping trouble; a spare just keeps its journal
+        held = next((s.end_lsn for s in status.shards if s.shard == shard.id), 0)
+        below = min(held, shard.state.checkpoint_lsn)
+        if below > shard.journal.first_lsn:
+            self._removing.add(shard.id)
+            try:
+                await asyncio.to_thread(self._remove, shard, below)
+            finally:
+                self._removing.discard(shard.id)
+
     def removable_below(self, shard) -> int:
         """Below this lsn every byte is at the archive, at every spare, and in the store's
         checkpoint: nothing local needs it any more."""
