@@ -33,6 +33,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ADDRESS = "127.0.77.1"
 SPARE_ADDRESS = "127.0.77.2"
+ARCHIVE_ADDRESS = "127.0.77.3"
 USER = "bench@example.test"
 
 
@@ -64,14 +65,42 @@ def quantile(metrics: dict[str, float], name: str, q: float) -> float:
     return prev_le
 
 
-def start_node(directory: str, address: str = ADDRESS, follow: str = "", policy: str = "sync") -> subprocess.Popen:
+def start_archive(directory: str) -> tuple[subprocess.Popen, str]:
+    """The remote-site archive with mTLS (a CA made here); returns it and the node's [archive] section."""
+    sys.path.insert(0, os.path.join(HERE, ".."))
+    from mailnode.archive.tls import make_ca
+
+    os.makedirs(directory, exist_ok=True)
+    certs = make_ca(os.path.join(directory, "pki"), ["archive", "node"])
+    cfg = os.path.join(directory, "archive.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[archive]\ndata_dir = "data"\nlisten = "{ARCHIVE_ADDRESS}:7171"\nhttp = "{ARCHIVE_ADDRESS}:8181"\n'
+                f'tls_ca = "{certs["ca"][0]}"\ntls_cert = "{certs["archive"][0]}"\ntls_key = "{certs["archive"][1]}"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "mailnode.cli", "archive", "--config", cfg, "--log-level", "WARNING"],
+                            stdout=open(os.path.join(directory, "archive.log"), "wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://{ARCHIVE_ADDRESS}:8181/health", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"archive did not start; see {directory}/archive.log")
+            time.sleep(0.1)
+    section = (f'[archive]\naddress = "{ARCHIVE_ADDRESS}:7171"\ntls_ca = "{certs["ca"][0]}"\n'
+               f'tls_cert = "{certs["node"][0]}"\ntls_key = "{certs["node"][1]}"\n')
+    return proc, section
+
+
+def start_node(directory: str, address: str = ADDRESS, follow: str = "", policy: str = "sync",
+               extra: str = "") -> subprocess.Popen:
     os.makedirs(directory, exist_ok=True)
     cfg = os.path.join(directory, "node.toml")
     with open(cfg, "w") as f:
         f.write(f'[node]\nname = "{os.path.basename(directory)}"\ndata_dir = "data"\ndomains = ["example.test"]\n'
                 f'shards = 1\n[smtp]\nlisten = "{address}:2525"\n[pop3]\nlisten = ""\n'
                 f'[http]\nlisten = "{address}:8080"\n[grpc]\nlisten = "{address}:7070"\n'
-                f'[replication]\npolicy = "{policy}"\nfollow = "{follow}"\n')
+                f'[replication]\npolicy = "{policy}"\nfollow = "{follow}"\n{extra}')
     log = open(os.path.join(directory, "node.log"), "wb")
     proc = subprocess.Popen([sys.executable, "-m", "mailnode.cli", "--config", cfg, "--log-level", "WARNING"],
                             stdout=log, stderr=subprocess.STDOUT)
@@ -122,9 +151,14 @@ def generate(kind: str, size: int, messages: int, sessions: int, reuse: bool) ->
 
 
 def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, root: str, spare: bool,
-            policy: str) -> dict:
+            policy: str, archive: str = "none") -> dict:
     directory = tempfile.mkdtemp(prefix="node-bench-", dir=root)
-    procs = [start_node(os.path.join(directory, "primary"), policy=policy)]
+    procs, extra = [], ""
+    if archive != "none":
+        proc, extra = start_archive(os.path.join(directory, "archive"))
+        procs.append(proc)
+        extra += f"remote_sync = {'true' if archive == 'sync' else 'false'}\n"
+    procs.append(start_node(os.path.join(directory, "primary"), policy=policy, extra=extra))
     try:
         if spare:
             procs.append(start_node(os.path.join(directory, "spare"), SPARE_ADDRESS, follow=f"{ADDRESS}:7070"))
@@ -143,6 +177,10 @@ def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, roo
         degraded = m.get('mailcluster_replication_degraded_commits_total{shard="0"}', 0)
         if spare and policy == "sync" and degraded > 1:  # the user add may come before the first ack
             raise SystemExit(f"{degraded:.0f} commits did not wait for the spare: not a sync measurement")
+        if archive != "none":  # until the archive holds everything
+            while m.get('mailcluster_archive_lag_bytes{shard="0"}', 1) > 0 and time.monotonic() - t0 < wall + 300:
+                time.sleep(0.05)
+                m = scrape(http)
         return {
             "accepted_per_s": messages / wall,
             "delivered_per_s": messages / delivered_wall,
@@ -169,6 +207,8 @@ def main() -> None:
     p.add_argument("--data-root", default=tempfile.gettempdir())
     p.add_argument("--spare", action="store_true", help="run a hot spare; with policy sync every 250 waits for it")
     p.add_argument("--policy", choices=["sync", "async", "local"], default="sync")
+    p.add_argument("--archive", choices=["none", "async", "sync"], default="none",
+                   help="ship to a remote-site archive (mTLS); sync: remote_sync, every 250 waits for it")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     kind = args.generator
@@ -177,7 +217,7 @@ def main() -> None:
     results = {}
     for size in (int(s) for s in args.sizes.split(",")):
         runs = [one_run(kind, size, args.messages, args.sessions, args.reuse, args.data_root, args.spare,
-                        args.policy) for _ in range(args.runs)]
+                        args.policy, args.archive) for _ in range(args.runs)]
         results[size] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         results[size]["runs"] = [round(r["accepted_per_s"]) for r in runs]
         if not args.json:
@@ -186,7 +226,8 @@ def main() -> None:
                   f"{r['delivered_per_s']:7.0f} msg/s  commit p50 {r['commit_p50_ms']:6.2f} ms  "
                   f"p99 {r['commit_p99_ms']:6.2f} ms  fsyncs/msg {r['fsyncs_per_msg']:.3f}  "
                   f"(runs: {r['runs']}, {kind}, -s {args.sessions} -m {args.messages}"
-                  f"{' -d' if args.reuse else ''}, {'spare, ' if args.spare else ''}policy {args.policy})",
+                  f"{' -d' if args.reuse else ''}, {'spare, ' if args.spare else ''}policy {args.policy}"
+                  f"{', archive ' + args.archive if args.archive != 'none' else ''})",
                   flush=True)
     if args.json:
         print(json.dumps({"generator": kind, "results": results}, indent=2))
