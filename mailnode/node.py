@@ -176,10 +176,9 @@ class Node:
         if not (sub.listen or sub.listen_tls):
             return
         from mailnode.frontend.pop3 import RoutedPop3Backend
-        from mailnode.pop3.backend import NodePop3Backend
         from mailnode.smtp.submission import SubmissionHandler, SubmissionSMTP
 
-        backend = RoutedPop3Backend(self) if self.agent is not None else NodePop3Backend(self)
+        backend = RoutedPop3Backend(self, local_only=self.agent is None)
         handler = self._submission = SubmissionHandler(self, backend)
         cfg = self.config.smtp
         for listen, implicit in ((sub.listen, False), (sub.listen_tls, True)):
@@ -200,14 +199,14 @@ class Node:
         if not self.config.pop3.listen:
             return
         from mailnode.frontend.pop3 import RoutedPop3Backend
-        from mailnode.pop3.backend import NodePop3Backend
+        from mailnode.pop3.backend import PromMetrics
         from mailnode.pop3.server import Pop3Server
 
         # In a cluster every node serves every mailbox through its shard's primary.
-        backend = RoutedPop3Backend(self) if self.agent is not None else NodePop3Backend(self)
+        backend = RoutedPop3Backend(self, local_only=self.agent is None)
         self._pop3 = Pop3Server(backend, hostname=self.hostname, tls_context=self.tls_context,
                                 auth_failure_delay=self.config.pop3.auth_failure_delay,
-                                metrics=NodePop3Backend.metrics_hooks())
+                                metrics=PromMetrics())
         host, port = parse_address(self.config.pop3.listen, "[pop3] listen")
         await self._pop3.start(host, port)
 

@@ -207,6 +207,9 @@ def test_pop3_disconnect_without_quit_keeps_mail_and_sessions_exclude(node):
     with pytest.raises(poplib.error_proto, match=r"IN-USE"):
         second.pass_(PASSWORD)
     second.close()
+    first.rset()  # the refused second login did not disturb the first session
+    assert first.stat()[0] == 1 and b"keep" in b"\r\n".join(first.retr(1)[1])
+    first.dele(1)
     first.close()  # no QUIT: the deletion must not happen
     assert len(wait_for(lambda: _try_mailbox(node, ALICE), 10, what="lock released")) == 1
 

@@ -152,7 +152,9 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
             await context.abort(e.code, e.detail)
 
     async def Fetch(self, request, context):
-        shard = self.archive.shard(request.shard)
+        shard = self.archive.shards.get(request.shard)
+        if shard is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"the archive has nothing of shard {request.shard}")
         pos = max(request.from_lsn, shard.journal.first_lsn)
         end = shard.journal.committed_lsn if not request.until_lsn else min(request.until_lsn,
                                                                                 shard.journal.committed_lsn)

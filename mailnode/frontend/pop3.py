@@ -10,6 +10,7 @@ only at QUIT, by the primary of the moment.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 
@@ -21,7 +22,7 @@ from mailnode.pop3.server import MailboxBusy, MessageRef
 from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.users import normalize, verify_password
+from mailnode.users import hash_password, normalize, verify_password
 
 LOCK_IDLE = 600.0
 
@@ -64,8 +65,9 @@ class Mailboxes:
 
     async def authenticate(self, shard, user: str, password: str) -> pb.AuthReply:
         stored = shard.state.users.get(user)
-        ok = stored is not None and await asyncio.to_thread(verify_password, stored, password)
-        return pb.AuthReply(mailbox=user if ok else "")
+        # An unknown user costs a real check too, so timing does not tell which users exist.
+        ok = await asyncio.to_thread(verify_password, stored or _dummy_hash(), password)
+        return pb.AuthReply(mailbox=user if ok and stored is not None else "")
 
     async def open(self, shard, mailbox: str, session: str) -> pb.MailboxReply:
         if not self.locks.take(mailbox, session):
@@ -93,14 +95,22 @@ class Mailboxes:
         return pb.ExpungeReply()
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password("not a password of anyone")
+
+
 class RoutedPop3Backend:
-    """The POP3 server's backend on a cluster node."""
+    """The POP3 (and submission AUTH) backend: each mailbox's operations on its shard's
+    primary. ``local_only`` (a standalone node): on this node's copy whatever its role,
+    so a standalone spare still serves reads (its deletions are refused)."""
 
     # A failover under the session: the client gets a clean -ERR, the log one line.
     expected_errors = (HoldExpired, grpc.aio.AioRpcError, NotOwner, NotPrimary, NotReplicated, JournalError)
 
-    def __init__(self, node):
+    def __init__(self, node, *, local_only: bool = False):
         self.node = node
+        self.local_only = local_only
         self._sessions: dict[str, str] = {}  # mailbox -> our session id at its primary
 
     def _shard(self, mailbox: str):
@@ -108,6 +118,8 @@ class RoutedPop3Backend:
 
     async def _call(self, mailbox: str, method: str, request, local):
         n = self._shard(mailbox)
+        if self.local_only:
+            return await local(self.node.shards[n])
         return await self.node.router.call_primary(n, method, request, lambda: local(self.node.shards[n]))
 
     async def authenticate(self, user: str, password: str) -> str | None:
@@ -121,14 +133,14 @@ class RoutedPop3Backend:
         return reply.mailbox or None
 
     async def open(self, mailbox: str) -> list[MessageRef]:
-        session = self._sessions[mailbox] = uuid.uuid4().hex
+        session = uuid.uuid4().hex
         m = self.node.mailboxes
         reply = await self._call(mailbox, "OpenMailbox",
                                  pb.MailboxRequest(shard=self._shard(mailbox), mailbox=mailbox, session=session),
                                  lambda shard: m.open(shard, mailbox, session))
-        if reply.busy:
-            self._sessions.pop(mailbox, None)
+        if reply.busy:  # the session holding it keeps its id here
             raise MailboxBusy(mailbox)
+        self._sessions[mailbox] = session
         return [MessageRef(r.uid, r.size) for r in reply.messages]
 
     async def read(self, mailbox: str, uid: str) -> bytes | None:
