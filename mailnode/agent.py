@@ -186,6 +186,11 @@ class Agent:
         info = _shard_info(n, data, stat.version)
         self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._apply(n, info)))
 
+    def assigned_spares(self, n: int) -> list[str] | None:
+        """Names of shard n's spares as assigned in ZooKeeper (None: not known now)."""
+        info = self._assigned.get(n)
+        return None if info is None or not self.connected else list(info.spares)
+
     def primary_address(self, n: int) -> str | None:
         """gRPC address of shard n's primary as assigned in ZooKeeper (None: none known)."""
         info = self._assigned.get(n)

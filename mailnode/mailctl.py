@@ -370,8 +370,10 @@ def cmd_queue(args) -> int:
             done = {"hold": "held", "release": "released", "delete": "deleted", "flush": "flushed",
                     "requeue": "requeued"}[args.action]
             print(f"{done} {len(rows)} message(s)" + (": " + " ".join(r["queue_id"] for r in rows) if rows else ""))
-        if not rows and not args.all:
-            print(f"mailctl: not queued: {' '.join(args.ids)}", file=sys.stderr)
+        found = {r["queue_id"] for r in rows} | {f"{r['shard']}:{r['lsn']}" for r in rows}
+        missing = [i for i in args.ids if i not in found]
+        if missing and not args.all:
+            print(f"mailctl: not queued: {' '.join(missing)}", file=sys.stderr)
             return 1
     return 1 if reply.errors else 0
 
@@ -453,6 +455,8 @@ def cmd_restore(args) -> int:
         raise CliError("restore: --config of the (stopped, new) node to restore onto")
     cfg = configmod.load(args.config)
     shards = cluster_layout(cfg.node.data_dir, cfg.node.shards)
+    if args.base and args.shard == "all":
+        raise CliError("restore --base: say which shard the backup is of (--shard N)")
     wanted = range(shards) if args.shard == "all" else [int(args.shard)]
     until_ns = int(parse_at(args.until, past=True, option="--until") * 1e9) if args.until else 0
     channel = archive_target(args)

@@ -74,6 +74,7 @@ class Shard:
         self.apply_lock = threading.Lock()  # held by the applier while it applies; a rebuild takes it
         self.on_queue_change = None  # loop-side callable: the delivery queue changed
         self.remote_wait = None  # async (shard, end): the archive holds it too ([archive] remote_sync)
+        self.confirmed_lsn = 0  # a spare: its journal below this is a prefix of the current primary's
 
     # -- start-up (blocking; run before serving) --------------------------------------
     def open(self) -> int:
@@ -184,7 +185,8 @@ class Shard:
             now = time.monotonic()
             if now - last_checkpoint >= self.checkpoint_interval:
                 try:
-                    self.state.checkpoint()
+                    with self.apply_lock:  # not while a snapshot is installed or the spool is written
+                        self.state.checkpoint()
                 except OSError:
                     log.exception("shard %d: checkpoint failed", self.id)
                 last_checkpoint = now

@@ -196,6 +196,12 @@ def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):
     pitr = restored_node(make_node, archive, "--until", f"{cut:.6f}")
     assert subjects(pitr) == ["before"] * 5 + ["between"] * 3
     # From the online backup plus the archive after it: everything, once.
+    wrong = make_node(**archive.node_settings())
+    wrong.write_config()
+    r = wrong.mailctl("restore", "--base", str(backup), check=False)  # which shard is it of?
+    assert r.returncode == 1 and "--shard" in r.stderr
+    r = wrong.mailctl("restore", "--base", str(backup), "--shard", str(1 - shard), check=False)
+    assert r.returncode == 1 and f"backup of shard {shard}" in r.stderr
     full = restored_node(make_node, archive, "--shard", str(shard), "--base", str(backup))
     assert subjects(full) == ["after"] * 4 + ["before"] * 5 + ["between"] * 3
     # The backup alone is a shard directory a node starts from.
@@ -299,6 +305,16 @@ def test_archive_refuses_stale_epochs_rewrites_gaps_and_strangers(archive, certs
         bad[-1] ^= 0xFF
         ship(ch, pb.ShipRequest(shard=7, epoch=3, node="b", start_lsn=len(first), data=bytes(bad)))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # A new epoch must begin with its EpochStarted where the archive ends; else the histories differ.
+    with pytest.raises(grpc.RpcError) as e:
+        ship(ch, pb.ShipRequest(shard=7, epoch=4, node="c", start_lsn=len(first), data=frames(4, len(first), 1)))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "histor" in e.value.details()
+    start = JournalRecord(lsn=len(first), epoch=4, timestamp_ns=time.time_ns())
+    start.epoch_started.shard = 7
+    start.epoch_started.node = "c"
+    begun = frame(start.SerializeToString())
+    assert ship(ch, pb.ShipRequest(shard=7, epoch=4, node="c", start_lsn=len(first),
+                                   data=begun))[-1].end_lsn == len(first) + len(begun)
     ch.close()
     # Without a client certificate signed by the sites' CA there is no connection at all.
     other = make_ca(str(archive.dir / "other-pki"), ["stranger"])

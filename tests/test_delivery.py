@@ -342,3 +342,18 @@ def test_cluster_outbound_is_queued_on_the_users_shard_and_delivered_once_after_
     wait_for(lambda: sink.count_with(b"MARK-CLUSTER") == 1, 30, what="delivery by the new primary")
     wait_for(lambda: queue(other) == [], 20, what="an empty queue")
     assert sink.count_with(b"MARK-CLUSTER") == 1  # the spares, holding the same queue, never sent it
+
+
+def test_dsn_for_non_ascii_addresses_is_a_global_delivery_status():
+    from mailnode.delivery import dsn
+
+    data = dsn.build(reporting_mta="mx.example.test", queue_id="Q1", sender="jörg@example.test",
+                     arrival_ns=1_700_000_000_000_000_000, original=b"Subject: hi\r\n\r\nbody\r\n",
+                     recipients=[("zoë@exämple.test", "550 5.1.1 nö such user", "127.0.0.5:25")])
+    msg = dsn.parse(data)
+    assert msg.get_param("report-type") == "global-delivery-status"
+    assert msg["To"] == "jörg@example.test" and data.count(b"\n") == data.count(b"\r\n")
+    # RFC 6533: the fields in UTF-8, here base64-encoded.
+    body = data.split(b"Content-Type: message/global-delivery-status")[1].split(b"\r\n\r\n", 1)[1]
+    fields = base64.b64decode(body.split(b"\r\n--")[0]).decode("utf-8")
+    assert "Final-Recipient: rfc822; zoë@exämple.test" in fields and "Status: 5.1.1" in fields

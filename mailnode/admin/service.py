@@ -180,7 +180,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         async for p in backup.pieces(shard, copy, journal=True):
             yield admin_pb2.BackupChunk(path=p.path, offset=p.offset, data=p.data, end_of_file=p.end_of_file,
                                         lsn=copy.lsn)
-        yield admin_pb2.BackupChunk(lsn=copy.lsn, end_lsn=copy.end_lsn, done=True)
+        yield admin_pb2.BackupChunk(lsn=copy.lsn, end_lsn=copy.end_lsn, done=True, created_ns=copy.created_ns,
+                                    shard=shard.id)
 
     async def BaseBackup(self, request, context):
         """Make this node upload a base backup of the shard to the archive now."""

@@ -74,7 +74,9 @@ async def upload_base(node, shard, stub) -> object:
     async def chunks():
         async for p in pieces(shard, backup, journal=False):
             yield pb.BaseChunk(shard=shard.id, lsn=backup.lsn, path=p.path, offset=p.offset, data=p.data,
-                               end_of_file=p.end_of_file, created_ns=backup.created_ns, node=node.name)
-        yield pb.BaseChunk(shard=shard.id, lsn=backup.lsn, done=True, created_ns=backup.created_ns, node=node.name)
+                               end_of_file=p.end_of_file, created_ns=backup.created_ns, node=node.name,
+                               epoch=shard.epoch)
+        yield pb.BaseChunk(shard=shard.id, lsn=backup.lsn, done=True, created_ns=backup.created_ns, node=node.name,
+                           epoch=shard.epoch)
 
     return await stub.PutBase(chunks(), timeout=3600)

@@ -67,7 +67,8 @@ def write_backup(chunks, dest: str) -> dict:
             if chunk.path:
                 write_piece(dest, chunk)
             if chunk.done:
-                summary = {"lsn": chunk.lsn, "end_lsn": chunk.end_lsn}
+                summary = {"shard": chunk.shard, "lsn": chunk.lsn, "end_lsn": chunk.end_lsn,
+                           "created_ns": chunk.created_ns}
     except grpc.RpcError as e:
         raise RestoreError(f"backup stream failed: {e.code().name.lower()}: {e.details()}") from None
     if not summary:
@@ -100,16 +101,43 @@ def _fetch_base(stub, shard: int, shard_dir: str, until_ns: int) -> str:
     return f"archive base backup at lsn {lsn}"
 
 
+def _cut_after(journal: str, until_ns: int) -> None:
+    """Cut a backup's journal before its first record written after ``until_ns``."""
+    from mailnode.journal.format import iter_frames, list_segments
+
+    for fr in iter_frames(journal, recover(journal).first_lsn):
+        if fr.record.timestamp_ns > until_ns:
+            for base, path in list_segments(journal):
+                if base >= fr.lsn:
+                    os.unlink(path)
+                elif base < fr.lsn:
+                    with open(path, "r+b") as f:
+                        if os.path.getsize(path) > fr.lsn - base:
+                            f.truncate(fr.lsn - base)
+                            os.fsync(f.fileno())
+            fsync_dir(journal)
+            return
+
+
 def restore_shard(channel: grpc.Channel, shard: int, shard_dir: str, *, until_ns: int = 0,
                   base: str | None = None) -> dict:
     """Build ``shard_dir`` from a backup (``base``) and/or the archive, to ``until_ns``."""
     if os.path.exists(os.path.join(shard_dir, "journal")) and os.listdir(os.path.join(shard_dir, "journal")):
         raise RestoreError(f"{shard_dir}: already has a journal; restore goes to a new node's data directory")
     if base:
-        if not os.path.exists(os.path.join(base, "backup.json")):
-            raise RestoreError(f"{base}: not a backup made by `mailctl backup` (no backup.json)")
+        try:
+            with open(os.path.join(base, "backup.json")) as f:
+                made = json.load(f)
+        except (OSError, ValueError):
+            raise RestoreError(f"{base}: not a backup made by `mailctl backup` (no backup.json)") from None
+        if made.get("shard", shard) != shard:
+            raise RestoreError(f"{base} is a backup of shard {made['shard']}, not of shard {shard}")
+        if until_ns and made.get("created_ns", 0) > until_ns:
+            raise RestoreError(f"{base} was made after the point in time asked for; use an older backup")
         shutil.rmtree(shard_dir, ignore_errors=True)
         shutil.copytree(base, shard_dir)
+        if until_ns:
+            _cut_after(os.path.join(shard_dir, "journal"), until_ns)
     stub = archive_pb2_grpc.ArchiveStub(channel)
     if not base:
         base = _fetch_base(stub, shard, shard_dir, until_ns)

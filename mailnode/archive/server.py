@@ -25,6 +25,7 @@ from mailnode.journal import Journal
 from mailnode.journal.format import BadFrame, frame_boundary, iter_frames, list_segments, parse_frame, read_range
 from mailnode.journal.journal import JournalDamaged, fsync_dir
 from mailnode.replication.snapshot import CHUNK, _files, _read
+from mailnode.store.state import write_atomic
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 
@@ -50,6 +51,7 @@ class Refused(Exception):
 class ShardArchive:
     def __init__(self, shard: int, directory: str, segment_size: int):
         self.shard = shard
+        self.epoch_path = os.path.join(directory, "epoch.json")
         self.journal = Journal(os.path.join(directory, "journal"), segment_size=segment_size)
         self.epoch = 0  # the highest epoch of a shipper or a record seen: lower ones are fenced
         self.record_epoch = 0  # epoch of the last archived record: the log never goes back
@@ -59,6 +61,11 @@ class ShardArchive:
     def open(self, loop) -> None:
         rec = self.journal.open()
         self.epoch = self.record_epoch = rec.epoch
+        try:  # the highest shipper epoch seen, which may be past the last record's
+            with open(self.epoch_path) as f:
+                self.epoch = max(self.epoch, int(json.load(f)["epoch"]))
+        except (FileNotFoundError, ValueError, KeyError):
+            pass
         self.journal.start(loop)
         self.gauges()
 
@@ -73,7 +80,9 @@ class ShardArchive:
         if epoch < self.epoch:
             raise Refused("stale_epoch", f"shard {self.shard}: {node} ships at epoch {epoch}, the archive has "
                                          f"seen epoch {self.epoch}: a fenced primary's upload is refused")
-        self.epoch = epoch
+        if epoch > self.epoch:
+            self.epoch = epoch
+            write_atomic(self.epoch_path, json.dumps({"epoch": epoch}).encode())
 
     async def accept(self, start: int, data: bytes, epoch: int, node: str) -> None:
         """Check and append whole frames; returns once they are durable."""
@@ -106,6 +115,13 @@ class ShardArchive:
                     raise Refused("bad_epoch", f"shard {self.shard}: record at lsn {fr.lsn} has epoch "
                                                f"{fr.record.epoch}; the log is at epoch {self.record_epoch} and "
                                                f"the shipper at {epoch}")
+                if (fr.record.epoch > self.record_epoch and fr.lsn != self.journal.first_lsn
+                        and fr.record.WhichOneof("body") != "epoch_started"):
+                    # A new epoch begins with its EpochStarted right where the old one ended;
+                    # anything else continues a history this archive does not hold.
+                    raise Refused("diverged", f"shard {self.shard}: {node}'s epoch {fr.record.epoch} continues at "
+                                              f"lsn {fr.lsn} without starting there: its history and the archive's "
+                                              f"differ")
                 self.record_epoch = fr.record.epoch
                 last = self.journal.append_frame(fr.lsn, raw, fr.record)
             off += fr.size
@@ -173,6 +189,8 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
             async for chunk in request_iterator:
                 shard = self.archive.shard(chunk.shard)
                 if staging is None:
+                    async with shard.lock:
+                        shard.hello(chunk.epoch, chunk.node)  # a fenced primary's base is refused
                     staging = os.path.join(self.archive.base_root(chunk.shard), f".incoming-{chunk.lsn}-{id(chunk)}")
                     await asyncio.to_thread(os.makedirs, staging, exist_ok=True)
                 if chunk.done:

@@ -22,7 +22,7 @@ import time
 import grpc
 
 from mailnode import metrics
-from mailnode.journal.format import frame_boundary
+from mailnode.journal.format import BadFrame, frame_boundary, parse_frame
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 from mailnode.replication.primary import NotReplicated
@@ -94,8 +94,11 @@ class Shipper:
                         info = await upload_base(self.node, shard, self.stub())
                         log.info("shard %d: base backup at lsn %d uploaded to the archive (%d bytes)", shard.id,
                                  info.lsn, info.bytes)
-            except grpc.aio.AioRpcError as e:
-                log.warning("base backup to the archive: %s: %s", e.code().name.lower(), e.details())
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # keep making base backups whatever went wrong this time
+                detail = f"{e.code().name.lower()}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError) else repr(e)
+                log.warning("base backup to the archive: %s", detail)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -136,9 +139,9 @@ class Shipper:
     def safe_end(self, shard) -> int:
         """How far the archive may get: what an in-sync spare holds, else all committed."""
         committed = shard.journal.committed_lsn
-        if shard.replication.in_sync():
-            return min(committed, shard.replication.replicated_lsn())
-        return committed
+        acked = [s.acked for s in shard.replication.spares.values() if s.in_sync]
+        # The least: whichever in-sync spare is promoted holds all the archive has.
+        return min([committed, *acked])
 
     async def _loop(self, shard) -> None:
         delay = 0.2
@@ -218,6 +221,11 @@ class Shipper:
                     safe = self.safe_end(shard)
                     if sent < safe and sent - self.acked[shard.id] < IN_FLIGHT:
                         data = await shard.journal.read(sent, CHUNK)
+                        try:
+                            parse_frame(data, 0, sent)
+                        except BadFrame:
+                            raise ShipError("diverged", f"the archive ends at lsn {sent}, which is not a record "
+                                                       f"boundary of this journal: their histories differ") from None
                         data = data[: frame_boundary(data, safe - sent)]
                         if data:
                             await requests.put(pb.ShipRequest(shard=shard.id, epoch=epoch, node=self.node.name,
@@ -226,7 +234,7 @@ class Shipper:
                             continue
                     if shard.id in self._need_base and self.acked[shard.id] >= shard.applied_lsn:
                         self._need_base.discard(shard.id)
-                        asyncio.create_task(self._repair_base(shard))
+                        self._tasks.append(asyncio.create_task(self._repair_base(shard)))
                     # Woken by the next local commit; spare acknowledgements are polled.
                     await shard.next_commit(0.05 if sent < shard.journal.committed_lsn else 0.5)
                     await asyncio.sleep(0)
@@ -246,9 +254,12 @@ class Shipper:
         try:
             info = await upload_base(self.node, shard, self.stub())
             log.info("shard %d: base backup at lsn %d uploaded to the archive", shard.id, info.lsn)
-        except grpc.aio.AioRpcError as e:
-            self._need_base.add(shard.id)  # the next stream tries again
-            log.warning("shard %d: base backup to the archive: %s: %s", shard.id, e.code().name.lower(), e.details())
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._need_base.add(shard.id)  # the shipping loop tries again
+            detail = f"{e.code().name.lower()}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError) else repr(e)
+            log.warning("shard %d: base backup to the archive: %s", shard.id, detail)
 
     async def _read_acks(self, shard, call) -> None:
         while True:  # call.read(), not async for: grpc.aio does not mix the two styles on a call
@@ -277,7 +288,9 @@ class Shipper:
         except grpc.aio.AioRpcError:
             return  # the primary reports shipping trouble; a spare just keeps its journal
         held = next((s.end_lsn for s in status.shards if s.shard == shard.id), 0)
-        below = min(held, shard.state.checkpoint_lsn)
+        # Only what the current primary vouches for: a demoted primary's own tail may still
+        # have to be salvaged, whatever the archive holds.
+        below = min(held, shard.state.checkpoint_lsn, shard.confirmed_lsn)
         if below > shard.journal.first_lsn:
             self._removing.add(shard.id)
             try:
@@ -288,8 +301,12 @@ class Shipper:
     def removable_below(self, shard) -> int:
         """Below this lsn every byte is at the archive, at every spare, and in the store's
         checkpoint: nothing local needs it any more."""
-        spares = [s.acked for s in shard.replication.spares.values()]
-        return min([self.acked.get(shard.id, 0), shard.state.checkpoint_lsn, *spares])
+        known = shard.replication.spares
+        if self.node.agent is not None:  # every assigned spare must have been heard from
+            assigned = self.node.agent.assigned_spares(shard.id)
+            if assigned is None or any(name not in known for name in assigned):
+                return 0
+        return min([self.acked.get(shard.id, 0), shard.state.checkpoint_lsn, *(s.acked for s in known.values())])
 
     def _maybe_remove(self, shard) -> None:
         if not self.cfg.remove_archived or shard.journal.segments < 2 or shard.id in self._removing:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import email.utils
 import re
+from email import encoders
 from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 _STATUS = re.compile(r"^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")
 
 
@@ -75,14 +77,27 @@ def build(*, reporting_mta: str, queue_id: str, sender: str, arrival_ns: int, or
             block["Remote-MTA"] = f"dns; {remote.rpartition(':')[0] or remote}"
         block["Diagnostic-Code"] = f"smtp; {reply}"
         blocks.append(block)
-    status = MIMEBase("message", "delivery-status")
-    status.set_payload(blocks)
+    # RFC 6533: non-ASCII addresses or replies make it a message/global-delivery-status.
+    utf8 = not all(t.isascii() for r in recipients for t in r) or not sender.isascii()
+    if utf8:
+        # The email package flattens only message/delivery-status from header blocks; the
+        # global variant carries the same fields as UTF-8 text.
+        report.set_param("report-type", "global-delivery-status")
+        status = MIMEBase("message", "global-delivery-status")
+        text = "\r\n".join("".join(f"{k}: {v}\r\n" for k, v in b.items()) for b in blocks)
+        # RFC 6533 6.2 allows base64 for it (the email package writes message/* as ASCII).
+        status.set_payload(text.encode("utf-8"))
+        encoders.encode_base64(status)
+    else:
+        status = MIMEBase("message", "delivery-status")
+        status.set_payload(blocks)
     report.attach(status)
 
     headers = MIMEBase("text", "rfc822-headers")
     headers.set_payload(headers_of(original).decode("utf-8", "replace"))
     report.attach(headers)
-    return report.as_bytes(policy=SMTP)
+    out = report.as_bytes(policy=SMTPUTF8 if utf8 else SMTP)
+    return _BARE_LF.sub(b"\r\n", out)  # an encoded message/* body keeps the encoder's bare LFs
 
 
 def parse(data: bytes) -> EmailMessage:

@@ -38,6 +38,7 @@ RESULT_NAMES = {DELIVERED: "delivered", DEFERRED: "deferred", BOUNCED: "bounced"
 MAX_DESTINATION_LABELS = 200  # per-destination metrics stop growing here ("other")
 NS = 1_000_000_000
 SCAN_INTERVAL = 0.02  # seconds between two looks at the queues, at least
+FAILURE_BACKOFF = 30.0  # seconds before an attempt whose outcome could not be recorded is repeated
 
 
 def human(seconds: float) -> str:
@@ -60,6 +61,7 @@ class DeliveryEngine:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._destination_labels: set[str] = set()
+        self._failed_until: dict[tuple[int, int], float] = {}  # attempts that went wrong: not before
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -82,10 +84,13 @@ class DeliveryEngine:
             next_due = None
             now = time.time_ns()
             for shard in self.node.shards.values():
-                if not shard.accepting:
+                if not shard.accepting or shard.journal.failed is not None:
                     continue
                 due, later = self._due(shard, now)
                 for entry in due:
+                    if len(self._running) >= 2 * self.cfg.concurrency:  # the rest on a later look
+                        later = now
+                        break
                     self._running[(shard.id, entry.lsn)] = asyncio.create_task(self._attempt(shard, entry))
                 if later is not None and (next_due is None or later < next_due):
                     next_due = later
@@ -101,47 +106,72 @@ class DeliveryEngine:
     def _due(self, shard, now: int) -> tuple[list[QueueEntry], int | None]:
         """Copies of the entries to try now, and when the next one falls due."""
         due, later = [], None
-        with shard.apply_lock:  # the applier mutates the queue; look under its lock
+        # The applier mutates the queue under this lock; never wait for it on the event loop
+        # (a snapshot or a rebuild holds it for long): look again shortly instead.
+        if not shard.apply_lock.acquire(blocking=False):
+            return due, now + int(SCAN_INTERVAL * NS)
+        try:
+            mono = time.monotonic()
             for e in shard.state.queue.entries.values():
-                if e.held or (shard.id, e.lsn) in self._running:
+                key = (shard.id, e.lsn)
+                if e.held or key in self._running or self._failed_until.get(key, 0) > mono:
                     continue
                 if e.next_attempt_ns <= now:
                     due.append(dataclasses.replace(e, pending=list(e.pending), last_reply=dict(e.last_reply)))
                 elif later is None or e.next_attempt_ns < later:
                     later = e.next_attempt_ns
+        finally:
+            shard.apply_lock.release()
         return due, later
 
     # -- one queued message ---------------------------------------------------------------
     async def _attempt(self, shard, entry: QueueEntry) -> None:
         key = (shard.id, entry.lsn)
+        ok = False
         try:
-            record = await asyncio.to_thread(shard.read_queued, entry.lsn)
-            body = record.WhichOneof("body")
-            message = record.message_accepted if body == "message_accepted" else record.delivery_result.dsn
-            groups: dict[Destination, list[str]] = {}
-            for rcpt in entry.pending:
-                groups.setdefault(self.routes.destination(rcpt), []).append(rcpt)
-            await asyncio.gather(*(self._deliver_group(shard, entry, message, dest, rcpts)
-                                   for dest, rcpts in groups.items()))
+            async with self._slots:  # also bounds how many messages are read into memory
+                record = await asyncio.to_thread(shard.read_queued, entry.lsn)
+                body = record.WhichOneof("body")
+                message = record.message_accepted if body == "message_accepted" else record.delivery_result.dsn
+                groups: dict[Destination, list[str]] = {}
+                for rcpt in entry.pending:
+                    groups.setdefault(self.routes.destination(rcpt), []).append(rcpt)
+                # Every group finishes (recorded or not) before the entry may be looked at again.
+                results = await asyncio.gather(*(self._deliver_group(shard, entry, message, dest, rcpts)
+                                                 for dest, rcpts in groups.items()), return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            for e in errors:
+                if isinstance(e, asyncio.CancelledError):
+                    raise e
+            if errors:
+                raise errors[0]
+            ok = True
         except (NotPrimary, NotReplicated, JournalError, HoldExpired) as e:
-            log.warning("shard %d: queue %s: result not recorded (%s); tried again later", shard.id,
-                        entry.queue_id, e)
+            log.warning("shard %d: queue %s: result not recorded (%s); tried again in %.0fs", shard.id,
+                        entry.queue_id, e, FAILURE_BACKOFF)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("shard %d: queue %s: delivery attempt failed", shard.id, entry.queue_id)
+            log.exception("shard %d: queue %s: delivery attempt failed; tried again in %.0fs", shard.id,
+                          entry.queue_id, FAILURE_BACKOFF)
         finally:
             self._running.pop(key, None)
+            if ok:
+                self._failed_until.pop(key, None)
+            else:  # whatever went wrong, not again at once: a remote that said 250 must not be flooded
+                self._failed_until[key] = time.monotonic() + FAILURE_BACKOFF
             self.wake()
 
     def _semaphore(self, key: str) -> asyncio.Semaphore:
         sem = self._per_destination.get(key)
         if sem is None:
+            if len(self._per_destination) > 10_000:  # forget idle destinations
+                self._per_destination = {k: v for k, v in self._per_destination.items() if v.locked()}
             sem = self._per_destination[key] = asyncio.Semaphore(self.cfg.destination_concurrency)
         return sem
 
     async def _deliver_group(self, shard, entry: QueueEntry, message, dest: Destination, rcpts: list[str]) -> None:
-        async with self._slots, self._semaphore(dest.key):
+        async with self._semaphore(dest.key):
             if not shard.accepting:
                 return
             if dest.kind == "cluster":
@@ -265,7 +295,9 @@ class DeliveryEngine:
         for shard in self.node.shards.values():
             active = deferred = held = 0
             oldest = 0.0
-            with shard.apply_lock:
+            if not shard.apply_lock.acquire(blocking=False):
+                continue  # busy (a snapshot, a rebuild): the gauges wait for the next second
+            try:
                 for e in shard.state.queue.entries.values():
                     if e.held:
                         held += 1
@@ -274,6 +306,8 @@ class DeliveryEngine:
                     else:
                         deferred += 1
                     oldest = max(oldest, (now - e.arrival_ns) / NS)
+            finally:
+                shard.apply_lock.release()
             label = str(shard.id)
             metrics.QUEUE_DEPTH.labels(label, "active").set(active)
             metrics.QUEUE_DEPTH.labels(label, "deferred").set(deferred)

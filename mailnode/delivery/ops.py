@@ -33,9 +33,13 @@ def _matches(shard_id: int, e, ids: set[str]) -> bool:
 
 async def queue_op(node, shard, request: queue_pb2.QueueRequest) -> queue_pb2.QueueReply:
     ids = set(request.ids)
-    with shard.apply_lock:
-        entries = [entry_pb(shard.id, e) for e in shard.state.queue.entries.values()
-                   if request.all or request.action == "list" or _matches(shard.id, e, ids)]
+
+    def select() -> list[queue_pb2.QueueEntry]:
+        with shard.apply_lock:  # in a thread: the lock may be held long (a snapshot)
+            return [entry_pb(shard.id, e) for e in shard.state.queue.entries.values()
+                    if request.all or request.action == "list" or _matches(shard.id, e, ids)]
+
+    entries = await asyncio.to_thread(select)
     if request.action == "list":
         return queue_pb2.QueueReply(entries=entries)
     if request.action == "show":

@@ -67,10 +67,10 @@ class Router:
             return Destination("relay", f"{hop[0]}:{hop[1]}", hop=hop)
         return Destination("mx", domain)
 
-    async def hosts(self, dest: Destination) -> list[tuple[str, int]]:
-        """Next hops to try in order; RouteError when there are none."""
+    async def hosts(self, dest: Destination) -> list[tuple[str, int, str]]:
+        """Next hops to try in order, as (address, port, name); RouteError when there are none."""
         if dest.hop is not None:
-            return [dest.hop]
+            return [(dest.hop[0], dest.hop[1], dest.hop[0])]
         domain = dest.key
         try:
             answer = await self.resolver.resolve(domain, "MX")
@@ -84,9 +84,9 @@ class Router:
             names = [domain]  # RFC 5321 5.1: no MX, the domain itself (A/AAAA)
         except dns.exception.DNSException as e:
             raise RouteError(f"451 4.4.3 {domain}: MX lookup failed: {e.__class__.__name__}", permanent=False) from None
-        hosts: list[tuple[str, int]] = []
+        hosts: list[tuple[str, int, str]] = []
         for name in names:
-            hosts.extend((addr, self.mx_port) for addr in await self._addresses(name))
+            hosts.extend((addr, self.mx_port, name) for addr in await self._addresses(name))
         if not hosts:
             raise RouteError(f"451 4.4.4 {domain}: no address for its mail hosts {', '.join(names)}", permanent=False)
         return hosts

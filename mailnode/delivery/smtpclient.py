@@ -50,9 +50,10 @@ class SmtpClient:
             self.tls_context.check_hostname = False
             self.tls_context.verify_mode = ssl.CERT_NONE
 
-    async def send(self, hosts: list[tuple[str, int]], sender: str, rcpts: list[str], data: bytes) -> Outcome:
+    async def send(self, hosts: list[tuple[str, int, str]], sender: str, rcpts: list[str], data: bytes) -> Outcome:
+        """``hosts``: (address, port, name); the name is what a certificate must show."""
         last = "451 4.4.1 no mail host answered"
-        for host, port in hosts:
+        for host, port, name in hosts:
             client = aiosmtplib.SMTP(hostname=host, port=port, local_hostname=self.helo, timeout=self.timeout,
                                      start_tls=False, validate_certs=self.starttls == "encrypt",
                                      tls_context=self.tls_context)
@@ -68,17 +69,18 @@ class SmtpClient:
                 client.close()
                 continue
             try:
-                return await self._transaction(client, f"{host}:{port}", sender, rcpts, data)
+                return await self._transaction(client, f"{host}:{port}", name, sender, rcpts, data)
             finally:
                 client.close()
         return Outcome({r: (DEFERRED, last) for r in rcpts})
 
-    async def _transaction(self, client: aiosmtplib.SMTP, remote: str, sender: str, rcpts: list[str],
+    async def _transaction(self, client: aiosmtplib.SMTP, remote: str, name: str, sender: str, rcpts: list[str],
                            data: bytes) -> Outcome:
         results: dict[str, tuple[int, str]] = {}
         try:
             if self.starttls != "none" and client.supports_extension("starttls"):
-                await client.starttls()
+                await client.starttls(server_hostname=name)
+                await client.ehlo()  # RFC 3207: what the server offers may change under TLS
             elif self.starttls == "encrypt":
                 return Outcome({r: (DEFERRED, "451 4.7.4 TLS required but not offered") for r in rcpts}, remote)
             utf8 = not all(a.isascii() for a in [sender, *rcpts])

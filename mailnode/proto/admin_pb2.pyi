@@ -114,7 +114,7 @@ class BackupRequest(_message.Message):
     def __init__(self, shard: _Optional[int] = ...) -> None: ...
 
 class BackupChunk(_message.Message):
-    __slots__ = ("path", "offset", "data", "end_of_file", "lsn", "end_lsn", "done")
+    __slots__ = ("path", "offset", "data", "end_of_file", "lsn", "end_lsn", "done", "created_ns", "shard")
     PATH_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,8 @@ class BackupChunk(_message.Message):
     LSN_FIELD_NUMBER: _ClassVar[int]
     END_LSN_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_NS_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
     path: str
     offset: int
     data: bytes
@@ -129,7 +131,9 @@ class BackupChunk(_message.Message):
     lsn: int
     end_lsn: int
     done: bool
-    def __init__(self, path: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., end_of_file: _Optional[bool] = ..., lsn: _Optional[int] = ..., end_lsn: _Optional[int] = ..., done: _Optional[bool] = ...) -> None: ...
+    created_ns: int
+    shard: int
+    def __init__(self, path: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., end_of_file: _Optional[bool] = ..., lsn: _Optional[int] = ..., end_lsn: _Optional[int] = ..., done: _Optional[bool] = ..., created_ns: _Optional[int] = ..., shard: _Optional[int] = ...) -> None: ...
 
 class BaseBackupReply(_message.Message):
     __slots__ = ("lsn", "bytes", "files")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmailnode/proto/archive.proto\x12\x13mailcluster.archive\"\x98\x01\n\tBaseChunk\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0b\n\x03lsn\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\x12\x13\n\x0b\x65nd_of_file\x18\x06 \x01(\x08\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\x12\x12\n\ncreated_ns\x18\x08 \x01(\x03\x12\x0c\n\x04node\x18\t \x01(\t\"f\n\x08\x42\x61seInfo\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0b\n\x03lsn\x18\x02 \x01(\x04\x12\x12\n\ncreated_ns\x18\x03 \x01(\x03\x12\r\n\x05\x62ytes\x18\x04 \x01(\x04\x12\r\n\x05\x66iles\x18\x05 \x01(\r\x12\x0c\n\x04node\x18\x06 \x01(\t\"1\n\x0eGetBaseRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x10\n\x08until_ns\x18\x02 \x01(\x03\"Z\n\x0bShipRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\x11\n\tstart_lsn\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\">\n\tShipReply\x12\x0f\n\x07\x65nd_lsn\x18\x01 \x01(\x04\x12\x11\n\tfirst_lsn\x18\x02 \x01(\x04\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\"B\n\x0c\x46\x65tchRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x10\n\x08\x66rom_lsn\x18\x02 \x01(\x04\x12\x11\n\tuntil_lsn\x18\x03 \x01(\x04\"-\n\nFetchChunk\x12\x11\n\tstart_lsn\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x0f\n\rStatusRequest\"\xb2\x01\n\x0cShardArchive\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x11\n\tfirst_lsn\x18\x02 \x01(\x04\x12\x0f\n\x07\x65nd_lsn\x18\x03 \x01(\x04\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x10\n\x08segments\x18\x05 \x01(\r\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\x12\x11\n\tlast_node\x18\x07 \x01(\t\x12,\n\x05\x62\x61ses\x18\x08 \x03(\x0b\x32\x1d.mailcluster.archive.BaseInfo\"N\n\x0bStatusReply\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x31\n\x06shards\x18\x02 \x03(\x0b\x32!.mailcluster.archive.ShardArchive\"\x0f\n\rVerifyRequest\"`\n\x0cVerifyResult\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x10\n\x08segments\x18\x02 \x01(\r\x12\x0f\n\x07records\x18\x03 \x01(\x04\x12\x0f\n\x07\x65nd_lsn\x18\x04 \x01(\x04\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"A\n\x0bVerifyReply\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.mailcluster.archive.VerifyResult2\xe4\x03\n\x07\x41rchive\x12L\n\x04Ship\x12 .mailcluster.archive.ShipRequest\x1a\x1e.mailcluster.archive.ShipReply(\x01\x30\x01\x12M\n\x05\x46\x65tch\x12!.mailcluster.archive.FetchRequest\x1a\x1f.mailcluster.archive.FetchChunk0\x01\x12N\n\x06Status\x12\".mailcluster.archive.StatusRequest\x1a .mailcluster.archive.StatusReply\x12N\n\x06Verify\x12\".mailcluster.archive.VerifyRequest\x1a .mailcluster.archive.VerifyReply\x12J\n\x07PutBase\x12\x1e.mailcluster.archive.BaseChunk\x1a\x1d.mailcluster.archive.BaseInfo(\x01\x12P\n\x07GetBase\x12#.mailcluster.archive.GetBaseRequest\x1a\x1e.mailcluster.archive.BaseChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmailnode/proto/archive.proto\x12\x13mailcluster.archive\"\xa7\x01\n\tBaseChunk\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0b\n\x03lsn\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\x12\x13\n\x0b\x65nd_of_file\x18\x06 \x01(\x08\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\x12\x12\n\ncreated_ns\x18\x08 \x01(\x03\x12\x0c\n\x04node\x18\t \x01(\t\x12\r\n\x05\x65poch\x18\n \x01(\x04\"f\n\x08\x42\x61seInfo\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0b\n\x03lsn\x18\x02 \x01(\x04\x12\x12\n\ncreated_ns\x18\x03 \x01(\x03\x12\r\n\x05\x62ytes\x18\x04 \x01(\x04\x12\r\n\x05\x66iles\x18\x05 \x01(\r\x12\x0c\n\x04node\x18\x06 \x01(\t\"1\n\x0eGetBaseRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x10\n\x08until_ns\x18\x02 \x01(\x03\"Z\n\x0bShipRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\x11\n\tstart_lsn\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\">\n\tShipReply\x12\x0f\n\x07\x65nd_lsn\x18\x01 \x01(\x04\x12\x11\n\tfirst_lsn\x18\x02 \x01(\x04\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\"B\n\x0c\x46\x65tchRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x10\n\x08\x66rom_lsn\x18\x02 \x01(\x04\x12\x11\n\tuntil_lsn\x18\x03 \x01(\x04\"-\n\nFetchChunk\x12\x11\n\tstart_lsn\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x0f\n\rStatusRequest\"\xb2\x01\n\x0cShardArchive\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x11\n\tfirst_lsn\x18\x02 \x01(\x04\x12\x0f\n\x07\x65nd_lsn\x18\x03 \x01(\x04\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x10\n\x08segments\x18\x05 \x01(\r\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\x12\x11\n\tlast_node\x18\x07 \x01(\t\x12,\n\x05\x62\x61ses\x18\x08 \x03(\x0b\x32\x1d.mailcluster.archive.BaseInfo\"N\n\x0bStatusReply\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x31\n\x06shards\x18\x02 \x03(\x0b\x32!.mailcluster.archive.ShardArchive\"\x0f\n\rVerifyRequest\"`\n\x0cVerifyResult\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x10\n\x08segments\x18\x02 \x01(\r\x12\x0f\n\x07records\x18\x03 \x01(\x04\x12\x0f\n\x07\x65nd_lsn\x18\x04 \x01(\x04\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"A\n\x0bVerifyReply\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.mailcluster.archive.VerifyResult2\xe4\x03\n\x07\x41rchive\x12L\n\x04Ship\x12 .mailcluster.archive.ShipRequest\x1a\x1e.mailcluster.archive.ShipReply(\x01\x30\x01\x12M\n\x05\x46\x65tch\x12!.mailcluster.archive.FetchRequest\x1a\x1f.mailcluster.archive.FetchChunk0\x01\x12N\n\x06Status\x12\".mailcluster.archive.StatusRequest\x1a .mailcluster.archive.StatusReply\x12N\n\x06Verify\x12\".mailcluster.archive.VerifyRequest\x1a .mailcluster.archive.VerifyReply\x12J\n\x07PutBase\x12\x1e.mailcluster.archive.BaseChunk\x1a\x1d.mailcluster.archive.BaseInfo(\x01\x12P\n\x07GetBase\x12#.mailcluster.archive.GetBaseRequest\x1a\x1e.mailcluster.archive.BaseChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,31 +32,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailnode.proto.archive_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BASECHUNK']._serialized_start=54
-  _globals['_BASECHUNK']._serialized_end=206
-  _globals['_BASEINFO']._serialized_start=208
-  _globals['_BASEINFO']._serialized_end=310
-  _globals['_GETBASEREQUEST']._serialized_start=312
-  _globals['_GETBASEREQUEST']._serialized_end=361
-  _globals['_SHIPREQUEST']._serialized_start=363
-  _globals['_SHIPREQUEST']._serialized_end=453
-  _globals['_SHIPREPLY']._serialized_start=455
-  _globals['_SHIPREPLY']._serialized_end=517
-  _globals['_FETCHREQUEST']._serialized_start=519
-  _globals['_FETCHREQUEST']._serialized_end=585
-  _globals['_FETCHCHUNK']._serialized_start=587
-  _globals['_FETCHCHUNK']._serialized_end=632
-  _globals['_STATUSREQUEST']._serialized_start=634
-  _globals['_STATUSREQUEST']._serialized_end=649
-  _globals['_SHARDARCHIVE']._serialized_start=652
-  _globals['_SHARDARCHIVE']._serialized_end=830
-  _globals['_STATUSREPLY']._serialized_start=832
-  _globals['_STATUSREPLY']._serialized_end=910
-  _globals['_VERIFYREQUEST']._serialized_start=912
-  _globals['_VERIFYREQUEST']._serialized_end=927
-  _globals['_VERIFYRESULT']._serialized_start=929
-  _globals['_VERIFYRESULT']._serialized_end=1025
-  _globals['_VERIFYREPLY']._serialized_start=1027
-  _globals['_VERIFYREPLY']._serialized_end=1092
-  _globals['_ARCHIVE']._serialized_start=1095
-  _globals['_ARCHIVE']._serialized_end=1579
+  _globals['_BASECHUNK']._serialized_end=221
+  _globals['_BASEINFO']._serialized_start=223
+  _globals['_BASEINFO']._serialized_end=325
+  _globals['_GETBASEREQUEST']._serialized_start=327
+  _globals['_GETBASEREQUEST']._serialized_end=376
+  _globals['_SHIPREQUEST']._serialized_start=378
+  _globals['_SHIPREQUEST']._serialized_end=468
+  _globals['_SHIPREPLY']._serialized_start=470
+  _globals['_SHIPREPLY']._serialized_end=532
+  _globals['_FETCHREQUEST']._serialized_start=534
+  _globals['_FETCHREQUEST']._serialized_end=600
+  _globals['_FETCHCHUNK']._serialized_start=602
+  _globals['_FETCHCHUNK']._serialized_end=647
+  _globals['_STATUSREQUEST']._serialized_start=649
+  _globals['_STATUSREQUEST']._serialized_end=664
+  _globals['_SHARDARCHIVE']._serialized_start=667
+  _globals['_SHARDARCHIVE']._serialized_end=845
+  _globals['_STATUSREPLY']._serialized_start=847
+  _globals['_STATUSREPLY']._serialized_end=925
+  _globals['_VERIFYREQUEST']._serialized_start=927
+  _globals['_VERIFYREQUEST']._serialized_end=942
+  _globals['_VERIFYRESULT']._serialized_start=944
+  _globals['_VERIFYRESULT']._serialized_end=1040
+  _globals['_VERIFYREPLY']._serialized_start=1042
+  _globals['_VERIFYREPLY']._serialized_end=1107
+  _globals['_ARCHIVE']._serialized_start=1110
+  _globals['_ARCHIVE']._serialized_end=1594
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BaseChunk(_message.Message):
-    __slots__ = ("shard", "lsn", "path", "offset", "data", "end_of_file", "done", "created_ns", "node")
+    __slots__ = ("shard", "lsn", "path", "offset", "data", "end_of_file", "done", "created_ns", "node", "epoch")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     LSN_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class BaseChunk(_message.Message):
     DONE_FIELD_NUMBER: _ClassVar[int]
     CREATED_NS_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     shard: int
     lsn: int
     path: str
@@ -26,7 +27,8 @@ class BaseChunk(_message.Message):
     done: bool
     created_ns: int
     node: str
-    def __init__(self, shard: _Optional[int] = ..., lsn: _Optional[int] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., end_of_file: _Optional[bool] = ..., done: _Optional[bool] = ..., created_ns: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+    epoch: int
+    def __init__(self, shard: _Optional[int] = ..., lsn: _Optional[int] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., end_of_file: _Optional[bool] = ..., done: _Optional[bool] = ..., created_ns: _Optional[int] = ..., node: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class BaseInfo(_message.Message):
     __slots__ = ("shard", "lsn", "created_ns", "bytes", "files", "node")

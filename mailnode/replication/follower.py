@@ -78,6 +78,7 @@ class Follower:
 
     async def _follow_once(self) -> None:
         shard, journal = self.shard, self.shard.journal
+        shard.confirmed_lsn = 0  # nothing of ours is vouched for by this primary yet
         await self._drain()
         acks: asyncio.Queue[int] = asyncio.Queue()
         start = pb.FollowStart(shard=shard.id, follower=self.node.name, from_lsn=journal.committed_lsn,
@@ -115,6 +116,9 @@ class Follower:
                 shard.epoch = reply.epoch
                 await asyncio.to_thread(shard.save_role)
             kind = reply.WhichOneof("kind")
+            if kind in ("frames", "heartbeat"):
+                # The primary streams on from our end: our journal up to here is a prefix of its.
+                shard.confirmed_lsn = journal.committed_lsn
             if kind == "frames":
                 self._append(reply.frames, reply.epoch).add_done_callback(acked)
             elif kind == "heartbeat":

@@ -23,6 +23,7 @@ import grpc
 
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
+from mailnode.journal.journal import fsync_dir
 from mailnode.store.state import write_atomic
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,15 @@ def _install(shard, staging: str, lsn: int, epochs: list[tuple[int, int]]) -> No
         os.replace(os.path.join(staging, "state.json"), shard.state.checkpoint_path)
         shutil.rmtree(shard.state.spool, ignore_errors=True)
         if os.path.isdir(os.path.join(staging, "spool")):
+            for name in os.listdir(os.path.join(staging, "spool")):  # queued messages' only copy
+                fd = os.open(os.path.join(staging, "spool", name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             os.replace(os.path.join(staging, "spool"), shard.state.spool)
+            fsync_dir(shard.state.spool)
+            fsync_dir(shard.directory)
         shard.state.wipe_memory()
         shard.state.load()
         shard.journal.reset(lsn, epochs)

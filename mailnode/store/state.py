@@ -114,7 +114,7 @@ class ShardState:
         except FileNotFoundError:
             return
         for name in names:
-            if not name.isdigit() or int(name) not in self.queue.entries:
+            if name.isdigit() and int(name) not in self.queue.entries:  # never a file being written
                 os.unlink(os.path.join(self.spool, name))
 
     def apply(self, record: JournalRecord, end: int, *, replay: bool = False) -> int:
