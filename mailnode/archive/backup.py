@@ -41,15 +41,8 @@ async def take(shard) -> Backup:
 async def pieces(shard, backup: Backup, *, journal: bool):
     """The backup's files in chunks; the snapshot directory is removed afterwards."""
     try:
-        for rel in await asyncio.to_thread(snapshot._files, backup.target):
-            offset = 0
-            while True:
-                data = await asyncio.to_thread(snapshot._read, os.path.join(backup.target, rel), offset)
-                last = len(data) < snapshot.CHUNK
-                yield Piece(rel, offset, data, last)
-                offset += len(data)
-                if last:
-                    break
+        async for rel, offset, data, last in snapshot.file_chunks(backup.target):
+            yield Piece(rel, offset, data, last)
         # The journal of a copy starts at its lsn, with the epoch history before it.
         epochs = [(e, s) for e, s in shard.journal.epochs if s < backup.lsn]
         yield Piece("journal/epochs.json", 0, json.dumps({"start_lsn": backup.lsn, "epochs": epochs}).encode(), True)

@@ -20,6 +20,7 @@ from mailnode.journal.format import BadFrame, parse_frame, segment_name
 from mailnode.journal.journal import fsync_dir, recover
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
+from mailnode.replication.snapshot import write_chunk
 
 
 class RestoreError(Exception):
@@ -44,16 +45,11 @@ def archive_call(method, request, timeout: float = 30.0):
 
 
 def write_piece(root: str, chunk) -> None:
-    """One chunk of a streamed file (path, offset, data, end_of_file) under ``root``."""
-    path = os.path.abspath(os.path.join(root, chunk.path))
-    if not path.startswith(os.path.abspath(root) + os.sep):
-        raise RestoreError(f"a streamed backup names a path outside {root}: {chunk.path!r}")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "r+b" if chunk.offset else "wb") as f:
-        f.seek(chunk.offset)
-        f.write(chunk.data)
-        if chunk.end_of_file:
-            os.fsync(f.fileno())
+    """One chunk of a streamed file under ``root``, each file fsync'd at its end."""
+    try:
+        write_chunk(root, chunk, sync=True)
+    except ValueError as e:
+        raise RestoreError(str(e)) from None
 
 
 def write_backup(chunks, dest: str) -> dict:

@@ -22,9 +22,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, REGISTRY, generate_latest
 
 from mailnode.journal import Journal
-from mailnode.journal.format import BadFrame, frame_boundary, iter_frames, list_segments, parse_frame, read_range
+from mailnode.journal.format import BadFrame, iter_frames, list_segments, parse_frame, read_range
 from mailnode.journal.journal import JournalDamaged, fsync_dir
-from mailnode.replication.snapshot import CHUNK, _files, _read
+from mailnode.replication.snapshot import file_chunks, write_chunk
 from mailnode.store.state import write_atomic
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
@@ -133,11 +133,9 @@ class ShardArchive:
 
 
 def _write_piece(root: str, chunk) -> None:
-    from mailnode.archive.restore import RestoreError, write_piece
-
     try:
-        write_piece(root, chunk)
-    except RestoreError as e:
+        write_chunk(root, chunk)  # fsync'd as a whole before the base backup is installed
+    except ValueError as e:
         raise Refused("bad_path", str(e), grpc.StatusCode.INVALID_ARGUMENT) from None
 
 
@@ -179,7 +177,8 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
                                 f"shard {request.shard}: the archive starts at lsn {shard.journal.first_lsn}")
         while pos < end:
             data = await asyncio.to_thread(read_range, shard.journal.directory, pos, end, 1 << 20)
-            data = data[: frame_boundary(data, end - pos) or len(data)]
+            if not data:  # an until_lsn inside a frame: nothing whole is left
+                break
             yield pb.FetchChunk(start_lsn=pos, data=data)
             pos += len(data)
 
@@ -221,18 +220,9 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
                                 + (" made before that time" if request.until_ns else ""))
         base = bases[-1]
         root = os.path.join(self.archive.base_root(request.shard), str(base.lsn))
-        for rel in await asyncio.to_thread(_files, root):
-            if rel == "base.json":
-                continue
-            offset = 0
-            while True:
-                data = await asyncio.to_thread(_read, os.path.join(root, rel), offset)
-                last = len(data) < CHUNK
-                yield pb.BaseChunk(shard=request.shard, lsn=base.lsn, path=rel, offset=offset, data=data,
-                                   end_of_file=last, created_ns=base.created_ns)
-                offset += len(data)
-                if last:
-                    break
+        async for rel, offset, data, last in file_chunks(root, skip="base.json"):
+            yield pb.BaseChunk(shard=request.shard, lsn=base.lsn, path=rel, offset=offset, data=data,
+                               end_of_file=last, created_ns=base.created_ns)
         yield pb.BaseChunk(shard=request.shard, lsn=base.lsn, done=True, created_ns=base.created_ns,
                            node=base.node)
 

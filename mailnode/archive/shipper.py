@@ -49,7 +49,6 @@ class Shipper:
         self._seq = 0
         self._tasks: list[asyncio.Task] = []
         self._channel: grpc.aio.Channel | None = None
-        self._removing: set[int] = set()
         self._stopping = False
         self._need_base: set[int] = set()
 
@@ -238,7 +237,7 @@ class Shipper:
                     # Woken by the next local commit; spare acknowledgements are polled.
                     await shard.next_commit(0.05 if sent < shard.journal.committed_lsn else 0.5)
                     await asyncio.sleep(0)
-                    self._maybe_remove(shard)
+                    await self._maybe_remove(shard)
             finally:
                 await requests.put(None)
                 if reader.done():
@@ -281,7 +280,7 @@ class Shipper:
     async def _trim_spare(self, shard) -> None:
         """A spare removes what the archive holds too: asked of the archive, since the
         spare does not ship (when promoted it ships on from the archive's end)."""
-        if not self.cfg.remove_archived or shard.journal.segments < 2 or shard.id in self._removing:
+        if not self.cfg.remove_archived or shard.journal.segments < 2:
             return
         try:
             status = await self.stub().Status(pb.StatusRequest(), timeout=10)
@@ -290,13 +289,7 @@ class Shipper:
         held = next((s.end_lsn for s in status.shards if s.shard == shard.id), 0)
         # Only what the current primary vouches for: a demoted primary's own tail may still
         # have to be salvaged, whatever the archive holds.
-        below = min(held, shard.state.checkpoint_lsn, shard.confirmed_lsn)
-        if below > shard.journal.first_lsn:
-            self._removing.add(shard.id)
-            try:
-                await asyncio.to_thread(self._remove, shard, below)
-            finally:
-                self._removing.discard(shard.id)
+        await self._remove_below(shard, min(held, shard.state.checkpoint_lsn, shard.confirmed_lsn))
 
     def removable_below(self, shard) -> int:
         """Below this lsn every byte is at the archive, at every spare, and in the store's
@@ -308,16 +301,18 @@ class Shipper:
                 return 0
         return min([self.acked.get(shard.id, 0), shard.state.checkpoint_lsn, *(s.acked for s in known.values())])
 
-    def _maybe_remove(self, shard) -> None:
-        if not self.cfg.remove_archived or shard.journal.segments < 2 or shard.id in self._removing:
-            return
-        below = self.removable_below(shard)
+    async def _maybe_remove(self, shard) -> None:
+        if self.cfg.remove_archived and shard.journal.segments >= 2:
+            await self._remove_below(shard, self.removable_below(shard))
+
+    async def _remove_below(self, shard, below: int) -> None:
+        """Off the loop; awaited by the shard's one shipping task, so removals never overlap."""
         if below <= shard.journal.first_lsn:
             return
-        self._removing.add(shard.id)
-        fut = asyncio.get_running_loop().run_in_executor(None, self._remove, shard, below)
-        fut.add_done_callback(lambda f: (self._removing.discard(shard.id), f.exception() and log.error(
-            "shard %d: removing archived segments failed: %s", shard.id, f.exception())))
+        try:
+            await asyncio.to_thread(self._remove, shard, below)
+        except OSError as e:
+            log.error("shard %d: removing archived segments failed: %s", shard.id, e)
 
     def _remove(self, shard, below: int) -> None:
         with shard.apply_lock:

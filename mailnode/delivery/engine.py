@@ -30,6 +30,7 @@ from mailnode.frontend.router import HoldExpired
 from mailnode.journal import JournalError
 from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
 from mailnode.replication.primary import NotPrimary, NotReplicated
+from mailnode.smtp.handler import queue_id
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +270,6 @@ class DeliveryEngine:
         data = dsn.build(reporting_mta=self.node.hostname, queue_id=entry.queue_id, sender=entry.sender,
                          arrival_ns=entry.arrival_ns, original=message.data, recipients=recipients,
                          delayed=delayed, expires_after=human(self.cfg.lifetime))
-        from mailnode.smtp.handler import queue_id
-
         m = JournalRecord().message_accepted
         m.queue_id = queue_id()
         m.mail_from = ""

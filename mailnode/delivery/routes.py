@@ -11,7 +11,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
-from mailnode.config import ConfigError, parse_address
+from mailnode.config import parse_address
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +35,15 @@ class Destination:
     hop: tuple[str, int] | None = None
 
 
-def parse_next_hop(value: str, where: str) -> tuple[str, int]:
-    """ "host:port" or "[host]:port": a fixed next hop, never an MX lookup."""
-    return parse_address(value, where)
-
-
 class Router:
     def __init__(self, node, cfg):
         self.node = node
         self.mx_port = cfg.mx_port
-        self.smarthost = parse_next_hop(cfg.smarthost, "[delivery] smarthost") if cfg.smarthost else None
-        self.transport: dict[str, tuple[str, int]] = {}
-        for domain, hop in cfg.transport.items():
-            if not isinstance(hop, str):
-                raise ConfigError(f"{node.config.path}: [delivery] transport {domain!r}: expected \"host:port\"")
-            self.transport[domain.lower()] = parse_next_hop(hop, f"[delivery] transport {domain!r}")
+        # Fixed next hops ("host:port", never an MX lookup); config.py has checked them and
+        # lower-cased the domains.
+        self.smarthost = parse_address(cfg.smarthost, "[delivery] smarthost") if cfg.smarthost else None
+        self.transport = {domain: parse_address(hop, f"[delivery] transport {domain!r}")
+                          for domain, hop in cfg.transport.items()}
         self.resolver = dns.asyncresolver.Resolver(configure=not cfg.dns_servers)
         if cfg.dns_servers:
             host, port = parse_address(cfg.dns_servers[0] if ":" in cfg.dns_servers[0] else

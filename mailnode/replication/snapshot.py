@@ -50,25 +50,23 @@ def _make(shard) -> tuple[str, int]:
             os.makedirs(os.path.join(target, rel), exist_ok=True)
             for name in files:
                 os.link(os.path.join(dirpath, name), os.path.join(target, rel, name))
-        doc = {"shard": shard.id, "applied_lsn": lsn, "epoch": shard.state.epoch,
-               "users": shard.state.users, "salvaged": sorted(shard.state.salvaged),
-               "queue": shard.state.queue.to_json()}  # a spare bootstrapped from it takes over the queue too
+        state = shard.state.serialize()  # users and delivery queue at lsn
         # Queued messages' bytes live in the journal, which the spare will start at lsn.
         shard.spool_queued(lsn, target)
-    with open(os.path.join(target, "state.json"), "w") as f:
-        json.dump(doc, f)
+    with open(os.path.join(target, "state.json"), "wb") as f:
+        f.write(state)
     with open(os.path.join(target, "snapshot.json"), "w") as f:
         epochs = [(e, s) for e, s in shard.journal.epochs if s < lsn]
         json.dump({"lsn": lsn, "epoch": shard.epoch, "epochs": epochs}, f)
     return snap_id, lsn
 
 
-def _files(target: str) -> list[str]:
+def _files(target: str, skip: str) -> list[str]:
     out = []
     for dirpath, _, files in os.walk(target):
         for name in files:
             rel = os.path.relpath(os.path.join(dirpath, name), target)
-            if rel != "snapshot.json":
+            if rel != skip:
                 out.append(rel)
     return sorted(out)
 
@@ -77,6 +75,37 @@ def _read(path: str, offset: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read(CHUNK)
+
+
+async def file_chunks(root: str, *, skip: str = "snapshot.json", after: str = ""):
+    """(path, offset, data, end_of_file) for every file under ``root`` in path order,
+    CHUNK bytes at a time, skipping the metadata file ``skip`` and paths up to ``after``
+    (a resumed stream). Shared by snapshots, backups and the archive's base backups."""
+    for rel in await asyncio.to_thread(_files, root, skip):
+        if after and rel <= after:
+            continue
+        offset = 0
+        while True:
+            data = await asyncio.to_thread(_read, os.path.join(root, rel), offset)
+            last = len(data) < CHUNK
+            yield rel, offset, data, last
+            offset += len(data)
+            if last:
+                break
+
+
+def write_chunk(root: str, chunk, *, sync: bool = False) -> None:
+    """Write one streamed chunk (path, offset, data, end_of_file) under ``root``; with
+    ``sync``, fsync each file at its end. ValueError for a path outside ``root``."""
+    path = os.path.abspath(os.path.join(root, chunk.path))
+    if not path.startswith(os.path.abspath(root) + os.sep):
+        raise ValueError(f"streamed path {chunk.path!r} escapes {root}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "r+b" if chunk.offset else "wb") as f:
+        f.seek(chunk.offset)
+        f.write(chunk.data)
+        if sync and chunk.end_of_file:
+            os.fsync(f.fileno())
 
 
 async def serve_snapshot(shard, request, context):
@@ -92,31 +121,11 @@ async def serve_snapshot(shard, request, context):
             meta = json.load(f)
     except (FileNotFoundError, ValueError):
         await context.abort(grpc.StatusCode.NOT_FOUND, f"no snapshot {snap_id!r}; start a new one")
-    files = await asyncio.to_thread(_files, target)
-    for rel in files:
-        if request.resume_after and rel <= request.resume_after:
-            continue
-        offset = 0
-        while True:
-            data = await asyncio.to_thread(_read, os.path.join(target, rel), offset)
-            last = len(data) < CHUNK
-            yield pb.SnapshotChunk(snapshot_id=snap_id, lsn=meta["lsn"], path=rel, offset=offset, data=data,
-                                   end_of_file=last)
-            offset += len(data)
-            if last:
-                break
+    async for rel, offset, data, last in file_chunks(target, after=request.resume_after):
+        yield pb.SnapshotChunk(snapshot_id=snap_id, lsn=meta["lsn"], path=rel, offset=offset, data=data,
+                               end_of_file=last)
     yield pb.SnapshotChunk(snapshot_id=snap_id, lsn=meta["lsn"], epoch=meta["epoch"], end_of_snapshot=True,
                            epochs_json=json.dumps(meta["epochs"]))
-
-
-def _write(staging: str, chunk) -> None:
-    path = os.path.join(staging, chunk.path)
-    if os.path.relpath(path, staging).startswith(".."):
-        raise ValueError(f"snapshot path {chunk.path!r} escapes the staging directory")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "r+b" if chunk.offset else "wb") as f:
-        f.seek(chunk.offset)
-        f.write(chunk.data)
 
 
 def _install(shard, staging: str, lsn: int, epochs: list[tuple[int, int]]) -> None:
@@ -172,7 +181,7 @@ async def bootstrap(node, shard, channel) -> None:
                 log.warning("shard %d: installed snapshot %s at lsn %d (%d files this stream); following on",
                             shard.id, chunk.snapshot_id, chunk.lsn, files)
                 return
-            await asyncio.to_thread(_write, staging, chunk)
+            await asyncio.to_thread(write_chunk, staging, chunk)
             if chunk.end_of_file:
                 files += 1
                 progress = {"snapshot_id": chunk.snapshot_id, "resume_after": chunk.path}

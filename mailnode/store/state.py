@@ -101,11 +101,16 @@ class ShardState:
             return
         lsn = self.applied_lsn
         syncfs(self.directory)
-        doc = {"shard": self.shard, "applied_lsn": lsn, "epoch": self.epoch, "users": self.users,
-               "salvaged": sorted(self.salvaged), "queue": self.queue.to_json()}
-        write_atomic(self.checkpoint_path, json.dumps(doc, sort_keys=True).encode())
+        write_atomic(self.checkpoint_path, self.serialize())
         self.checkpoint_lsn = lsn
         self._prune_spool()
+
+    def serialize(self) -> bytes:
+        """The derived state besides the Maildirs, as state.json holds it (checkpoints and
+        snapshots alike; ``load`` reads it back)."""
+        doc = {"shard": self.shard, "applied_lsn": self.applied_lsn, "epoch": self.epoch, "users": self.users,
+               "salvaged": sorted(self.salvaged), "queue": self.queue.to_json()}
+        return json.dumps(doc, sort_keys=True).encode()
 
     def _prune_spool(self) -> None:
         """Forget spooled records of messages that left the queue (after the checkpoint says so)."""
