@@ -18,7 +18,8 @@ import time
 
 from mailnode import metrics
 from mailnode.journal import Committed, Journal
-from mailnode.journal.format import iter_frames, read_record
+from mailnode.journal.format import iter_frames, list_segments, read_record
+from mailnode.journal.journal import read_epochs, write_epochs
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication.primary import NotPrimary, NotReplicated, ReplicationPrimary
 from mailnode.store.maildir import message_name
@@ -80,6 +81,9 @@ class Shard:
     def open(self) -> int:
         """Recover the journal and replay it into the store; returns records replayed."""
         os.makedirs(self.directory, exist_ok=True)
+        why = self.state.incomplete()
+        if why is not None:
+            self._discard_incomplete_store(why)
         rec = self.journal.open()
         self.state.load()
         if self.state.applied_lsn > rec.end_lsn:
@@ -97,6 +101,25 @@ class Shard:
         log.info("shard %d: journal end lsn %d, epoch %d, %d segments; replayed %d records",
                  self.id, rec.end_lsn, rec.epoch, rec.segments, replayed)
         return replayed
+
+    def _discard_incomplete_store(self, why: str) -> None:
+        """A crash while the store was being replaced: neither old nor new can be trusted.
+        A journal that starts at 0 rebuilds it by replay; one that starts after a snapshot
+        cannot, so it is emptied too and the spare bootstraps again from its primary."""
+        start, _ = read_epochs(self.journal.directory)
+        segments = list_segments(self.journal.directory)
+        if segments and segments[0][0] == 0 or not segments and start == 0:
+            log.warning("shard %d: the store was left half replaced (%s); rebuilding it from the journal",
+                        self.id, why)
+        else:
+            log.warning("shard %d: the store was left half replaced (%s) and the journal starts at lsn %d; "
+                        "emptying both: this spare bootstraps again from its primary", self.id, why,
+                        segments[0][0] if segments else start)
+            for _, path in segments:
+                os.unlink(path)
+            write_epochs(self.journal.directory, 0, [])
+        self.state.discard()
+        self.state.end_replace()
 
     def _load_role(self) -> None:
         try:
@@ -304,13 +327,15 @@ class Shard:
         Used after a divergence was cut off the journal: the store may hold
         effects of the removed records."""
         with self.apply_lock:
+            self.state.begin_replace("rebuild from the journal after a divergence")
             self.state.wipe(self.journal.first_lsn)
             replayed = 0
             for fr in iter_frames(self.journal.directory, self.journal.first_lsn):
                 self.state.apply(fr.record, fr.lsn + fr.size, replay=True)
                 replayed += 1
             self.state.applied_lsn = max(self.state.applied_lsn, self.journal.committed_lsn)
-            self.state.checkpoint(force=True)
+            self.state.checkpoint(force=True)  # syncs the filesystem first
+            self.state.end_replace()
         self._loop.call_soon_threadsafe(self._applied, self.state.applied_lsn)
         return replayed
 

@@ -4,7 +4,9 @@ fencing, divergence and salvage, bootstrap from a snapshot, commit policies."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import signal
 import smtplib
 import time
@@ -154,6 +156,22 @@ def test_new_spare_bootstraps_from_a_snapshot_during_load(make_node, tmp_path):
     c_rows = {r["shard"]: r for r in status(c)}
     a_rows = {r["shard"]: r for r in status(a)}
     assert all(c_rows[s]["committed_lsn"] == a_rows[s]["committed_lsn"] for s in a_rows)
+
+    # A crash in the middle of an install (the store marked incomplete, half of it
+    # swapped, state.json not yet written): the spare must not serve that store, nor
+    # crash-loop on it; it empties the shard and bootstraps again.
+    c.kill9()
+    shard_dir = os.path.dirname(c.journal_dir(shard_of(ALICE, 2)))
+    with open(os.path.join(shard_dir, "store.incomplete"), "w") as f:
+        f.write("snapshot install (test)")
+    open(os.path.join(shard_dir, "state.json"), "w").close()
+    shutil.rmtree(os.path.join(shard_dir, "maildir"))
+    c.start()
+    wait_for(lambda: spares_in_sync(a, c.name), 60, what="the spare in sync again")
+    assert "left half replaced" in c.read_log() and c.read_log().count("installed snapshot") == 2
+    wait_for(lambda: len(pop3_messages(c.pop3, ALICE)) == len(pop3_messages(a.pop3, ALICE)), 30,
+             what="the spare's store to catch up again")
+    assert sorted(body_of(m) for m in pop3_messages(c.pop3, ALICE)) == sorted(on_spare)
 
 
 @pytest.mark.parametrize("policy,strict", [("sync", True), ("sync", False), ("async", False)])

@@ -23,8 +23,7 @@ import grpc
 
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
-from mailnode.journal.journal import fsync_dir
-from mailnode.store.state import write_atomic
+from mailnode.store.state import syncfs, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -129,27 +128,28 @@ async def serve_snapshot(shard, request, context):
 
 
 def _install(shard, staging: str, lsn: int, epochs: list[tuple[int, int]]) -> None:
-    """Swap the received copy in as the shard's store; the journal starts at lsn (blocking)."""
+    """Swap the received copy in as the shard's store; the journal starts at lsn (blocking).
+
+    Crash-safe: the copy is synced before the old store goes, the store is marked
+    incomplete while files are swapped (a restart then starts over, see
+    Shard._discard_incomplete_store), and the new store is synced before the mark
+    goes: a spare is in sync as soon as it follows on, so what it holds must be on disk."""
     os.makedirs(os.path.join(staging, "maildir"), exist_ok=True)  # an empty store sends no files
+    syncfs(staging)  # every received file and directory; the same filesystem as the shard
     with shard.apply_lock:
+        shard.state.begin_replace(f"snapshot install at lsn {lsn}")
         root = shard.state.store.root
         shutil.rmtree(root, ignore_errors=True)
         os.replace(os.path.join(staging, "maildir"), root)
         os.replace(os.path.join(staging, "state.json"), shard.state.checkpoint_path)
         shutil.rmtree(shard.state.spool, ignore_errors=True)
-        if os.path.isdir(os.path.join(staging, "spool")):
-            for name in os.listdir(os.path.join(staging, "spool")):  # queued messages' only copy
-                fd = os.open(os.path.join(staging, "spool", name), os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+        if os.path.isdir(os.path.join(staging, "spool")):  # queued messages' only copy
             os.replace(os.path.join(staging, "spool"), shard.state.spool)
-            fsync_dir(shard.state.spool)
-            fsync_dir(shard.directory)
         shard.state.wipe_memory()
         shard.state.load()
         shard.journal.reset(lsn, epochs)
+        syncfs(shard.directory)  # the renames
+        shard.state.end_replace()
     shutil.rmtree(staging, ignore_errors=True)
 
 

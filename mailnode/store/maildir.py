@@ -52,26 +52,39 @@ class MaildirStore:
         """Put one message into each mailbox, at most once each. Returns copies made.
 
         A live record's name is new (lsns are never reused), so only a replay can
-        find it delivered already, possibly moved to cur/ by a mail reader.
+        find it delivered already, possibly moved to cur/ by a mail reader. Replay
+        runs over what came after the last checkpoint, whose files may have lost
+        their data to a power cut while their names survived (the link is journaled
+        metadata, the data blocks are not yet written): a file of the wrong size is
+        written again, in place, keeping the name a reader gave it.
         """
-        targets = []
+        targets, rewrites = [], []
         for address in addresses:
             box = self.ensure(address)
-            if not (replay and _locate(box, name)):
+            found = _locate(box, name) if replay else None
+            if found is None:
                 targets.append(os.path.join(box, "new", name))
-        if not targets:
+            elif _size(found) not in (None, len(data)):
+                rewrites.append(found)
+        if not targets and not rewrites:
             return 0
         tmp = os.path.join(self.tmp, name)
-        with open(tmp, "wb") as f:
-            f.write(data)
         made = 0
-        for target in targets:
-            try:
-                os.link(tmp, target)  # one write, hard links for more recipients
-                made += 1
-            except FileExistsError:
-                pass
-        os.unlink(tmp)
+        for path in rewrites:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+            made += 1
+        if targets:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            for target in targets:
+                try:
+                    os.link(tmp, target)  # one write, hard links for more recipients
+                    made += 1
+                except FileExistsError:
+                    pass
+            os.unlink(tmp)
         return made
 
     def list(self, address: str) -> list[tuple[str, int]]:
@@ -127,6 +140,13 @@ def _locate(box: str, uid: str) -> str | None:
     except FileNotFoundError:
         pass
     return None
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:  # a reader moved it meanwhile: a reader had it whole
+        return None
 
 
 def _order(item: tuple[str, int]) -> tuple[int, int, str]:

@@ -56,6 +56,9 @@ class ShardState:
         self.directory = directory
         self.store = MaildirStore(os.path.join(directory, "maildir"))
         self.checkpoint_path = os.path.join(directory, "state.json")
+        # Present while the store is being replaced (a rebuild, a snapshot install): a
+        # crash then leaves a store that is neither the old one nor the new one.
+        self.incomplete_path = os.path.join(directory, "store.incomplete")
         # Queued messages whose journal segment is gone (a spare started from a snapshot,
         # or segments removed once archived): their records, one file per lsn.
         self.spool = os.path.join(directory, "spool")
@@ -80,6 +83,36 @@ class ShardState:
         self.applied_lsn = self.checkpoint_lsn = int(data["applied_lsn"])
         self.epoch = int(data.get("epoch", 0))
         self.queue.load(data.get("queue", []))
+
+    def begin_replace(self, why: str) -> None:
+        """Mark the store as being replaced, durably, before anything of it is removed."""
+        write_atomic(self.incomplete_path, why.encode())
+
+    def end_replace(self) -> None:
+        """The new store is durable (the caller synced it): unmark it."""
+        os.unlink(self.incomplete_path)
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def incomplete(self) -> str | None:
+        """Why the store was being replaced when this node stopped, or None."""
+        try:
+            with open(self.incomplete_path, errors="replace") as f:
+                return f.read() or "unknown"
+        except FileNotFoundError:
+            return None
+
+    def discard(self) -> None:
+        """Remove the store and its checkpoint from disk (blocking); replay rebuilds them."""
+        shutil.rmtree(self.store.root, ignore_errors=True)
+        try:
+            os.unlink(self.checkpoint_path)
+        except FileNotFoundError:
+            pass
+        self.wipe_memory()
 
     def wipe(self, start_lsn: int = 0) -> None:
         """Forget all derived state (blocking); a replay from ``start_lsn`` rebuilds it."""
