@@ -54,10 +54,12 @@ def fail_over(cluster: Cluster, info: ShardInfo, now: float) -> Decision:
     if not candidates:
         return Decision(n, f"cannot fail over shard {n}: {dead}'s session expired and no in-sync spare is "
                            f"alive (spares {list(info.spares)}, in sync {list(info.in_sync)})", info)
-    # Every candidate holds every acknowledged commit; prefer nodes configured as spares,
-    # then the one that holds the most journal (its lsn as it last reported).
-    pick = max(candidates, key=lambda s: (cluster.members[s].data.get("prefer") == "spare",
-                                          cluster.members[s].shard(n).get("lsn", 0), s))
+    # Every candidate holds every acknowledged commit (the primary answers a commit only
+    # when every published in-sync spare has it); the one holding the most journal (its lsn
+    # as it last reported) loses the least of what was in flight. A node configured as a
+    # spare only breaks ties.
+    pick = max(candidates, key=lambda s: (cluster.members[s].shard(n).get("lsn", 0),
+                                          cluster.members[s].data.get("prefer") == "spare", s))
     spares = [s for s in info.spares if s != pick] + [dead]  # the old primary rejoins as a spare
     return Decision(n, f"promoted {pick} for shard {n}: {dead}'s session expired", info,
                     {"primary": pick, "spares": spares, "epoch": info.epoch + 1, "in_sync": [],

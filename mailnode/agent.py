@@ -10,9 +10,9 @@
   see the session expire and promote a replacement; LOST fences at once.
 - A watchdog thread drops the ZooKeeper session when the event loop stalls
   for half the session timeout, so a hung node is failed over.
-- Before a primary commits without any spare (degraded sync policy), it first
-  publishes the empty in-sync set, so a coordinator can never promote a spare
-  that misses an acknowledged message.
+- Publishes each primary's in-sync set: a smaller set before any commit is
+  answered without a spare it named (see replication/primary.py), so a
+  coordinator can never promote a spare that misses an acknowledged message.
 
 Connection listeners and watches run in kazoo's thread: they never block and
 never call ZooKeeper; they hand work to the event loop.
@@ -67,7 +67,7 @@ class Agent:
         await asyncio.to_thread(self.store.config)  # the cluster must be initialised
         await asyncio.to_thread(self._register)
         for shard in self.node.shards.values():
-            shard.replication.on_degrade = functools.partial(self._publish_in_sync, shard)
+            shard.replication.publish = functools.partial(self._publish_in_sync, shard)
         self._rewatch()
         self._tasks = [asyncio.create_task(self._publish_loop()), asyncio.create_task(self._beat())]
         threading.Thread(target=self._watchdog, name="agent-watchdog", daemon=True).start()
@@ -135,7 +135,9 @@ class Agent:
                 info = await asyncio.to_thread(self.store.shard, shard.id)
                 if info.primary != self.node.name or info.epoch != shard.epoch:
                     raise NotReplicated(f"shard {shard.id}: no longer primary here in ZooKeeper")
-                if await asyncio.to_thread(self.store.update_shard, info, in_sync=shard.replication.in_sync()):
+                in_sync = shard.replication.in_sync()
+                if await asyncio.to_thread(self.store.update_shard, info, in_sync=in_sync):
+                    shard.replication.published = frozenset(in_sync)
                     return
             except CoordinationError as e:
                 raise NotReplicated(f"shard {shard.id}: cannot publish the in-sync set: {e}") from None
@@ -220,6 +222,7 @@ class Agent:
             if info.primary == me:
                 if shard.role != "primary" or shard.epoch != info.epoch:
                     await self.node.roles.promote(n, epoch=info.epoch, reason="assigned in ZooKeeper")
+                    shard.replication.published = frozenset(info.in_sync)
                     self._publish_first_commit(shard, info)
                     self.node.router.changed()
                 draining = info.extra.get("draining") == me

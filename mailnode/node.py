@@ -87,6 +87,9 @@ class Node:
 
             self.agent = Agent(self, hosts=config.cluster.zookeeper, root=config.cluster.root,
                                session_timeout=config.cluster.session_timeout)
+            for shard in self.shards.values():
+                # No commit is answered before ZooKeeper's in-sync set is known (F2).
+                shard.replication.clustered = True
         from mailnode.delivery.engine import DeliveryEngine
 
         from mailnode.archive.shipper import Shipper

@@ -151,7 +151,7 @@ class Shard:
         self._thread.start()
         # Whether what this journal already holds reached a spare is not known here: a spare
         # joins the in-sync set only once it holds all of it.
-        self.replication.unreplicated_end = self.journal.committed_lsn
+        self.replication.answered_end = self.journal.committed_lsn
         if self.journal.end_lsn == 0 and self.role == "primary":
             self.start_epoch(1)
         self.update_gauges()

@@ -25,9 +25,13 @@ def test_expired_primary_is_replaced_by_the_in_sync_spare_with_most_journal():
     assert d.changes["in_sync"] == [] and d.kind == "failover"
 
 
-def test_a_node_configured_as_spare_is_preferred():
+def test_most_journal_outranks_prefer_which_only_breaks_ties():
     info = shard(spares=("b", "c"), in_sync=("b", "c"))
     cluster = snapshot(["b", "c"], info, lsns={"b": 100, "c": 250})
+    cluster.members["b"].data["prefer"] = "spare"
+    [d] = decide(cluster, now=1000.0)
+    assert d.changes["primary"] == "c"  # b may lack what only c acknowledged (F4)
+    cluster = snapshot(["b", "c"], info, lsns={"b": 250, "c": 250})
     cluster.members["b"].data["prefer"] = "spare"
     [d] = decide(cluster, now=1000.0)
     assert d.changes["primary"] == "b"

@@ -10,7 +10,7 @@ def primary(committed: int) -> ReplicationPrimary:
     shard = SimpleNamespace(id=0, journal=SimpleNamespace(committed_lsn=committed))
     rp = ReplicationPrimary(shard, policy="sync", strict=False, sync_timeout=1.0, max_lag_bytes=1 << 30,
                             max_lag_seconds=5.0)
-    rp.unreplicated_end = committed  # as Shard.start does: nothing known to be on a spare
+    rp.answered_end = committed  # as Shard.start does: nothing known to be on a spare
     return rp
 
 
@@ -32,3 +32,110 @@ def test_recent_commits_do_not_hide_older_unacknowledged_ones():
     assert not spare.in_sync  # it still lacks 5_000..10_000, acknowledged without a spare
     rp.acknowledged(spare, 11_000)
     assert spare.in_sync  # holds everything acknowledged without it; the rest it waits for
+
+
+# -- several spares, ZooKeeper's published set (review findings F2, F4, F9) ----------------
+
+import asyncio  # noqa: E402
+
+import pytest  # noqa: E402
+
+from mailnode.replication.primary import NotReplicated  # noqa: E402
+
+
+def test_a_spare_away_longer_than_the_remembered_history_is_not_in_sync():
+    """F4's pruning case: C disconnects at 1000; thousands of commits later, which B
+    acknowledges, C comes back 42 MB behind: not in sync however fresh the history is."""
+    rp = primary(1000)
+    b, c = rp.connected("b", 1000), rp.connected("c", 1000)
+    assert b.in_sync and c.in_sync
+    rp.disconnected(c)
+    end = 1000
+    for _ in range(4200):
+        end += 10_000
+        rp.shard.journal.committed_lsn = end
+        rp.committed(end)
+        rp.acknowledged(b, end)
+    c = rp.connected("c", 1000)
+    assert rp.lag(c)[0] == end - 1000 and not c.in_sync and rp.in_sync() == ["b"]
+
+
+def _commit(rp, end: int):
+    rp.shard.journal.committed_lsn = end
+    rp.committed(end)
+    return asyncio.ensure_future(rp.wait(end))
+
+
+def test_a_commit_waits_for_every_in_sync_spare():
+    async def run():
+        rp = primary(100)
+        b, c = rp.connected("b", 100), rp.connected("c", 100)
+        fut = _commit(rp, 200)
+        await asyncio.sleep(0.01)
+        rp.acknowledged(b, 200)
+        await asyncio.sleep(0.01)
+        assert not fut.done()  # c has not got it yet: one ack is not enough
+        rp.acknowledged(c, 200)
+        await asyncio.wait_for(fut, 1)
+        assert rp.answered_end == 200
+    asyncio.run(run())
+
+
+def test_a_spare_that_does_not_acknowledge_is_unpublished_before_the_answer():
+    async def run():
+        rp = primary(100)
+        rp.sync_timeout = 0.2
+        rp.clustered = True
+        b, c = rp.connected("b", 100), rp.connected("c", 100)
+        rp.published = frozenset({"b", "c"})
+        written = []
+
+        async def publish():
+            written.append(rp.in_sync())
+            rp.published = frozenset(rp.in_sync())
+        rp.publish = publish
+        fut = _commit(rp, 200)
+        rp.acknowledged(b, 200)  # c never acknowledges
+        await asyncio.wait_for(fut, 2)
+        assert written == [["b"]] and not c.in_sync  # ZooKeeper lost c before the 250
+        # C comes back holding less than what was answered: it may not join yet.
+        rp.acknowledged(c, 150)
+        assert not c.in_sync
+        rp.acknowledged(c, 200)
+        assert c.in_sync
+    asyncio.run(run())
+
+
+def test_every_degraded_commit_after_a_spare_flaps_back_publishes_again():
+    """F9: the degraded state is what ZooKeeper holds, not a flag: after the spare came
+    back (and was published) and dropped again, the next commit publishes [] first."""
+    async def run():
+        rp = primary(100)
+        rp.clustered = True
+        rp.published = frozenset({"b"})
+        written = []
+
+        async def publish():
+            written.append(rp.in_sync())
+            rp.published = frozenset(rp.in_sync())
+        rp.publish = publish
+        b = rp.connected("b", 100)
+        rp.disconnected(b)
+        await _commit(rp, 200)  # degraded: [] published first
+        b = rp.connected("b", 200)
+        assert b.in_sync
+        rp.published = frozenset({"b"})  # the agent's publish loop added it back
+        rp.disconnected(b)
+        await _commit(rp, 300)
+        assert written == [[], []]
+    asyncio.run(run())
+
+
+def test_a_clustered_shard_refuses_commits_it_cannot_publish_for():
+    """F2: before the agent can reach ZooKeeper, nothing is answered."""
+    async def run():
+        rp = primary(100)
+        rp.clustered = True  # published unknown, no publisher yet
+        with pytest.raises(NotReplicated, match="cannot be published"):
+            await _commit(rp, 200)
+    asyncio.run(run())

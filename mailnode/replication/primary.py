@@ -2,21 +2,31 @@
 
 Policies (``[replication] policy``):
 - ``sync`` (default): a commit is answered only once it is fsync'd locally *and*
-  acknowledged (fsync'd) by one in-sync spare. When no spare acknowledges
-  within ``sync_timeout``: with ``strict`` the commit fails (SMTP 451 4.3.0);
-  otherwise the shard *degrades*: the commit counts as local, the fact is
-  logged and ``mailcluster_replication_degraded_commits_total`` rises, and
-  sync waits resume as soon as a spare is back in sync.
+  acknowledged (fsync'd) by **every** spare in the in-sync set (Kafka's ISR with
+  acks=all). A spare that does not acknowledge within ``sync_timeout`` leaves the
+  set; with ``strict`` that commit then fails (SMTP 451 4.3.0), otherwise the commit
+  is answered by the spares left, or, when none is left, the shard *degrades*: the
+  commit counts as local, the fact is logged and
+  ``mailcluster_replication_degraded_commits_total`` rises.
 - ``async``: commits wait for the local fsync only; spares follow and are
   reported in sync when within the lag bound.
 - ``local``: like async, but no spare is ever reported in sync (a standalone
   shard; nothing may be promoted automatically).
 
-A spare is *in sync* while the oldest commit it has not acknowledged is at
-most ``max_lag_seconds`` old (and it is less than ``max_lag_bytes`` behind);
-it drops out when it disconnects or lets a sync commit time out, and comes back
-when an acknowledgement shows it caught up again. (A bound in bytes alone would
-trip in normal operation: 20 sessions of 100 KiB are 2 MB in flight.)
+In a cluster the set that counts for promotion is the one published in
+ZooKeeper (``shards/<n>.in_sync``). No commit is answered while that set names a
+spare that is not in the local set: the smaller set is published first (``publish``,
+compare-and-set by the agent), so every spare ZooKeeper calls in sync holds every
+answered commit. Until the agent can publish (start-up, no ZooKeeper) such a commit
+is refused instead.
+
+A spare *joins* the set only when it holds every commit answered so far
+(``answered_end``: acknowledged by spares, answered degraded, or in the journal when
+this node started or was promoted, whose replication is not known); it stays while
+the oldest commit it has not acknowledged is at most ``max_lag_seconds`` old (and it
+is less than ``max_lag_bytes`` behind), and leaves when it disconnects or lets a
+sync commit time out. (A bound in bytes alone would trip in normal operation: 20
+sessions of 100 KiB are 2 MB in flight.)
 """
 
 from __future__ import annotations
@@ -66,14 +76,20 @@ class ReplicationPrimary:
         self.spares: dict[str, Spare] = {}
         self._waiters: list[tuple[int, int, asyncio.Future]] = []
         self._seq = 0
-        self.degraded = False  # committing without a spare's acknowledgement
-        # End of the last commit answered without a spare's acknowledgement (sync policy):
-        # a spare joins the in-sync set only once it holds everything up to here, so the
-        # set never names a spare that lacks an acknowledged message.
-        self.unreplicated_end = 0
-        # Awaited before the first degraded commit (the agent publishes the empty in-sync
-        # set to ZooKeeper); raising NotReplicated refuses the commit instead.
-        self.on_degrade = None
+        self.degraded = False  # committing without a spare's acknowledgement (for logs and status)
+        # End of the last commit answered (sync policy): a spare joins the in-sync set only
+        # once it holds everything up to here, so the set never names a spare that lacks
+        # an answered commit. Shard.start and promotion set it to the journal's end.
+        self.answered_end = 0
+        # Cluster mode: the in-sync set as ZooKeeper has it (None: not known yet, so no
+        # commit may be answered before ``publish`` has written it).
+        self.clustered = False
+        self.published: frozenset[str] | None = None
+        # async (): write in_sync() to ZooKeeper (compare-and-set) and set ``published``;
+        # raises NotReplicated when it cannot. Installed by the agent.
+        self.publish = None
+        self._publish_lock = asyncio.Lock()
+        self._pruned_end = 0  # commits below this are no longer remembered in _commits
         label = str(shard.id)
         self._m_waiting = metrics.SYNC_WAITING.labels(label)
         self._m_degraded = metrics.DEGRADED_COMMITS.labels(label)
@@ -100,7 +116,7 @@ class ReplicationPrimary:
         spare.acked = max(spare.acked, lsn)
         self._evaluate(spare)
         if spare.in_sync:
-            self._release(spare.acked)
+            self._release(self.replicated_lsn())
 
     def committed(self, end: int) -> None:
         """A batch ending at ``end`` became durable locally (journal listener)."""
@@ -108,15 +124,15 @@ class ReplicationPrimary:
         if len(self._commits) > 4096:  # keep what the slowest connected spare still needs
             floor = min((s.acked for s in self.spares.values() if s.connected), default=end)
             while len(self._commits) > 1 and self._commits[0][0] <= floor:
-                self._commits.popleft()
+                self._pruned_end = self._commits.popleft()[0]
             while len(self._commits) > 65536:
-                self._commits.popleft()
+                self._pruned_end = self._commits.popleft()[0]
 
     def _evaluate(self, spare: Spare) -> None:
         nbytes, seconds = self.lag(spare)
         ok = (self.policy != "local" and spare.connected and seconds <= self.max_lag_seconds
               and nbytes <= self.max_lag_bytes
-              and (self.policy != "sync" or spare.in_sync or spare.acked >= self.unreplicated_end))
+              and (self.policy != "sync" or spare.in_sync or spare.acked >= self.answered_end))
         self._set_in_sync(spare, ok, "caught up" if ok else f"{nbytes} bytes, {seconds:.1f}s behind")
 
     def _set_in_sync(self, spare: Spare, value: bool, why: str) -> None:
@@ -128,6 +144,8 @@ class ReplicationPrimary:
                 self.degraded = False
                 log.warning("shard %d: spare %s back in sync; commits are synchronous again",
                             self.shard.id, spare.name)
+            if not value:  # what waits may now be answered by the others, or degrade (wait() publishes first)
+                self._release(self.replicated_lsn() if self.in_sync() else math.inf)
         self._m_in_sync.set(sum(s.in_sync for s in self.spares.values()))
 
     def in_sync(self) -> list[str]:
@@ -138,13 +156,16 @@ class ReplicationPrimary:
         behind = max(0, self.shard.journal.committed_lsn - spare.acked)
         if behind == 0:
             return 0, 0.0
+        if spare.acked < self._pruned_end:
+            return behind, math.inf  # lacks commits older than we remember: not in sync
         i = bisect.bisect_right(self._commits, (spare.acked, float("inf")))
         if i == len(self._commits):
-            return behind, math.inf  # behind commits older than we remember: not in sync
+            return behind, math.inf
         return behind, time.monotonic() - self._commits[i][1]
 
     def replicated_lsn(self) -> int:
-        return max((s.acked for s in self.spares.values() if s.in_sync), default=0)
+        """What every in-sync spare holds (0 when none is in sync)."""
+        return min((s.acked for s in self.spares.values() if s.in_sync), default=0)
 
     # -- commits -----------------------------------------------------------------------
     def _release(self, lsn: int) -> None:
@@ -161,22 +182,49 @@ class ReplicationPrimary:
 
     async def wait(self, end: int) -> None:
         """Return when the commit ending at ``end`` satisfies the policy."""
-        if self.policy != "sync" or self.replicated_lsn() >= end:
+        if self.policy != "sync":
             return
-        if not self.in_sync() and not self.strict:
-            await self._degrade("no spare is in sync", end)
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._seq += 1
-        bisect.insort(self._waiters, (end, self._seq, fut))
-        self._m_waiting.inc()
-        try:
-            await asyncio.wait_for(fut, self.sync_timeout)
-        except asyncio.TimeoutError:
-            self._timed_out(end)
-            await self._degrade(f"no acknowledgement within {self.sync_timeout:.1f}s", end)
-        finally:
-            self._m_waiting.dec()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.sync_timeout
+        while True:
+            if self.in_sync() and self.replicated_lsn() >= end:
+                if await self._publish_if_needed():
+                    continue  # the set may have changed meanwhile: look again
+                break
+            if not self.in_sync() and not self.strict:
+                if await self._publish_if_needed() or self.in_sync():
+                    continue
+                self._degrade("no spare is in sync", end)
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self._timed_out(end)  # strict: raises
+                continue
+            fut = loop.create_future()
+            self._seq += 1
+            bisect.insort(self._waiters, (end, self._seq, fut))
+            self._m_waiting.inc()
+            try:
+                await asyncio.wait_for(fut, remaining)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                self._m_waiting.dec()
+        self.answered_end = max(self.answered_end, end)
+
+    async def _publish_if_needed(self) -> bool:
+        """In a cluster, make ZooKeeper's in-sync set a subset of ours before answering;
+        True when something was published (the caller looks at the set again)."""
+        if not self.clustered or (self.published is not None and self.published <= set(self.in_sync())):
+            return False
+        if self.publish is None:
+            raise NotReplicated(f"shard {self.shard.id}: the in-sync set cannot be published to ZooKeeper "
+                                "yet (the node is starting or not registered)")
+        async with self._publish_lock:
+            if self.published is not None and self.published <= set(self.in_sync()):
+                return False
+            await self.publish()
+        return True
 
     def _timed_out(self, end: int) -> None:
         for spare in self.spares.values():
@@ -186,11 +234,8 @@ class ReplicationPrimary:
             raise NotReplicated(f"shard {self.shard.id}: no in-sync spare acknowledged within "
                                 f"{self.sync_timeout:.1f}s (strict sync policy)")
 
-    async def _degrade(self, why: str, end: int) -> None:
-        self.unreplicated_end = max(self.unreplicated_end, end)
+    def _degrade(self, why: str, end: int) -> None:
         if not self.degraded:
-            if self.on_degrade is not None:
-                await self.on_degrade()
             self.degraded = True
             log.warning("shard %d: %s; committing locally (degraded) until a spare is in sync",
                         self.shard.id, why)

@@ -67,8 +67,9 @@ class RoleManager:
         await self._unfollow(shard_id)
         shard.replication.spares.clear()
         shard.replication.degraded = False
+        shard.replication.published = None  # what ZooKeeper says is in sync: the agent sets it
         # Spares of the new primary must hold its whole journal before they count as in sync.
-        shard.replication.unreplicated_end = shard.journal.committed_lsn
+        shard.replication.answered_end = shard.journal.committed_lsn
         shard.role, shard.primary_address, shard.draining = "primary", "", False
         if epoch and epoch == last:
             # Our own epoch, given back (after a self-fence that was not followed by a failover).
