@@ -88,5 +88,7 @@ def test_every_name_used_exists_in_aiosmtpd(instances):
 
 def test_stream_reader_limit_is_where_the_bulk_data_reader_raises_it():
     # MailSMTP._read_data raises asyncio.StreamReader._limit for the DATA phase.
-    reader = asyncio.StreamReader(limit=123)
-    assert reader._limit == 123
+    async def make():  # inside a running loop: StreamReader() would otherwise create one
+        return asyncio.StreamReader(limit=123)
+
+    assert asyncio.run(make())._limit == 123
