@@ -33,6 +33,10 @@ class CoordinationError(Exception):
     pass
 
 
+class MemberHeld(CoordinationError):
+    """nodes/<name> belongs to another session: our previous one, or a second node."""
+
+
 @dataclass(frozen=True)
 class Member:
     name: str
@@ -178,7 +182,7 @@ class Store:
         except NodeExistsError:
             _, stat = self.get(path)
             if stat.ephemeralOwner != self.zk.client_id[0]:
-                raise CoordinationError(
+                raise MemberHeld(
                     f"{path} is held by another session (a second node named {name}, or our previous "
                     "session not expired yet)") from None
             self._call("set", path, raw)

@@ -5,11 +5,18 @@
   reconnect that the znode is still owned by its own session.
 - Watches ``shards/<n>`` and makes the local role match: primary at the
   assigned epoch, spare following the assigned primary, or idle.
-- Self-fences: when the connection is SUSPENDED it stops committing after
-  ``fence_after`` (half the session timeout), before any coordinator can
-  see the session expire and promote a replacement; LOST fences at once.
+- Holds a lease (F5): a request is answered by ZooKeeper every sixth of the
+  session timeout; the lease runs from when the last answered request was
+  *sent* (the server heard from us no earlier) for half the session timeout
+  (the negotiated one, if the server lowered it). ZooKeeper cannot expire the
+  session before ``sent + timeout``, and no coordinator can promote another
+  node before that, so with ``lease < timeout`` this node stops acting as
+  primary (``Shard.accepting``: commits, deliveries, shipping, the router)
+  strictly before any replacement can act. A lapsed lease only pauses; the
+  SUSPENDED timer, armed for the lease's end, demotes (self-fence); LOST
+  fences at once.
 - A watchdog thread drops the ZooKeeper session when the event loop stalls
-  for half the session timeout, so a hung node is failed over.
+  for the session timeout, so a hung node is failed over.
 - Publishes each primary's in-sync set: a smaller set before any commit is
   answered without a spare it named (see replication/primary.py), so a
   coordinator can never promote a spare that misses an acknowledged message.
@@ -31,7 +38,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 from kazoo.recipe.watchers import DataWatch
 
-from coordinator.model import CoordinationError, Store, _shard_info
+from coordinator.model import CoordinationError, MemberHeld, Store, _shard_info
 from mailnode.replication.primary import NotReplicated
 
 log = logging.getLogger(__name__)
@@ -39,13 +46,41 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 
+class _NegotiatedTimeout(logging.Filter):
+    """kazoo reports the session timeout the server negotiated only in a BLATHER log
+    line of its connection ("negotiated session timeout: %s", args[2], ms); this filter
+    on the logger we hand to KazooClient keeps it and drops every BLATHER record."""
+
+    def __init__(self):
+        super().__init__()
+        self.ms: float | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.DEBUG:
+            return True
+        if "negotiated session timeout" in str(record.msg) and isinstance(record.args, tuple) \
+                and len(record.args) >= 3:
+            try:
+                self.ms = float(record.args[2])
+            except (TypeError, ValueError):
+                pass
+        return False
+
+
+LEASE_FRACTION = 0.5  # of the session timeout; must stay well below 1 (see the docstring)
+
+
 class Agent:
     def __init__(self, node, *, hosts: str, root: str, session_timeout: float):
         self.node = node
         self.session_timeout = session_timeout
-        self.fence_after = session_timeout / 2
-        self.zk = KazooClient(hosts=hosts, timeout=session_timeout,
+        self._negotiated = _NegotiatedTimeout()
+        zk_log = logging.getLogger("mailnode.agent.kazoo")
+        zk_log.setLevel(5)  # kazoo's BLATHER, for the filter only
+        zk_log.addFilter(self._negotiated)
+        self.zk = KazooClient(hosts=hosts, timeout=session_timeout, logger=zk_log,
                               connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.5})
+        self._contact: float | None = None  # monotonic send time of the last answered request
         self.store = Store(self.zk, root)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connected = False
@@ -65,11 +100,16 @@ class Agent:
         await asyncio.to_thread(self.zk.start, 30)
         self.connected = True
         await asyncio.to_thread(self.store.config)  # the cluster must be initialised
-        await asyncio.to_thread(self._register)
+        sent = time.monotonic()
+        await self._register_when_free()
+        self._contact = sent
         for shard in self.node.shards.values():
+            shard.lease = self.lease_valid
             shard.replication.publish = functools.partial(self._publish_in_sync, shard)
+            shard.replication.assigned = functools.partial(self._is_assigned_spare, shard.id)
         self._rewatch()
-        self._tasks = [asyncio.create_task(self._publish_loop()), asyncio.create_task(self._beat())]
+        self._tasks = [asyncio.create_task(self._publish_loop()), asyncio.create_task(self._beat()),
+                       asyncio.create_task(self._lease_loop())]
         threading.Thread(target=self._watchdog, name="agent-watchdog", daemon=True).start()
         log.info("agent %s: registered in ZooKeeper under %s", self.node.name, self.store.root)
 
@@ -107,6 +147,28 @@ class Agent:
     def _register(self) -> None:
         self.store.register(self.node.name, self.member_data())
 
+    async def _register_when_free(self) -> None:
+        """Register; while our previous session (a restart within its timeout) still
+        holds nodes/<name>, wait for it to expire instead of exiting (F2: a restart
+        loop would only repeat the window). A second live node of the same name keeps
+        it for good: that is reported and, after a bound, fatal."""
+        deadline = time.monotonic() + max(60.0, 4 * self.session_timeout)
+        warned = False
+        while True:
+            try:
+                await asyncio.to_thread(self._register)
+                if warned:
+                    log.warning("agent %s: the previous session is gone; registered", self.node.name)
+                return
+            except MemberHeld as e:
+                if time.monotonic() > deadline:
+                    raise
+                if not warned:
+                    log.warning("agent %s: %s; waiting for it to expire (serving nothing as primary meanwhile)",
+                                self.node.name, e)
+                    warned = True
+            await asyncio.sleep(0.5)
+
     async def _publish_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
@@ -139,9 +201,44 @@ class Agent:
                 if await asyncio.to_thread(self.store.update_shard, info, in_sync=in_sync):
                     shard.replication.published = frozenset(in_sync)
                     return
-            except CoordinationError as e:
-                raise NotReplicated(f"shard {shard.id}: cannot publish the in-sync set: {e}") from None
+            except (CoordinationError, NoNodeError) as e:  # nothing of kazoo's leaks into a commit
+                raise NotReplicated(f"shard {shard.id}: cannot publish the in-sync set: {e!r}") from None
         raise NotReplicated(f"shard {shard.id}: the in-sync set kept changing under us")
+
+    # -- the lease (F5) ---------------------------------------------------------------
+    @property
+    def timeout(self) -> float:
+        """The session timeout that counts: the server may have negotiated it down."""
+        if self._negotiated.ms:
+            return min(self.session_timeout, self._negotiated.ms / 1000)
+        return self.session_timeout
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.timeout * LEASE_FRACTION
+
+    def lease_valid(self) -> bool:
+        """May this node act as primary now? (Synchronous: checked by every commit.)"""
+        return self._contact is not None and time.monotonic() < self._contact + self.lease_seconds
+
+    def _renew(self) -> None:
+        """Send a request; its answer (in kazoo's thread) moves the lease's start to when
+        it was sent. No thread of ours waits: a busy executor cannot starve the lease."""
+        sent = time.monotonic()
+
+        def answered(result) -> None:
+            if result.successful() and (self._contact is None or sent > self._contact):
+                self._contact = sent  # one float store: atomic under the GIL
+
+        try:
+            self.zk.exists_async(self.store.root).rawlink(answered)
+        except Exception as e:  # not connected: the lease runs out on its own
+            log.debug("agent %s: lease renewal not sent: %s", self.node.name, e)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            self._renew()
+            await asyncio.sleep(max(0.05, self.timeout / 6))
 
     # -- connection state (kazoo thread: hand over, never block) ------------------------
     def _listener(self, state) -> None:
@@ -154,12 +251,15 @@ class Agent:
             self._fence_timer = None
         if state == KazooState.SUSPENDED:
             self.connected = False
+            # Anchored at the last answered request, not at when this event got here.
+            left = 0.0 if self._contact is None else max(0.0, self._contact + self.lease_seconds
+                                                         - time.monotonic())
             log.warning("agent %s: ZooKeeper connection suspended; self-fencing in %.1fs unless it comes back",
-                        self.node.name, self.fence_after)
-            self._fence_timer = self.loop.call_later(self.fence_after, self._self_fence,
-                                                     "ZooKeeper connection suspended")
+                        self.node.name, left)
+            self._fence_timer = self.loop.call_later(left, self._self_fence, "ZooKeeper connection suspended")
         elif state == KazooState.LOST:
             self.connected = False
+            self._contact = None
             self._self_fence("ZooKeeper session lost")
         elif state == KazooState.CONNECTED:
             self.connected = True
@@ -174,6 +274,9 @@ class Agent:
         try:
             await asyncio.to_thread(self._register)
             for shard in self.node.shards.values():
+                # A new session may talk to a server that has not applied the latest
+                # writes yet (kazoo starts it with last_zxid 0): sync first (F12).
+                await asyncio.to_thread(self.zk.sync, self.store.path("shards", shard.id))
                 info = await asyncio.to_thread(self.store.shard, shard.id)
                 await self._apply(shard.id, info)
             log.info("agent %s: %s; roles re-applied", self.node.name, why)
@@ -187,6 +290,12 @@ class Agent:
             return
         info = _shard_info(n, data, stat.version)
         self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._apply(n, info)))
+
+    def _is_assigned_spare(self, n: int, name: str) -> bool:
+        """As last read from ZooKeeper (kept while disconnected: a blip must not empty
+        the in-sync set)."""
+        info = self._assigned.get(n)
+        return info is not None and name in info.spares
 
     def assigned_spares(self, n: int) -> list[str] | None:
         """Names of shard n's spares as assigned in ZooKeeper (None: not known now)."""
@@ -219,6 +328,7 @@ class Agent:
                 await self._address_of(info.primary)
             self.node.router.changed()
             shard, me = self.node.shards[n], self.node.name
+            shard.replication.reevaluate()  # only assigned spares count as in sync
             if info.primary == me:
                 if shard.role != "primary" or shard.epoch != info.epoch:
                     await self.node.roles.promote(n, epoch=info.epoch, reason="assigned in ZooKeeper")

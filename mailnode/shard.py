@@ -17,7 +17,7 @@ import threading
 import time
 
 from mailnode import metrics
-from mailnode.journal import Committed, Journal
+from mailnode.journal import Committed, Journal, JournalFenced
 from mailnode.journal.format import iter_frames, list_segments, read_record
 from mailnode.journal.journal import read_epochs, write_epochs
 from mailnode.proto.journal_pb2 import JournalRecord
@@ -76,6 +76,7 @@ class Shard:
         self.on_queue_change = None  # loop-side callable: the delivery queue changed
         self.remote_wait = None  # async (shard, end): the archive holds it too ([archive] remote_sync)
         self.confirmed_lsn = 0  # a spare: its journal below this is a prefix of the current primary's
+        self.lease = None  # cluster mode: () -> bool, the agent's ZooKeeper lease (F5)
 
     # -- start-up (blocking; run before serving) --------------------------------------
     def open(self) -> int:
@@ -128,13 +129,36 @@ class Shard:
         except FileNotFoundError:  # a new shard: a spare of [replication] follow, else primary
             doc = ({"role": "follower", "primary": self.initial_primary}
                    if self.initial_primary or self.idle_when_new else {})
-        self.role = doc.get("role", "primary")
+        role = doc.get("role", "primary")
         self.primary_address = doc.get("primary", "")
         self.epoch = max(int(doc.get("epoch", 0)), self.journal.epoch)
-        if self.role == "primary":
-            self.journal.epoch = self.epoch
         if not os.path.exists(self.role_path):
+            self.role = role
             self.save_role()
+        if role == "primary" and self.idle_when_new:
+            # Cluster mode (F2): role.json is only what this node last knew. It serves as
+            # primary again only once ZooKeeper confirms the assignment at its epoch (the
+            # agent then promotes it, giving back the same epoch), never from the file.
+            self.become_spare("", self.epoch)
+            log.info("shard %d: was primary at epoch %d; waiting for ZooKeeper to confirm", self.id, self.epoch)
+        elif role == "primary":
+            self.become_primary(self.epoch)
+        else:
+            self.become_spare(self.primary_address, self.epoch)
+
+    # -- the role: one holder, changed only here --------------------------------------
+    def become_primary(self, epoch: int) -> None:
+        """The only writer of the shard at ``epoch`` (the journal takes append() again)."""
+        self.role, self.primary_address, self.draining = "primary", "", False
+        self.epoch = epoch
+        self.journal.allow_writes(epoch)
+
+    def become_spare(self, primary: str, epoch: int) -> None:
+        """A hot spare of ``primary`` ("" = idle). The journal is fenced before anything
+        else, so nothing this node still had in flight as primary can append (F3)."""
+        self.journal.fence()
+        self.role, self.primary_address, self.draining = "follower", primary, False
+        self.epoch = max(self.epoch, epoch)
 
     def save_role(self) -> None:
         """Persist the role (blocking): a restarted node comes back in the role it had."""
@@ -158,7 +182,7 @@ class Shard:
 
     def start_epoch(self, epoch: int) -> asyncio.Future:
         """Begin ``epoch`` as primary: its first record is an EpochStarted."""
-        self.epoch = self.journal.epoch = epoch
+        self.become_primary(epoch)
         r = JournalRecord(epoch=epoch)
         r.epoch_started.shard = self.id
         r.epoch_started.node = self.node
@@ -255,19 +279,22 @@ class Shard:
         """Append as primary and wait until durable under the replication policy (and
         applied, if asked). Returns the lsn. Raises NotPrimary on a spare."""
         if not self.accepting:
-            raise NotPrimary(f"shard {self.id} is not primary on {self.node}"
-                             + (" (draining for a switchover)" if self.draining else ""))
+            why = (" (draining for a switchover)" if self.draining else
+                   " (its ZooKeeper lease lapsed)" if self.role == "primary" else "")
+            raise NotPrimary(f"shard {self.id} is not primary on {self.node}{why}")
         fut = self.journal.append(record)
         end = self.journal.end_lsn
         lsn = await fut
         try:
-            await self.replication.wait(end)
+            alone = await self.replication.wait(end)
             if self.remote_wait is not None:
                 await self.remote_wait(self, end)
+            if alone and self.replication.clustered:
+                await self._answered_alone(lsn)  # from here salvage keeps it: answer 250
         except NotReplicated as e:
             await self._abort(record, str(e))
             raise
-        if self.role != "primary":  # demoted while waiting: the spare's copy decides
+        if self.role != "primary" and not alone:  # demoted while waiting: the spare's copy decides
             raise NotPrimary(f"shard {self.id} was demoted on {self.node} during the commit")
         if applied:
             await self.wait_applied(lsn)
@@ -305,7 +332,9 @@ class Shard:
 
     @property
     def accepting(self) -> bool:
-        return self.role == "primary" and not self.draining
+        """May act as primary now: commit, deliver, ship, serve. In a cluster also only
+        while the ZooKeeper lease holds, so never after a replacement could act."""
+        return self.role == "primary" and not self.draining and (self.lease is None or self.lease())
 
     async def _abort(self, record: JournalRecord, reason: str) -> None:
         """Take back a durable but unacknowledged message: the client gets 451 and retries."""
@@ -318,8 +347,33 @@ class Shard:
         abort.aborted.recipients.extend(m.recipients)
         abort.aborted.reason = reason
         abort.aborted.queue_id = m.queue_id
-        await self.journal.append(abort)
+        try:
+            fut = self.journal.append(abort)
+        except JournalFenced:
+            # Demoted meanwhile: the new primary's history decides, and salvage skips the
+            # message because it was never answered (no AnsweredAlone names it).
+            log.info("shard %d: not taking back lsn %d: no longer primary", self.id, record.lsn)
+            return
+        await fut
+        if self.replication.strict:
+            # Best effort, bounded: a spare promoted with the message but not its abort
+            # would keep it, and the sender's retry would store it twice (F13).
+            try:
+                await asyncio.wait_for(self.replication.wait(self.journal.committed_lsn),
+                                       self.replication.sync_timeout)
+            except (NotReplicated, NotPrimary, asyncio.TimeoutError):
+                pass
         await self.wait_applied(abort.lsn)  # a retry must not find the queue id as committed
+
+    async def _answered_alone(self, lsn: int) -> None:
+        """Make durable, before the answer, that the record at ``lsn`` is answered with no
+        spare holding it: salvage re-submits exactly such records after a failover."""
+        marker = JournalRecord()
+        marker.answered_alone.lsns.append(lsn)
+        try:
+            await self.journal.append(marker)
+        except JournalFenced:
+            raise NotPrimary(f"shard {self.id} was demoted on {self.node} during the commit") from None
 
     def rebuild_store(self) -> int:
         """Throw the derived store away and replay the whole local journal (blocking).

@@ -97,8 +97,11 @@ def _lose_page_cache(shard_dir: str) -> dict[str, int]:
     """What a power cut after kill -9 can leave of the Maildir files written since the
     last checkpoint (state.json's applied_lsn: the store was synced up to there): some
     names with no data (empty), some with part of it, some not even the name."""
-    with open(os.path.join(shard_dir, "state.json")) as f:
-        synced = json.load(f)["applied_lsn"]
+    try:
+        with open(os.path.join(shard_dir, "state.json")) as f:
+            synced = json.load(f)["applied_lsn"]
+    except FileNotFoundError:
+        synced = 0  # no checkpoint yet: nothing of the store is known to be on disk
     done = {"emptied": 0, "cut": 0, "gone": 0}
     for box, _, names in os.walk(os.path.join(shard_dir, "maildir")):
         if os.path.basename(box) not in ("new", "cur"):

@@ -1,9 +1,12 @@
 """The in-sync rule on its own (a fake shard): a spare never counts as in sync while it
 lacks something that was acknowledged without it."""
 
+import asyncio
 from types import SimpleNamespace
 
-from mailnode.replication.primary import ReplicationPrimary
+import pytest
+
+from mailnode.replication.primary import NotReplicated, ReplicationPrimary
 
 
 def primary(committed: int) -> ReplicationPrimary:
@@ -35,12 +38,6 @@ def test_recent_commits_do_not_hide_older_unacknowledged_ones():
 
 
 # -- several spares, ZooKeeper's published set (review findings F2, F4, F9) ----------------
-
-import asyncio  # noqa: E402
-
-import pytest  # noqa: E402
-
-from mailnode.replication.primary import NotReplicated  # noqa: E402
 
 
 def test_a_spare_away_longer_than_the_remembered_history_is_not_in_sync():

@@ -23,6 +23,7 @@ def write(directory, n, *, segment_size=1 << 20, size=100):
     async def main():
         j = Journal(directory, segment_size=segment_size, on_batch=lambda r, b, s: batches.append(r))
         j.open()
+        j.allow_writes(j.epoch)
         j.start(asyncio.get_running_loop())
         lsns = await asyncio.gather(*(j.append(accepted(i, size)) for i in range(n)))
         j.close()

@@ -136,9 +136,19 @@ class Shipper:
 
     # -- shipping ------------------------------------------------------------------------
     def safe_end(self, shard) -> int:
-        """How far the archive may get: what an in-sync spare holds, else all committed."""
+        """How far the archive may get: what every spare that may be promoted holds."""
         committed = shard.journal.committed_lsn
-        acked = [s.acked for s in shard.replication.spares.values() if s.in_sync]
+        rp = shard.replication
+        if rp.clustered:
+            # F10: the set ZooKeeper has (a coordinator promotes from it), not the local
+            # one, which empties the moment a promoted spare stops following us; a listed
+            # spare that is gone counts with what it last acknowledged. Unknown: hold.
+            if rp.published is None:
+                return min(committed, self.acked.get(shard.id, 0))
+            names = rp.published
+        else:
+            names = {s.name for s in rp.spares.values() if s.in_sync}
+        acked = [rp.spares[n].acked if n in rp.spares else 0 for n in names]
         # The least: whichever in-sync spare is promoted holds all the archive has.
         return min([committed, *acked])
 

@@ -184,6 +184,8 @@ class DeliveryEngine:
                     kind = BOUNCED if e.permanent else DEFERRED
                     outcome = Outcome({r: (kind, e.reply) for r in rcpts})
                 else:
+                    if not shard.accepting:  # the lease may have lapsed during the lookup (F5)
+                        return
                     outcome = await self.client.send(hosts, entry.sender, rcpts, message.data)
         await self._record(shard, entry, message, dest, outcome)
 

@@ -40,6 +40,10 @@ class JournalError(Exception):
     """The journal cannot take writes (disk error, closed, or fenced)."""
 
 
+class JournalFenced(JournalError):
+    """append() on a journal whose shard is not primary at the journal's epoch (F3)."""
+
+
 @dataclass
 class Committed:
     """A record that is durable, handed to commit listeners in lsn order."""
@@ -156,6 +160,11 @@ class Journal:
         self.end_lsn = 0  # next lsn to assign
         self.committed_lsn = 0  # everything below is durable
         self.epoch = 0  # the epoch given to records appended here (a primary's)
+        # The fence token: append() is allowed only while this equals ``epoch``, i.e. the
+        # shard is primary at that epoch. A demotion clears it first, so no late write of
+        # the old primary (an abort that was waiting for ZooKeeper) can land among the
+        # frames it now receives from the new one. append_frame() (a spare's) ignores it.
+        self.writer: int | None = None
         self.epochs: list[tuple[int, int]] = []  # (epoch, first lsn) history, ascending
         self.segments = 0
         self._recent_lsns: list[int] = []
@@ -215,6 +224,14 @@ class Journal:
         return self._failed
 
     # -- appending -----------------------------------------------------------------
+    def allow_writes(self, epoch: int) -> None:
+        """This shard is primary at ``epoch``: append() writes records of that epoch."""
+        self.epoch = self.writer = epoch
+
+    def fence(self) -> None:
+        """No more append() (the shard was demoted); append_frame() still works."""
+        self.writer = None
+
     def append(self, record: JournalRecord, *, wait: bool = True) -> asyncio.Future | None:
         """Queue a record; the future resolves to its lsn once it is durable.
 
@@ -222,6 +239,8 @@ class Journal:
         are set here, so appends are ordered as they are called.
         """
         self._check_open()
+        if self.writer is None or self.writer != self.epoch:
+            raise JournalFenced(f"journal {self.directory}: not primary at epoch {self.epoch} (fenced)")
         record.lsn = self.end_lsn
         if not record.epoch:
             record.epoch = self.epoch

@@ -4,8 +4,9 @@ The spare appends the primary's frames byte for byte (same lsns), its applier
 materialises them into its own Maildir exactly as on the primary, and it never
 acts on mail. It refuses a stream of a lower epoch than it knows. When the
 primary says the spare's journal diverged (it was a primary that kept
-accepting after being replaced), the spare re-submits the messages past the
-divergence to the primary as new transactions, then cuts its journal back.
+accepting after being replaced), the spare re-submits what it acknowledged past
+the divergence (replication/salvage.py) to the primary as new transactions, then
+cuts its journal back.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from mailnode import metrics
 from mailnode.journal.format import BadFrame, iter_frames, parse_frame
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
-from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.replication import salvage
 
 log = logging.getLogger(__name__)
 
@@ -157,24 +158,21 @@ class Follower:
         if journal.committed_lsn:
             await shard.wait_applied(journal.committed_lsn - 1)
         frames = await asyncio.to_thread(lambda: list(iter_frames(journal.directory, lsn)))
+        cfg = self.node.config.replication
+        # In a cluster under sync, only what an AnsweredAlone names was acknowledged (F1).
+        todo = salvage.plan(frames, lsn, origin=self.node.name,
+                            marked_only=self.node.agent is not None and cfg.policy == "sync")
         stub = replication_pb2_grpc.ReplicationStub(channel)
-        salvaged = other = 0
-        for fr in frames:
-            if fr.record.WhichOneof("body") != "message_accepted":
-                other += fr.record.WhichOneof("body") not in ("epoch_started", "hole")
-                continue
-            rec = JournalRecord()
-            rec.message_accepted.CopyFrom(fr.record.message_accepted)
-            rec.message_accepted.salvaged_from = f"{self.node.name}/{fr.record.epoch}/{fr.lsn}"
+        for rec in todo.records:
             await stub.Submit(pb.SubmitRequest(shard=shard.id, record=rec.SerializeToString(),
                                                origin=self.node.name), timeout=30,
                               metadata=self.node.cluster_metadata)
-            salvaged += 1
-        metrics.SALVAGED.labels(str(shard.id)).inc(salvaged)
+        metrics.SALVAGED.labels(str(shard.id)).inc(todo.messages)
         removed = await asyncio.to_thread(journal.truncate, lsn)
-        log.warning("shard %d: journal diverged from %s at lsn %d: re-submitted %d messages accepted "
-                    "past it, cut %d bytes (%d other records, such as user changes, dropped)",
-                    shard.id, self.primary, lsn, salvaged, removed, other)
+        log.warning("shard %d: journal diverged from %s at lsn %d: re-submitted %d acknowledged records "
+                    "(%d messages), skipped %d never acknowledged (answered 451 or not at all), %d not "
+                    "needed; cut %d bytes", shard.id, self.primary, lsn, len(todo.records), todo.messages,
+                    todo.unanswered, todo.dropped, removed)
         if journal.first_lsn == 0:
             await asyncio.to_thread(shard.rebuild_store)
         else:

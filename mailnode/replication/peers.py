@@ -19,13 +19,13 @@ async def authorize(node, context) -> None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad or missing cluster secret")
 
 
-async def message_record(data: bytes, context) -> JournalRecord:
-    """A serialized JournalRecord that must be an accepted message, or abort the call."""
+async def message_record(data: bytes, context, kinds: tuple[str, ...] = ("message_accepted",)) -> JournalRecord:
+    """A serialized JournalRecord of one of ``kinds`` (an accepted message), or abort the call."""
     rec = JournalRecord()
     try:
         rec.ParseFromString(data)
     except Exception:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "undecodable record")
-    if rec.WhichOneof("body") != "message_accepted":
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only messages are accepted here")
+    if rec.WhichOneof("body") not in kinds:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"only {', '.join(kinds)} records are accepted here")
     return rec

@@ -89,6 +89,10 @@ class ReplicationPrimary:
         # raises NotReplicated when it cannot. Installed by the agent.
         self.publish = None
         self._publish_lock = asyncio.Lock()
+        # callable (name) -> bool: is that node assigned as a spare of this shard in
+        # ZooKeeper (cluster mode; None: any follower counts). A node following us from
+        # a stale role.json must not make a commit look replicated.
+        self.assigned = None
         self._pruned_end = 0  # commits below this are no longer remembered in _commits
         label = str(shard.id)
         self._m_waiting = metrics.SYNC_WAITING.labels(label)
@@ -128,9 +132,15 @@ class ReplicationPrimary:
             while len(self._commits) > 65536:
                 self._pruned_end = self._commits.popleft()[0]
 
+    def reevaluate(self) -> None:
+        """The assignment changed: look at every spare again."""
+        for spare in list(self.spares.values()):
+            self._evaluate(spare)
+
     def _evaluate(self, spare: Spare) -> None:
         nbytes, seconds = self.lag(spare)
         ok = (self.policy != "local" and spare.connected and seconds <= self.max_lag_seconds
+              and (self.assigned is None or self.assigned(spare.name))
               and nbytes <= self.max_lag_bytes
               and (self.policy != "sync" or spare.in_sync or spare.acked >= self.answered_end))
         self._set_in_sync(spare, ok, "caught up" if ok else f"{nbytes} bytes, {seconds:.1f}s behind")
@@ -180,10 +190,12 @@ class ReplicationPrimary:
             if not fut.done():
                 fut.set_exception(error)
 
-    async def wait(self, end: int) -> None:
-        """Return when the commit ending at ``end`` satisfies the policy."""
+    async def wait(self, end: int) -> bool:
+        """Return when the commit ending at ``end`` satisfies the policy: True when it is
+        answered with no spare holding it (degraded), False otherwise."""
         if self.policy != "sync":
-            return
+            return False
+        alone = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.sync_timeout
         while True:
@@ -195,6 +207,7 @@ class ReplicationPrimary:
                 if await self._publish_if_needed() or self.in_sync():
                     continue
                 self._degrade("no spare is in sync", end)
+                alone = True
                 break
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -211,6 +224,7 @@ class ReplicationPrimary:
             finally:
                 self._m_waiting.dec()
         self.answered_end = max(self.answered_end, end)
+        return alone
 
     async def _publish_if_needed(self) -> bool:
         """In a cluster, make ZooKeeper's in-sync set a subset of ours before answering;

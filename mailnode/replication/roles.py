@@ -70,10 +70,10 @@ class RoleManager:
         shard.replication.published = None  # what ZooKeeper says is in sync: the agent sets it
         # Spares of the new primary must hold its whole journal before they count as in sync.
         shard.replication.answered_end = shard.journal.committed_lsn
-        shard.role, shard.primary_address, shard.draining = "primary", "", False
         if epoch and epoch == last:
-            # Our own epoch, given back (after a self-fence that was not followed by a failover).
-            shard.epoch = shard.journal.epoch = epoch
+            # Our own epoch, given back (after a self-fence or a restart that was not
+            # followed by a failover).
+            shard.become_primary(epoch)
             lsn = shard.journal.committed_lsn
         else:
             epoch = epoch or max(shard.epoch, last) + 1
@@ -91,8 +91,7 @@ class RoleManager:
     async def demote(self, shard_id: int, primary: str = "", epoch: int = 0, reason: str = "by operator") -> str:
         shard = self.node.shards[shard_id]
         was = shard.role
-        shard.role, shard.primary_address, shard.draining = "follower", primary, False
-        shard.epoch = max(shard.epoch, epoch)
+        shard.become_spare(primary, epoch)
         shard.replication.fail_waiters(NotPrimary(f"shard {shard_id} demoted on {self.node.name}"))
         task = self._fencing.pop(shard_id, None)
         if task is not None:

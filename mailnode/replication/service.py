@@ -17,6 +17,7 @@ import grpc
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.replication import salvage
 from mailnode.replication.peers import authorize, message_record
 from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.journal import JournalError
@@ -98,7 +99,9 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
 
     async def Submit(self, request, context):
         shard = await self._primary(request.shard, context)
-        rec = await message_record(request.record, context)
+        rec = await message_record(request.record, context, salvage.CARRIED)
+        if rec.WhichOneof("body") != "message_accepted":
+            return await self._submit_other(shard, rec, request.origin, context)
         m = rec.message_accepted
         if m.salvaged_from and m.salvaged_from in shard.state.salvaged:
             return pb.SubmitReply(lsn=0)  # a retried salvage: already taken
@@ -111,6 +114,19 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         log.info("shard %d: %s salvaged message %s from %s (lsn %d)", shard.id,
                  "already had" if dup else "took", m.queue_id, request.origin, lsn)
+        return pb.SubmitReply(lsn=lsn)
+
+    async def _submit_other(self, shard, rec, origin: str, context):
+        """A salvaged expunge, delivery outcome or user change: all idempotent, so a
+        retried salvage applying one twice does no harm."""
+        fresh = JournalRecord()
+        kind = rec.WhichOneof("body")
+        getattr(fresh, kind).CopyFrom(getattr(rec, kind))
+        try:
+            lsn = await shard.commit(fresh)
+        except (NotPrimary, NotReplicated, JournalError) as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        log.info("shard %d: took salvaged %s from %s (lsn %d)", shard.id, kind, origin, lsn)
         return pb.SubmitReply(lsn=lsn)
 
     async def Fence(self, request, context):

@@ -1,0 +1,184 @@
+"""What a replaced primary writes and re-submits (review findings F1 and F3), on a real
+shard (real journal, real files, real fsync) run in-process; ZooKeeper's part, publishing
+the in-sync set, is the callable the agent would install."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mailnode.journal import Journal, JournalFenced
+from mailnode.journal.format import frame, iter_frames
+from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
+from mailnode.replication import salvage
+from mailnode.replication.primary import NotReplicated
+from mailnode.shard import Shard
+from mailnode.store.maildir import message_name
+
+BOX = "alice@example.test"
+
+
+def message(n: int, *, relay: str = "") -> JournalRecord:
+    r = JournalRecord()
+    m = r.message_accepted
+    m.queue_id, m.mail_from, m.data = f"q{n}", "s@example.org", f"Subject: {n}\r\n\r\nbody {n}\r\n".encode()
+    m.recipients.append(BOX)
+    if relay:
+        m.relay_recipients.append(relay)
+    return r
+
+
+def make_shard(tmp_path, **replication) -> Shard:
+    shard = Shard(0, str(tmp_path / "shard"), node="node1", segment_size=1 << 20, checkpoint_interval=3600,
+                  replication={"policy": "sync", "strict": False, "sync_timeout": 0.2,
+                               "max_lag_bytes": 1 << 30, "max_lag_seconds": 5.0, **replication})
+    shard.open()
+    return shard
+
+
+def kinds(directory: str) -> list[str]:
+    return [fr.record.WhichOneof("body") for fr in iter_frames(directory)]
+
+
+def test_a_fenced_journal_refuses_appends_but_takes_the_new_primarys_frames(tmp_path):
+    async def main():
+        j = Journal(str(tmp_path))
+        j.open()
+        j.start(asyncio.get_running_loop())
+        with pytest.raises(JournalFenced):
+            j.append(message(0))  # never allowed: not primary at any epoch
+        j.allow_writes(1)
+        await j.append(message(1))
+        j.fence()
+        with pytest.raises(JournalFenced):
+            j.append(message(2))
+        theirs = message(3)  # a frame of the new primary, at epoch 2, at our end
+        theirs.lsn, theirs.epoch = j.end_lsn, 2
+        await j.append_frame(theirs.lsn, frame(theirs.SerializeToString()), theirs)
+        j.close()
+        return [(fr.record.epoch, fr.record.message_accepted.queue_id) for fr in iter_frames(str(tmp_path))]
+
+    assert asyncio.run(main()) == [(1, "q1"), (2, "q3")]
+
+
+def test_a_commit_refused_after_demotion_writes_nothing_into_the_followed_journal(tmp_path):
+    """F3: the commit waits for ZooKeeper (publishing a smaller in-sync set); meanwhile
+    the node is fenced by the new primary and follows it; then the ZooKeeper call fails.
+    The Aborted record must not land among the new primary's frames."""
+    shard = make_shard(tmp_path)
+
+    async def main():
+        shard.start(asyncio.get_running_loop())  # a new shard: primary at epoch 1
+        rp = shard.replication
+        rp.clustered, rp.published = True, frozenset({"node2"})  # ZooKeeper names a spare we lack
+        zk_answers = asyncio.Event()
+
+        async def publish():  # what the agent does while ZooKeeper is unreachable
+            await zk_answers.wait()
+            raise NotReplicated("shard 0: cannot publish the in-sync set: timed out")
+
+        rp.publish = publish
+        commit = asyncio.create_task(shard.commit(message(1)))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not rp._publish_lock.locked():  # the commit is durable and waits for ZooKeeper
+            assert asyncio.get_running_loop().time() < deadline, "the commit never waited for ZooKeeper"
+            await asyncio.sleep(0.01)
+        end_before = shard.journal.end_lsn
+        shard.become_spare("127.0.0.2:7000", 2)  # fenced by the new primary (roles.demote)
+        zk_answers.set()
+        with pytest.raises(NotReplicated):
+            await commit
+        assert shard.journal.end_lsn == end_before
+        shard.stop()
+
+    asyncio.run(main())
+    assert kinds(shard.journal.directory) == ["epoch_started", "message_accepted"]
+
+
+def test_only_commits_answered_alone_are_salvaged(tmp_path):
+    """F1: of the tail of a replaced primary, re-submit exactly what was acknowledged:
+    a commit answered degraded (marked AnsweredAlone before its 250), not one answered
+    451 (strict, Aborted), nor one that never got an answer (no marker)."""
+    shard = make_shard(tmp_path)
+    published = []
+
+    async def main():
+        shard.start(asyncio.get_running_loop())  # a new shard: primary at epoch 1
+        rp = shard.replication
+        rp.clustered, rp.published = True, frozenset({"node2"})
+
+        async def publish():  # ZooKeeper took the smaller set (compare-and-set)
+            published.append(rp.in_sync())
+            rp.published = frozenset(rp.in_sync())
+
+        rp.publish = publish
+        divergence = shard.journal.end_lsn
+        ok = await shard.commit(message(1))  # no spare: published [] first, answered alone
+        rp.strict = True
+        with pytest.raises(NotReplicated):
+            await shard.commit(message(2))  # strict: 451 and taken back
+        rp.strict = False
+        shard.journal.append(message(3))  # durable, but the node died before answering
+        await shard.journal.append(message(4))
+        shard.stop()
+        return divergence, ok
+
+    divergence, ok = asyncio.run(main())
+    assert published == [[]]
+    assert kinds(shard.journal.directory) == ["epoch_started", "message_accepted", "answered_alone",
+                                              "message_accepted", "aborted", "message_accepted",
+                                              "message_accepted"]
+    todo = salvage.plan(iter_frames(shard.journal.directory, divergence), divergence,
+                        marked_only=True, origin="node1")
+    assert [r.message_accepted.queue_id for r in todo.records] == ["q1"]
+    assert todo.records[0].message_accepted.salvaged_from == f"node1/1/{ok}"
+    assert todo.unanswered == 3
+    # async/local shards answer at the local fsync: everything but the taken-back one
+    todo = salvage.plan(iter_frames(shard.journal.directory, divergence), divergence,
+                        marked_only=False, origin="node1")
+    assert [r.message_accepted.queue_id for r in todo.records] == ["q1", "q3", "q4"]
+
+
+def test_acknowledged_expunges_deliveries_and_user_changes_are_carried_over(tmp_path):
+    """F1, second half: a POP3 deletion or a remote delivery acknowledged alone must not
+    be undone by salvage (deleted mail back, mail relayed twice)."""
+    j = Journal(str(tmp_path))
+
+    async def main():
+        j.open()
+        j.start(asyncio.get_running_loop())
+        j.allow_writes(1)
+        old = await j.append(message(0, relay="bob@remote.example"))  # before the divergence
+        old_rec = message(0)
+        divergence = j.end_lsn
+        recs = [message(1, relay="carol@remote.example"), message(2)]
+        lsns = [await j.append(r) for r in recs]
+        exp = JournalRecord()
+        exp.expunged.mailbox = BOX
+        exp.expunged.uids.extend([message_name(0, old, 0, len(old_rec.message_accepted.data)),
+                                  message_name(0, lsns[1], 0, 10)])
+        res_old, res_new = JournalRecord(), JournalRecord()
+        for res, lsn, rcpt in ((res_old, old, "bob@remote.example"), (res_new, lsns[0], "carol@remote.example")):
+            res.delivery_result.message_lsn = lsn
+            res.delivery_result.recipients.add(address=rcpt, outcome=DeliveryResult.DELIVERED)
+        user = JournalRecord()
+        user.password_changed.address, user.password_changed.password_hash = BOX, "$argon2id$x"
+        tail = [await j.append(r) for r in (exp, res_old, res_new, user)]
+        marker = JournalRecord()
+        marker.answered_alone.lsns.extend(lsns + tail)
+        await j.append(marker)
+        j.close()
+        return old, divergence, lsns
+
+    old, divergence, lsns = asyncio.run(main())
+    todo = salvage.plan(iter_frames(str(tmp_path), divergence), divergence, marked_only=True, origin="n1")
+    got = [(r.WhichOneof("body"), r) for r in todo.records]
+    assert [k for k, _ in got] == ["message_accepted", "expunged", "delivery_result", "password_changed"]
+    m1 = got[0][1].message_accepted
+    assert m1.queue_id == "q1" and list(m1.recipients) == [BOX] and list(m1.relay_recipients) == []
+    # q2 was expunged in the tail: nothing of it is re-submitted; the old message's expunge is
+    assert [u for u in got[1][1].expunged.uids] == [f for f in got[1][1].expunged.uids if f"L{old}." in f]
+    assert len(got[1][1].expunged.uids) == 1
+    assert got[2][1].delivery_result.message_lsn == old
+    assert todo.messages == 1
