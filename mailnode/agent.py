@@ -56,7 +56,7 @@ class _NegotiatedTimeout(logging.Filter):
         self.ms: float | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.DEBUG:
+        if record.levelno >= logging.INFO:  # what kazoo's own logger would pass by default
             return True
         if "negotiated session timeout" in str(record.msg) and isinstance(record.args, tuple) \
                 and len(record.args) >= 3:

@@ -26,11 +26,14 @@ class Cluster:
         assert r.returncode == 0, r.stderr
         return r.stdout
 
-    def start(self, nodes: int = 3, coordinators: int = 2, **extra) -> None:
-        self.mailctl("init", "--shards", "2", "--domain", DOMAIN, "--failover-min-interval", "5")
+    def start(self, nodes: int = 3, coordinators: int = 2, spares: int = 1, prepare=None, **extra) -> None:
+        self.mailctl("init", "--shards", "2", "--domain", DOMAIN, "--failover-min-interval", "5",
+                     "--spares", str(spares))
         for _ in range(nodes):
             n = self.make_node(**{"cluster.zookeeper": self.ensemble.connect, "cluster.root": self.root,
                                   "cluster.session_timeout": SESSION, **extra})
+            if prepare is not None:
+                prepare(n)  # e.g. a cgroup to join (tests/partition.py)
             n.start()
             self.nodes.append(n)
         for i in range(coordinators):

@@ -53,6 +53,9 @@ class Node:
     ip: str
     extra: dict = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    # A cgroup v2 directory the process joins before it runs (tests/partition.py): a
+    # socket belongs to the cgroup its creator was in, so this must precede any socket.
+    cgroup: str | None = None
 
     @property
     def config(self) -> str:
@@ -103,8 +106,10 @@ class Node:
     def start(self, wait: bool = True) -> None:
         self.write_config()
         log = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "mailnode.cli", "--config", self.config],
-                                     stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
+        argv = [sys.executable, "-m", "mailnode.cli", "--config", self.config]
+        if self.cgroup:  # join, then exec (same pid); no preexec_fn: tests run threads
+            argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.cgroup, *argv]
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
         log.close()
         if wait:
             wait_for(self._ready, 30, what=f"node at {self.ip} to be healthy")
