@@ -12,9 +12,10 @@
   session before ``sent + timeout``, and no coordinator can promote another
   node before that, so with ``lease < timeout`` this node stops acting as
   primary (``Shard.accepting``: commits, deliveries, shipping, the router)
-  strictly before any replacement can act. A lapsed lease only pauses; the
-  SUSPENDED timer, armed for the lease's end, demotes (self-fence); LOST
-  fences at once.
+  strictly before any replacement can act. A lapsed lease only pauses (losing
+  one ZooKeeper server must not demote anyone); a SUSPENDED connection that
+  lasts until the session must have expired demotes (self-fence); LOST fences
+  at once.
 - A watchdog thread drops the ZooKeeper session when the event loop stalls
   for the session timeout, so a hung node is failed over.
 - Publishes each primary's in-sync set: a smaller set before any commit is
@@ -251,9 +252,10 @@ class Agent:
             self._fence_timer = None
         if state == KazooState.SUSPENDED:
             self.connected = False
-            # Anchored at the last answered request, not at when this event got here.
-            left = 0.0 if self._contact is None else max(0.0, self._contact + self.lease_seconds
-                                                         - time.monotonic())
+            # The lease already stops every action at its end (a pause, undone by a
+            # reconnect to another server); demoting waits until the session must have
+            # expired, anchored at the last answered request, not at when this event got here.
+            left = 0.0 if self._contact is None else max(0.0, self._contact + self.timeout - time.monotonic())
             log.warning("agent %s: ZooKeeper connection suspended; self-fencing in %.1fs unless it comes back",
                         self.node.name, left)
             self._fence_timer = self.loop.call_later(left, self._self_fence, "ZooKeeper connection suspended")

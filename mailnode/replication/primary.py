@@ -124,13 +124,15 @@ class ReplicationPrimary:
 
     def committed(self, end: int) -> None:
         """A batch ending at ``end`` became durable locally (journal listener)."""
-        self._commits.append((end, time.monotonic()))
-        if len(self._commits) > 4096:  # keep what the slowest connected spare still needs
-            floor = min((s.acked for s in self.spares.values() if s.connected), default=end)
-            while len(self._commits) > 1 and self._commits[0][0] <= floor:
-                self._pruned_end = self._commits.popleft()[0]
-            while len(self._commits) > 65536:
-                self._pruned_end = self._commits.popleft()[0]
+        now = time.monotonic()
+        self._commits.append((end, now))
+        # Forget by age: a spare that lacks a commit older than max_lag_seconds is not in
+        # sync whatever else it holds, so lag() may call anything older infinitely old.
+        # (Pruning by what connected spares acked forgot, while no spare was connected,
+        # commits a spare that reconnected a moment later still lacked.)
+        horizon = now - max(2 * self.max_lag_seconds, 10.0)
+        while len(self._commits) > 1 and (self._commits[0][1] < horizon or len(self._commits) > 65536):
+            self._pruned_end = self._commits.popleft()[0]
 
     def reevaluate(self) -> None:
         """The assignment changed: look at every spare again."""
