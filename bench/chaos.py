@@ -252,6 +252,7 @@ def main(argv=None) -> int:
     directory = Path(o.dir or tempfile.mkdtemp(prefix="chaos-"))
     directory.mkdir(parents=True, exist_ok=True)
     chaos = Chaos(directory, seed)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (rules, cgroups, processes) on kill
     try:
         chaos.start()
         result = chaos.run(o.faults, o.max_seconds)

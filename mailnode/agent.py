@@ -237,9 +237,20 @@ class Agent:
             log.debug("agent %s: lease renewal not sent: %s", self.node.name, e)
 
     async def _lease_loop(self) -> None:
+        fenced_at = None
         while True:
             self._renew()
             await asyncio.sleep(max(0.05, self.timeout / 6))
+            # kazoo notices a dead connection only by a heartbeat left unanswered, and it
+            # sends heartbeats only when idle: these requests keep it from ever being idle,
+            # so on a silent partition SUSPENDED never comes. Unanswered for a whole
+            # session timeout: the session must have expired; fence without kazoo.
+            if self._contact is not None and time.monotonic() > self._contact + self.timeout:
+                if fenced_at != self._contact:
+                    fenced_at = self._contact
+                    log.warning("agent %s: no answer from ZooKeeper for %.1fs (the session timeout): "
+                                "the session must have expired", self.node.name, self.timeout)
+                    self._self_fence(f"no answer from ZooKeeper for {self.timeout:.1f}s")
 
     # -- connection state (kazoo thread: hand over, never block) ------------------------
     def _listener(self, state) -> None:
