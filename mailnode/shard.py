@@ -8,6 +8,7 @@ need to read their own write (user add, POP3 expunge) wait for applied_lsn.
 from __future__ import annotations
 
 import asyncio
+import base64
 import bisect
 import json
 import logging
@@ -59,6 +60,16 @@ class Shard:
         self._seq = 0
         self._stopping = threading.Event()
         self._inflight: dict[str, asyncio.Future] = {}  # queue id -> its commit under way
+        # Take-backs of inherited messages and 250s for their retried queue ids exclude
+        # each other (take_back, _answer_duplicate).
+        self._takeback_lock = asyncio.Lock()
+        self._retry_answered: set[int] = set()  # inherited lsns whose RetryAnswered is durable
+        # Take-backs (Aborted records) of messages whose commit failed because this node
+        # was demoted first: a spare may hold them and be promoted. Kept in a file until
+        # the follower has handed them to the new primary.
+        self.untaken: list[JournalRecord] = []
+        self.untaken_path = os.path.join(directory, "untaken.json")
+        self._untaken_lock = asyncio.Lock()
         self.applied_lsn = 0  # loop-side view of state.applied_lsn
         # Role: "primary" (the only writer) or "follower" (a hot spare of `primary_address`).
         self.role = "primary"
@@ -99,6 +110,7 @@ class Shard:
         self.state.checkpoint()
         self.applied_lsn = self.state.applied_lsn
         self._load_role()
+        self._load_untaken()
         log.info("shard %d: journal end lsn %d, epoch %d, %d segments; replayed %d records",
                  self.id, rec.end_lsn, rec.epoch, rec.segments, replayed)
         return replayed
@@ -121,6 +133,35 @@ class Shard:
             write_epochs(self.journal.directory, 0, [])
         self.state.discard()
         self.state.end_replace()
+
+    def _load_untaken(self) -> None:
+        try:
+            with open(self.untaken_path) as f:
+                doc = json.load(f)
+        except FileNotFoundError:
+            return
+        for text in doc:
+            rec = JournalRecord()
+            rec.ParseFromString(base64.b64decode(text))
+            self.untaken.append(rec)
+        if self.untaken:
+            log.info("shard %d: %d take-backs still to hand to the primary", self.id, len(self.untaken))
+
+    async def _save_untaken(self) -> None:
+        async with self._untaken_lock:
+            doc = [base64.b64encode(r.SerializeToString()).decode() for r in self.untaken]
+            await asyncio.to_thread(write_atomic, self.untaken_path, json.dumps(doc).encode())
+
+    async def untake(self, record: JournalRecord, reason: str) -> None:
+        """Remember, durably, to take back a message whose commit failed on demotion."""
+        if record.WhichOneof("body") == "message_accepted":
+            self.untaken.append(self._aborted_for(record, reason))
+            await self._save_untaken()
+
+    async def handed_over(self, records: list[JournalRecord]) -> None:
+        """The new primary has these take-backs (it took them or refused them)."""
+        self.untaken = [r for r in self.untaken if r not in records]
+        await self._save_untaken()
 
     def _load_role(self) -> None:
         try:
@@ -294,7 +335,14 @@ class Shard:
         except NotReplicated as e:
             await self._abort(record, str(e))
             raise
-        if self.role != "primary" and not alone:  # demoted while waiting: the spare's copy decides
+        except NotPrimary as e:
+            # Demoted while waiting: a spare may hold the message and be promoted with it,
+            # while our sender sees 451 and retries; the new primary takes it back unless
+            # it answered 250 for this queue id itself (a front end's retry).
+            await self.untake(record, str(e))
+            raise
+        if self.role != "primary" and not alone:
+            await self.untake(record, "demoted during the commit")
             raise NotPrimary(f"shard {self.id} was demoted on {self.node} during the commit")
         if applied:
             await self.wait_applied(lsn)
@@ -316,8 +364,9 @@ class Shard:
                 pass  # the first attempt failed: this one commits
         if retry and self.journal.committed_lsn:
             await self.wait_applied(self.journal.committed_lsn - 1)  # see what the old primary sent us
-        if qid in self.state.recent_ids:
-            return self.state.recent_ids[qid], True
+        lsn = await self._answer_duplicate(qid)
+        if lsn is not None:
+            return lsn, True
         fut = self._inflight[qid] = self._loop.create_future()
         try:
             lsn = await self.commit(record)
@@ -340,19 +389,13 @@ class Shard:
         """Take back a durable but unacknowledged message: the client gets 451 and retries."""
         if record.WhichOneof("body") != "message_accepted":
             return
-        m = record.message_accepted
-        abort = JournalRecord()
-        abort.aborted.lsn = record.lsn
-        abort.aborted.uid = message_name(self.id, record.lsn, record.timestamp_ns, len(m.data))
-        abort.aborted.recipients.extend(m.recipients)
-        abort.aborted.reason = reason
-        abort.aborted.queue_id = m.queue_id
+        abort = self._aborted_for(record, reason)
         try:
             fut = self.journal.append(abort)
         except JournalFenced:
-            # Demoted meanwhile: the new primary's history decides, and salvage skips the
-            # message because it was never answered (no AnsweredAlone names it).
-            log.info("shard %d: not taking back lsn %d: no longer primary", self.id, record.lsn)
+            # Demoted meanwhile: salvage skips the message (no AnsweredAlone names it), but
+            # a spare may hold it: taken back at the new primary once we follow it.
+            await self.untake(record, reason)
             return
         await fut
         if self.replication.strict:
@@ -364,6 +407,77 @@ class Shard:
             except (NotReplicated, NotPrimary, asyncio.TimeoutError):
                 pass
         await self.wait_applied(abort.lsn)  # a retry must not find the queue id as committed
+
+    def _aborted_for(self, record: JournalRecord, reason: str) -> JournalRecord:
+        m = record.message_accepted
+        abort = JournalRecord()
+        a = abort.aborted
+        a.lsn, a.queue_id, a.reason = record.lsn, m.queue_id, reason[:500]
+        a.uid = message_name(self.id, record.lsn, record.timestamp_ns, len(m.data))
+        a.recipients.extend(m.recipients)
+        return abort
+
+    def _inherited(self, lsn: int) -> bool:
+        """Was the record at ``lsn`` written by an earlier primary (before our epoch)?"""
+        mine = next((first for epoch, first in self.journal.epochs if epoch >= self.epoch), None)
+        return mine is not None and lsn < mine
+
+    async def _answer_duplicate(self, qid: str) -> int | None:
+        """The lsn of an earlier commit of ``qid`` this retry may be answered 250 for, or None.
+
+        An inherited message may still be taken back by the primary that wrote it (it
+        answered 451); answering 250 here first makes a RetryAnswered durable, and the
+        two exclude each other."""
+        lsn = self.state.recent_ids.get(qid)
+        if lsn is None or lsn in self._retry_answered or not self._inherited(lsn):
+            return lsn
+        async with self._takeback_lock:
+            lsn = self.state.recent_ids.get(qid)  # taken back while we waited?
+            if lsn is not None and lsn not in self._retry_answered:
+                marker = JournalRecord()
+                marker.retry_answered.lsns.append(lsn)
+                await self.commit(marker)
+                self._retry_answered.add(lsn)
+            return lsn
+
+    async def take_back(self, aborted, origin: str) -> int:
+        """Take back an inherited message its writer answered 451 for (``aborted`` is
+        that node's Aborted record): 0 when refused (not ours to undo, not the same
+        message, already answered 250 here or already taken back), else our Aborted's lsn."""
+        async with self._takeback_lock:
+            if not self.accepting:
+                raise NotPrimary(f"shard {self.id} is not primary on {self.node}")
+            lsn = aborted.lsn
+            why = ("written in our own epoch" if not self._inherited(lsn) else
+                   "already answered 250 here" if lsn in self._retry_answered else
+                   await asyncio.to_thread(self._takeback_refusal, lsn, aborted.queue_id))
+            if why:
+                log.info("shard %d: not taking back lsn %d for %s: %s", self.id, lsn, origin, why)
+                return 0
+            m = await asyncio.to_thread(read_record, self.journal.directory, lsn)
+            rec = self._aborted_for(m, f"{origin} answered 451 for it: {aborted.reason}")
+            out = await self.commit(rec)
+            await self.wait_applied(out)  # the queue id is free for the sender's retry
+            log.warning("shard %d: took back inherited message %s (lsn %d): %s answered 451 for it",
+                        self.id, aborted.queue_id, lsn, origin)
+            return out
+
+    def _takeback_refusal(self, lsn: int, qid: str) -> str:
+        """Why the inherited record at ``lsn`` may not be taken back ("" if it may): read
+        from the journal, so it holds across restarts (blocking)."""
+        try:
+            rec = read_record(self.journal.directory, lsn)
+        except Exception as e:  # noqa: BLE001 - a segment removed or no frame there
+            return f"no record at that lsn ({e})"
+        if rec.WhichOneof("body") != "message_accepted" or rec.message_accepted.queue_id != qid:
+            return "a different record at that lsn"
+        for fr in iter_frames(self.journal.directory, lsn):
+            kind = fr.record.WhichOneof("body")
+            if kind == "retry_answered" and lsn in fr.record.retry_answered.lsns:
+                return "already answered 250 here"
+            if kind == "aborted" and fr.record.aborted.lsn == lsn:
+                return "already taken back"
+        return ""
 
     async def _answered_alone(self, lsn: int) -> None:
         """Make durable, before the answer, that the record at ``lsn`` is answered with no

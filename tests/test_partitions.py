@@ -115,18 +115,7 @@ def more_load(sender, n: int = 100, timeout: float = 60.0) -> None:
     wait_for(lambda: sender.acknowledged() >= base + n, timeout, what=f"{n} more acknowledged")
 
 
-# Open (issue 12): the cut primary's last frames can reach a spare whose acknowledgement
-# is lost; the primary, unable to publish a smaller in-sync set, answers 451; the spare is
-# promoted holding the message, and the sender's retry stores it a second time. The fix
-# (carry the primary's take-back over to the new primary without undoing a copy the new
-# primary acknowledged under the same queue id) is not built yet. Only that pattern is
-# let through, as an explicit xfail; everything else is asserted.
-DUP_AFTER_UNCERTAIN_451 = ("open: a 451 for a message the promoted spare already held "
-                           "(its acknowledgement lost in the cut) is stored again by the sender's retry")
-
-
-def finish(cluster, sender, tag: str, tmp_path, *, spares: int = 1, rejoined=(), extra: dict | None = None,
-           known_open: str | None = None) -> dict:
+def finish(cluster, sender, tag: str, tmp_path, *, spares: int = 1, rejoined=(), extra: dict | None = None) -> dict:
     """Stop the load, wait until the shard has settled (every node in ``rejoined`` back
     as an in-sync spare: any salvage done), count, assert."""
     sender.stop()
@@ -140,8 +129,6 @@ def finish(cluster, sender, tag: str, tmp_path, *, spares: int = 1, rejoined=(),
     (tmp_path / "counts.json").write_text(json.dumps({"short": short, "full": result}, indent=1))
     print(f"\n{tag}: {json.dumps(short)}")
     bad = {k: result[k][:20] for k in ("lost", "twice", "after_451", "given_up") if result[k]}
-    if known_open and set(bad) == {"twice"} and set(result["twice"]) <= set(result["dup_after_451"]):
-        pytest.xfail(f"{known_open}: {json.dumps(short)}")
     assert not bad, f"{tag}: {json.dumps(short)}; first counters: {bad}"
     return result
 
@@ -192,7 +179,7 @@ def test_primary_cut_from_zookeeper_and_peers_while_clients_reach_it(cluster, ne
     late = late_250s(cluster, sender, primary, cut_at, healed_at)
     assert saw_suspended, f"{primary.name} never saw its ZooKeeper connection suspended while cut"
     assert not late, f"{len(late)} messages got 250 from the isolated {primary.name} after the promotion"
-    finish(cluster, sender, "isolated", tmp_path, rejoined=[primary], known_open=DUP_AFTER_UNCERTAIN_451,
+    finish(cluster, sender, "isolated", tmp_path, rejoined=[primary],
            extra={"new_primary": new.name, "late_250_from_old_primary": late,
                   "rules_that_dropped": sum(1 for v in dropped.values() if v), "rules": len(dropped),
                   "suspended_during_cut": saw_suspended})
@@ -217,7 +204,6 @@ def test_primary_and_one_spare_cut_from_zookeeper_and_the_other_spare(cluster, n
     assert all(saw_suspended.values()), f"never saw ZooKeeper suspended while cut: {saw_suspended}"
     assert not late, f"{len(late)} messages got 250 from the cut-off {primary.name} after the promotion"
     finish(cluster, sender, "minority", tmp_path, spares=2, rejoined=[primary, c],
-           known_open=DUP_AFTER_UNCERTAIN_451,
            extra={"new_primary": b.name, "late_250_from_old_primary": late,
                   "rules_that_dropped": sum(1 for v in dropped.values() if v), "rules": len(dropped),
                   "suspended_during_cut": saw_suspended})

@@ -130,7 +130,7 @@ def test_diverged_primary_salvages_what_it_accepted_alone(pair):
     wait_for(lambda: subjects(a, ALICE) == want, 30, what="the old primary's store rebuilt")
     shard = shard_of(ALICE, 2)
     assert f'mailcluster_replication_salvaged_messages_total{{shard="{shard}"}} 7.0' in a.metrics()
-    assert re.search(r"diverged .* re-submitted 7 acknowledged records \(7 messages\)", a.read_log())
+    assert re.search(r"diverged .* re-submitted 7 acknowledged records \(7 messages, 0 take-backs\)", a.read_log())
     wait_for(lambda: spares_in_sync(b, a.name), 30, what="old primary in sync")
 
 

@@ -12,7 +12,7 @@ from mailnode.journal import Journal, JournalFenced
 from mailnode.journal.format import frame, iter_frames
 from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
 from mailnode.replication import salvage
-from mailnode.replication.primary import NotReplicated
+from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.shard import Shard
 from mailnode.store.maildir import message_name
 
@@ -94,6 +94,35 @@ def test_a_commit_refused_after_demotion_writes_nothing_into_the_followed_journa
 
     asyncio.run(main())
     assert kinds(shard.journal.directory) == ["epoch_started", "message_accepted"]
+    # ...but the take-back is kept, in a file, for the new primary (a spare may hold it)
+    again = make_shard(tmp_path)
+    assert [(r.aborted.queue_id, r.aborted.lsn) for r in again.untaken] == [("q1", 33)]
+
+
+def test_a_commit_failed_by_demotion_is_kept_to_be_taken_back(tmp_path):
+    """The node is demoted (fenced) while a commit waits for its spare: the client will
+    see 451, but the spare may hold the message; its take-back survives a restart."""
+    shard = make_shard(tmp_path, sync_timeout=30.0)
+
+    async def main():
+        shard.start(asyncio.get_running_loop())
+        rp = shard.replication
+        rp.clustered, rp.published = True, frozenset({"node2"})
+        assert rp.connected("node2", shard.journal.committed_lsn).in_sync  # caught up; never acks again
+        commit = asyncio.create_task(shard.commit(message(7)))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not rp._waiters:
+            assert asyncio.get_running_loop().time() < deadline, "the commit never waited for its spare"
+            await asyncio.sleep(0.01)
+        shard.become_spare("127.0.0.2:7000", 2)
+        rp.fail_waiters(NotPrimary("shard 0 demoted on node1"))  # what roles.demote does
+        with pytest.raises(NotPrimary):
+            await commit
+        shard.stop()
+
+    asyncio.run(main())
+    again = make_shard(tmp_path)
+    assert [r.aborted.queue_id for r in again.untaken] == ["q7"]
 
 
 def test_only_commits_answered_alone_are_salvaged(tmp_path):
@@ -182,3 +211,79 @@ def test_acknowledged_expunges_deliveries_and_user_changes_are_carried_over(tmp_
     assert len(got[1][1].expunged.uids) == 1
     assert got[2][1].delivery_result.message_lsn == old
     assert todo.messages == 1
+
+
+def aborted_for(lsn: int, qid: str) -> JournalRecord:
+    r = JournalRecord()
+    r.aborted.lsn, r.aborted.queue_id, r.aborted.reason = lsn, qid, "no spare acknowledged in time"
+    return r
+
+
+def test_a_take_back_of_a_message_the_new_primary_holds_is_carried_over(tmp_path):
+    """The cut primary answered 451 for a message whose frames reached the spare (its
+    acknowledgement was lost): the Aborted record in its tail names an lsn below the
+    divergence point, and salvage hands it over instead of skipping it."""
+    j = Journal(str(tmp_path))
+
+    async def main():
+        j.open()
+        j.start(asyncio.get_running_loop())
+        j.allow_writes(1)
+        held = await j.append(message(1))  # reached the spare, which is promoted with it
+        divergence = j.end_lsn
+        mine = await j.append(message(2))  # reached nobody
+        await j.append(aborted_for(held, "q1"))
+        await j.append(aborted_for(mine, "q2"))
+        j.close()
+        return held, divergence
+
+    held, divergence = asyncio.run(main())
+    todo = salvage.plan(iter_frames(str(tmp_path), divergence), divergence, marked_only=True, origin="n1")
+    assert [(r.WhichOneof("body"), r.aborted.lsn, r.aborted.queue_id) for r in todo.records] == \
+        [("aborted", held, "q1")]
+    assert todo.take_backs == 1 and todo.messages == 0 and todo.unanswered == 1
+
+
+def box_subjects(shard) -> list[str]:
+    st = shard.state.store
+    return sorted(st.read(BOX, uid).split(b"\r\n", 1)[0].decode() for uid, _ in st.list(BOX))
+
+
+def test_the_new_primary_takes_back_only_what_nobody_was_answered_250_for(tmp_path):
+    """What the new primary does with a take-back (Shard.take_back): the inherited
+    message goes, and its queue id is free for the sender's retry; refused for a queue
+    id it answered 250 for itself (a front end's deduplicated retry, durable as a
+    RetryAnswered record, also after a restart), for its own epoch's messages, for a
+    mismatching queue id and twice for the same message; a take-back racing a retried
+    answer leaves exactly one copy either way."""
+    shard = make_shard(tmp_path)
+
+    async def main():
+        shard.start(asyncio.get_running_loop())  # primary at epoch 1: the old primary's history
+        lsns = [await shard.commit(message(n)) for n in (1, 2, 3)]
+        shard.become_spare("127.0.0.9:7000", 1)
+        await shard.start_epoch(2)  # promoted: q1..q3 are inherited
+        own = await shard.commit(message(4))
+        assert await shard.commit_message(message(2), retry=True) == (lsns[1], True)  # 250 to a retry
+
+        taken = await shard.take_back(aborted_for(lsns[0], "q1").aborted, "node1")
+        assert taken > 0
+        assert await shard.take_back(aborted_for(lsns[0], "q1").aborted, "node1") == 0  # already done
+        assert await shard.take_back(aborted_for(lsns[1], "q2").aborted, "node1") == 0  # answered 250
+        shard._retry_answered.clear()  # as after a restart: the journal still says so
+        assert await shard.take_back(aborted_for(lsns[1], "q2").aborted, "node1") == 0
+        assert await shard.take_back(aborted_for(lsns[2], "q9").aborted, "node1") == 0  # not that message
+        assert await shard.take_back(aborted_for(own, "q4").aborted, "node1") == 0  # our own epoch
+        assert box_subjects(shard) == ["Subject: 2", "Subject: 3", "Subject: 4"]
+
+        lsn, dup = await shard.commit_message(message(1))  # the sender's retry, a new transaction
+        assert not dup and lsn > own
+        (_, dup3), taken3 = await asyncio.gather(
+            shard.commit_message(message(3), retry=True),
+            shard.take_back(aborted_for(lsns[2], "q3").aborted, "node1"))
+        assert dup3 != bool(taken3)  # answered as the old copy, or the old copy went and it committed anew
+        await shard.wait_applied(shard.journal.committed_lsn - 1)
+        assert box_subjects(shard) == ["Subject: 1", "Subject: 2", "Subject: 3", "Subject: 4"]
+        shard.stop()
+
+    asyncio.run(main())

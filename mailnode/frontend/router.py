@@ -84,7 +84,7 @@ class Router:
             target = self.target(shard_id)
             if target is not None:
                 try:
-                    result = await call(target, attempt)
+                    result = await self._attempt(shard_id, target, call(target, attempt))
                     if attempt:
                         metrics.HOLD_SECONDS.observe(time.monotonic() - t0)
                     return result
@@ -102,6 +102,27 @@ class Router:
                 log.info("shard %d: holding a transaction until a primary takes it (%s)", shard_id, last)
             attempt += 1
             await self._wait_change(min(remaining, 0.5))
+
+    async def _attempt(self, shard_id: int, target: str, work):
+        """Await one attempt; a remote one is given up as soon as the shard map names
+        another primary. A primary cut off from us may have committed and answered into
+        the void: the retry, same queue id, at the new primary (which holds the message if
+        the old primary's answer was a 250) is deduplicated there, and it has to come
+        before the hold ends, or the sender sees 451 and sends the message again."""
+        task = asyncio.ensure_future(work)
+        if target == LOCAL:
+            return await task
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=0.25)
+                if done:
+                    return task.result()
+                now = self.target(shard_id)
+                if now is not None and now != target:
+                    raise NotPrimary(f"{target} did not answer; the shard map now names {now}")
+        finally:
+            if not task.done():
+                task.cancel()
 
     # -- what the front ends ask ---------------------------------------------------------
     async def commit(self, shard_id: int, record: JournalRecord) -> int:

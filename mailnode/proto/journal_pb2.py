@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmailnode/proto/journal.proto\x12\x13mailcluster.journal\"\xc2\x05\n\rJournalRecord\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x03\x12:\n\repoch_started\x18\n \x01(\x0b\x32!.mailcluster.journal.EpochStartedH\x00\x12@\n\x10message_accepted\x18\x0b \x01(\x0b\x32$.mailcluster.journal.MessageAcceptedH\x00\x12\x31\n\x08\x65xpunged\x18\x0c \x01(\x0b\x32\x1d.mailcluster.journal.ExpungedH\x00\x12\x34\n\nuser_added\x18\r \x01(\x0b\x32\x1e.mailcluster.journal.UserAddedH\x00\x12\x38\n\x0cuser_deleted\x18\x0e \x01(\x0b\x32 .mailcluster.journal.UserDeletedH\x00\x12@\n\x10password_changed\x18\x0f \x01(\x0b\x32$.mailcluster.journal.PasswordChangedH\x00\x12)\n\x04hole\x18\x10 \x01(\x0b\x32\x19.mailcluster.journal.HoleH\x00\x12/\n\x07\x61\x62orted\x18\x11 \x01(\x0b\x32\x1c.mailcluster.journal.AbortedH\x00\x12>\n\x0f\x64\x65livery_result\x18\x12 \x01(\x0b\x32#.mailcluster.journal.DeliveryResultH\x00\x12:\n\rqueue_control\x18\x13 \x01(\x0b\x32!.mailcluster.journal.QueueControlH\x00\x12<\n\x0e\x61nswered_alone\x18\x14 \x01(\x0b\x32\".mailcluster.journal.AnsweredAloneH\x00\x42\x06\n\x04\x62ody\"+\n\x0c\x45pochStarted\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0c\n\x04node\x18\x02 \x01(\t\"\xaf\x01\n\x0fMessageAccepted\x12\x10\n\x08queue_id\x18\x01 \x01(\t\x12\x11\n\tmail_from\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x16\n\x0e\x63lient_address\x18\x05 \x01(\t\x12\x0c\n\x04helo\x18\x06 \x01(\t\x12\x15\n\rsalvaged_from\x18\x07 \x01(\t\x12\x18\n\x10relay_recipients\x18\x08 \x03(\t\"\x9c\x03\n\x0e\x44\x65liveryResult\x12\x13\n\x0bmessage_lsn\x18\x01 \x01(\x04\x12\x41\n\nrecipients\x18\x02 \x03(\x0b\x32-.mailcluster.journal.DeliveryResult.Recipient\x12\x13\n\x0b\x64\x65stination\x18\x03 \x01(\t\x12\x0e\n\x06remote\x18\x04 \x01(\t\x12\x17\n\x0fnext_attempt_ns\x18\x05 \x01(\x03\x12\x31\n\x03\x64sn\x18\x06 \x01(\x0b\x32$.mailcluster.journal.MessageAccepted\x12\x14\n\x0c\x64\x65lay_warned\x18\x07 \x01(\x08\x1ai\n\tRecipient\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12<\n\x07outcome\x18\x02 \x01(\x0e\x32+.mailcluster.journal.DeliveryResult.Outcome\x12\r\n\x05reply\x18\x03 \x01(\t\"@\n\x07Outcome\x12\r\n\tDELIVERED\x10\x00\x12\x0c\n\x08\x44\x45\x46\x45RRED\x10\x01\x12\x0b\n\x07\x42OUNCED\x10\x02\x12\x0b\n\x07\x45XPIRED\x10\x03\"\xb3\x01\n\x0cQueueControl\x12\x38\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32(.mailcluster.journal.QueueControl.Action\x12\x14\n\x0cmessage_lsns\x18\x02 \x03(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"C\n\x06\x41\x63tion\x12\x08\n\x04HOLD\x10\x00\x12\x0b\n\x07RELEASE\x10\x01\x12\n\n\x06\x44\x45LETE\x10\x02\x12\t\n\x05\x46LUSH\x10\x03\x12\x0b\n\x07REQUEUE\x10\x04\")\n\x08\x45xpunged\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x0c\n\x04uids\x18\x02 \x03(\t\"3\n\tUserAdded\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\"\x1e\n\x0bUserDeleted\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"9\n\x0fPasswordChanged\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\"Y\n\x07\x41\x62orted\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08queue_id\x18\x05 \x01(\t\"\x1d\n\rAnsweredAlone\x12\x0c\n\x04lsns\x18\x01 \x03(\x04\"+\n\x04Hole\x12\x12\n\nlost_bytes\x18\x01 \x01(\x04\x12\x0f\n\x07padding\x18\x02 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmailnode/proto/journal.proto\x12\x13mailcluster.journal\"\x80\x06\n\rJournalRecord\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x03\x12:\n\repoch_started\x18\n \x01(\x0b\x32!.mailcluster.journal.EpochStartedH\x00\x12@\n\x10message_accepted\x18\x0b \x01(\x0b\x32$.mailcluster.journal.MessageAcceptedH\x00\x12\x31\n\x08\x65xpunged\x18\x0c \x01(\x0b\x32\x1d.mailcluster.journal.ExpungedH\x00\x12\x34\n\nuser_added\x18\r \x01(\x0b\x32\x1e.mailcluster.journal.UserAddedH\x00\x12\x38\n\x0cuser_deleted\x18\x0e \x01(\x0b\x32 .mailcluster.journal.UserDeletedH\x00\x12@\n\x10password_changed\x18\x0f \x01(\x0b\x32$.mailcluster.journal.PasswordChangedH\x00\x12)\n\x04hole\x18\x10 \x01(\x0b\x32\x19.mailcluster.journal.HoleH\x00\x12/\n\x07\x61\x62orted\x18\x11 \x01(\x0b\x32\x1c.mailcluster.journal.AbortedH\x00\x12>\n\x0f\x64\x65livery_result\x18\x12 \x01(\x0b\x32#.mailcluster.journal.DeliveryResultH\x00\x12:\n\rqueue_control\x18\x13 \x01(\x0b\x32!.mailcluster.journal.QueueControlH\x00\x12<\n\x0e\x61nswered_alone\x18\x14 \x01(\x0b\x32\".mailcluster.journal.AnsweredAloneH\x00\x12<\n\x0eretry_answered\x18\x15 \x01(\x0b\x32\".mailcluster.journal.RetryAnsweredH\x00\x42\x06\n\x04\x62ody\"+\n\x0c\x45pochStarted\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0c\n\x04node\x18\x02 \x01(\t\"\xaf\x01\n\x0fMessageAccepted\x12\x10\n\x08queue_id\x18\x01 \x01(\t\x12\x11\n\tmail_from\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x16\n\x0e\x63lient_address\x18\x05 \x01(\t\x12\x0c\n\x04helo\x18\x06 \x01(\t\x12\x15\n\rsalvaged_from\x18\x07 \x01(\t\x12\x18\n\x10relay_recipients\x18\x08 \x03(\t\"\x9c\x03\n\x0e\x44\x65liveryResult\x12\x13\n\x0bmessage_lsn\x18\x01 \x01(\x04\x12\x41\n\nrecipients\x18\x02 \x03(\x0b\x32-.mailcluster.journal.DeliveryResult.Recipient\x12\x13\n\x0b\x64\x65stination\x18\x03 \x01(\t\x12\x0e\n\x06remote\x18\x04 \x01(\t\x12\x17\n\x0fnext_attempt_ns\x18\x05 \x01(\x03\x12\x31\n\x03\x64sn\x18\x06 \x01(\x0b\x32$.mailcluster.journal.MessageAccepted\x12\x14\n\x0c\x64\x65lay_warned\x18\x07 \x01(\x08\x1ai\n\tRecipient\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12<\n\x07outcome\x18\x02 \x01(\x0e\x32+.mailcluster.journal.DeliveryResult.Outcome\x12\r\n\x05reply\x18\x03 \x01(\t\"@\n\x07Outcome\x12\r\n\tDELIVERED\x10\x00\x12\x0c\n\x08\x44\x45\x46\x45RRED\x10\x01\x12\x0b\n\x07\x42OUNCED\x10\x02\x12\x0b\n\x07\x45XPIRED\x10\x03\"\xb3\x01\n\x0cQueueControl\x12\x38\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32(.mailcluster.journal.QueueControl.Action\x12\x14\n\x0cmessage_lsns\x18\x02 \x03(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"C\n\x06\x41\x63tion\x12\x08\n\x04HOLD\x10\x00\x12\x0b\n\x07RELEASE\x10\x01\x12\n\n\x06\x44\x45LETE\x10\x02\x12\t\n\x05\x46LUSH\x10\x03\x12\x0b\n\x07REQUEUE\x10\x04\")\n\x08\x45xpunged\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x0c\n\x04uids\x18\x02 \x03(\t\"3\n\tUserAdded\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\"\x1e\n\x0bUserDeleted\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"9\n\x0fPasswordChanged\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\"Y\n\x07\x41\x62orted\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08queue_id\x18\x05 \x01(\t\"\x1d\n\rAnsweredAlone\x12\x0c\n\x04lsns\x18\x01 \x03(\x04\"\x1d\n\rRetryAnswered\x12\x0c\n\x04lsns\x18\x01 \x03(\x04\"+\n\x04Hole\x12\x12\n\nlost_bytes\x18\x01 \x01(\x04\x12\x0f\n\x07padding\x18\x02 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,33 +32,35 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailnode.proto.journal_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOURNALRECORD']._serialized_start=54
-  _globals['_JOURNALRECORD']._serialized_end=760
-  _globals['_EPOCHSTARTED']._serialized_start=762
-  _globals['_EPOCHSTARTED']._serialized_end=805
-  _globals['_MESSAGEACCEPTED']._serialized_start=808
-  _globals['_MESSAGEACCEPTED']._serialized_end=983
-  _globals['_DELIVERYRESULT']._serialized_start=986
-  _globals['_DELIVERYRESULT']._serialized_end=1398
-  _globals['_DELIVERYRESULT_RECIPIENT']._serialized_start=1227
-  _globals['_DELIVERYRESULT_RECIPIENT']._serialized_end=1332
-  _globals['_DELIVERYRESULT_OUTCOME']._serialized_start=1334
-  _globals['_DELIVERYRESULT_OUTCOME']._serialized_end=1398
-  _globals['_QUEUECONTROL']._serialized_start=1401
-  _globals['_QUEUECONTROL']._serialized_end=1580
-  _globals['_QUEUECONTROL_ACTION']._serialized_start=1513
-  _globals['_QUEUECONTROL_ACTION']._serialized_end=1580
-  _globals['_EXPUNGED']._serialized_start=1582
-  _globals['_EXPUNGED']._serialized_end=1623
-  _globals['_USERADDED']._serialized_start=1625
-  _globals['_USERADDED']._serialized_end=1676
-  _globals['_USERDELETED']._serialized_start=1678
-  _globals['_USERDELETED']._serialized_end=1708
-  _globals['_PASSWORDCHANGED']._serialized_start=1710
-  _globals['_PASSWORDCHANGED']._serialized_end=1767
-  _globals['_ABORTED']._serialized_start=1769
-  _globals['_ABORTED']._serialized_end=1858
-  _globals['_ANSWEREDALONE']._serialized_start=1860
-  _globals['_ANSWEREDALONE']._serialized_end=1889
-  _globals['_HOLE']._serialized_start=1891
-  _globals['_HOLE']._serialized_end=1934
+  _globals['_JOURNALRECORD']._serialized_end=822
+  _globals['_EPOCHSTARTED']._serialized_start=824
+  _globals['_EPOCHSTARTED']._serialized_end=867
+  _globals['_MESSAGEACCEPTED']._serialized_start=870
+  _globals['_MESSAGEACCEPTED']._serialized_end=1045
+  _globals['_DELIVERYRESULT']._serialized_start=1048
+  _globals['_DELIVERYRESULT']._serialized_end=1460
+  _globals['_DELIVERYRESULT_RECIPIENT']._serialized_start=1289
+  _globals['_DELIVERYRESULT_RECIPIENT']._serialized_end=1394
+  _globals['_DELIVERYRESULT_OUTCOME']._serialized_start=1396
+  _globals['_DELIVERYRESULT_OUTCOME']._serialized_end=1460
+  _globals['_QUEUECONTROL']._serialized_start=1463
+  _globals['_QUEUECONTROL']._serialized_end=1642
+  _globals['_QUEUECONTROL_ACTION']._serialized_start=1575
+  _globals['_QUEUECONTROL_ACTION']._serialized_end=1642
+  _globals['_EXPUNGED']._serialized_start=1644
+  _globals['_EXPUNGED']._serialized_end=1685
+  _globals['_USERADDED']._serialized_start=1687
+  _globals['_USERADDED']._serialized_end=1738
+  _globals['_USERDELETED']._serialized_start=1740
+  _globals['_USERDELETED']._serialized_end=1770
+  _globals['_PASSWORDCHANGED']._serialized_start=1772
+  _globals['_PASSWORDCHANGED']._serialized_end=1829
+  _globals['_ABORTED']._serialized_start=1831
+  _globals['_ABORTED']._serialized_end=1920
+  _globals['_ANSWEREDALONE']._serialized_start=1922
+  _globals['_ANSWEREDALONE']._serialized_end=1951
+  _globals['_RETRYANSWERED']._serialized_start=1953
+  _globals['_RETRYANSWERED']._serialized_end=1982
+  _globals['_HOLE']._serialized_start=1984
+  _globals['_HOLE']._serialized_end=2027
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JournalRecord(_message.Message):
-    __slots__ = ("lsn", "epoch", "timestamp_ns", "epoch_started", "message_accepted", "expunged", "user_added", "user_deleted", "password_changed", "hole", "aborted", "delivery_result", "queue_control", "answered_alone")
+    __slots__ = ("lsn", "epoch", "timestamp_ns", "epoch_started", "message_accepted", "expunged", "user_added", "user_deleted", "password_changed", "hole", "aborted", "delivery_result", "queue_control", "answered_alone", "retry_answered")
     LSN_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class JournalRecord(_message.Message):
     DELIVERY_RESULT_FIELD_NUMBER: _ClassVar[int]
     QUEUE_CONTROL_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_ALONE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_ANSWERED_FIELD_NUMBER: _ClassVar[int]
     lsn: int
     epoch: int
     timestamp_ns: int
@@ -37,7 +38,8 @@ class JournalRecord(_message.Message):
     delivery_result: DeliveryResult
     queue_control: QueueControl
     answered_alone: AnsweredAlone
-    def __init__(self, lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., epoch_started: _Optional[_Union[EpochStarted, _Mapping]] = ..., message_accepted: _Optional[_Union[MessageAccepted, _Mapping]] = ..., expunged: _Optional[_Union[Expunged, _Mapping]] = ..., user_added: _Optional[_Union[UserAdded, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., hole: _Optional[_Union[Hole, _Mapping]] = ..., aborted: _Optional[_Union[Aborted, _Mapping]] = ..., delivery_result: _Optional[_Union[DeliveryResult, _Mapping]] = ..., queue_control: _Optional[_Union[QueueControl, _Mapping]] = ..., answered_alone: _Optional[_Union[AnsweredAlone, _Mapping]] = ...) -> None: ...
+    retry_answered: RetryAnswered
+    def __init__(self, lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., epoch_started: _Optional[_Union[EpochStarted, _Mapping]] = ..., message_accepted: _Optional[_Union[MessageAccepted, _Mapping]] = ..., expunged: _Optional[_Union[Expunged, _Mapping]] = ..., user_added: _Optional[_Union[UserAdded, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., hole: _Optional[_Union[Hole, _Mapping]] = ..., aborted: _Optional[_Union[Aborted, _Mapping]] = ..., delivery_result: _Optional[_Union[DeliveryResult, _Mapping]] = ..., queue_control: _Optional[_Union[QueueControl, _Mapping]] = ..., answered_alone: _Optional[_Union[AnsweredAlone, _Mapping]] = ..., retry_answered: _Optional[_Union[RetryAnswered, _Mapping]] = ...) -> None: ...
 
 class EpochStarted(_message.Message):
     __slots__ = ("shard", "node")
@@ -171,6 +173,12 @@ class Aborted(_message.Message):
     def __init__(self, lsn: _Optional[int] = ..., uid: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., queue_id: _Optional[str] = ...) -> None: ...
 
 class AnsweredAlone(_message.Message):
+    __slots__ = ("lsns",)
+    LSNS_FIELD_NUMBER: _ClassVar[int]
+    lsns: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, lsns: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class RetryAnswered(_message.Message):
     __slots__ = ("lsns",)
     LSNS_FIELD_NUMBER: _ClassVar[int]
     lsns: _containers.RepeatedScalarFieldContainer[int]

@@ -36,6 +36,7 @@ class Follower:
         self.primary = ""
         self._task: asyncio.Task | None = None
         self._last_append: asyncio.Future | None = None
+        self._handing: asyncio.Task | None = None  # handing shard.untaken over
 
     def start(self, primary: str) -> None:
         self.primary = primary
@@ -120,6 +121,8 @@ class Follower:
             if kind in ("frames", "heartbeat"):
                 # The primary streams on from our end: our journal up to here is a prefix of its.
                 shard.confirmed_lsn = journal.committed_lsn
+                if shard.untaken and (self._handing is None or self._handing.done()):
+                    self._handing = asyncio.create_task(self._hand_over_untaken(channel))
             if kind == "frames":
                 self._append(reply.frames, reply.epoch).add_done_callback(acked)
             elif kind == "heartbeat":
@@ -162,20 +165,37 @@ class Follower:
         # In a cluster under sync, only what an AnsweredAlone names was acknowledged (F1).
         todo = salvage.plan(frames, lsn, origin=self.node.name,
                             marked_only=self.node.agent is not None and cfg.policy == "sync")
-        stub = replication_pb2_grpc.ReplicationStub(channel)
-        for rec in todo.records:
-            await stub.Submit(pb.SubmitRequest(shard=shard.id, record=rec.SerializeToString(),
-                                               origin=self.node.name), timeout=30,
-                              metadata=self.node.cluster_metadata)
+        untaken = list(shard.untaken)
+        await self._submit(channel, todo.records + untaken)
+        await shard.handed_over(untaken)
         metrics.SALVAGED.labels(str(shard.id)).inc(todo.messages)
         removed = await asyncio.to_thread(journal.truncate, lsn)
         log.warning("shard %d: journal diverged from %s at lsn %d: re-submitted %d acknowledged records "
-                    "(%d messages), skipped %d never acknowledged (answered 451 or not at all), %d not "
-                    "needed; cut %d bytes", shard.id, self.primary, lsn, len(todo.records), todo.messages,
-                    todo.unanswered, todo.dropped, removed)
+                    "(%d messages, %d take-backs), skipped %d never acknowledged (answered 451 or not at "
+                    "all), %d not needed; cut %d bytes", shard.id, self.primary, lsn, len(todo.records),
+                    todo.messages, todo.take_backs, todo.unanswered, todo.dropped, removed)
         if journal.first_lsn == 0:
             await asyncio.to_thread(shard.rebuild_store)
         else:
             from mailnode.replication.snapshot import bootstrap
 
             await bootstrap(self.node, shard, channel)
+
+    async def _submit(self, channel, records) -> None:
+        stub = replication_pb2_grpc.ReplicationStub(channel)
+        for rec in records:
+            await stub.Submit(pb.SubmitRequest(shard=self.shard.id, record=rec.SerializeToString(),
+                                               origin=self.node.name), timeout=30,
+                              metadata=self.node.cluster_metadata)
+
+    async def _hand_over_untaken(self, channel) -> None:
+        """Take-backs we could not write (demoted first) go to the primary we now follow."""
+        todo = list(self.shard.untaken)
+        try:
+            await self._submit(channel, todo)
+        except Exception as e:  # noqa: BLE001 - the stream's channel closed, or the primary refused
+            text = e.details() if isinstance(e, grpc.aio.AioRpcError) else repr(e)
+            log.warning("shard %d: handing %d take-backs to %s: %s (tried again on the next stream)",
+                        self.shard.id, len(todo), self.primary, text)
+            return
+        await self.shard.handed_over(todo)

@@ -20,6 +20,13 @@ messages the new primary has, ``DELIVERED`` outcomes of messages it has (so it
 does not relay them again), and user changes. Not carried: deferrals, bounces
 and queue commands (the new primary's queue decides those again) and epoch
 markers.
+
+Also carried, the other way round: take-backs. A tail ``Aborted`` record of a
+message *before* the divergence point says "answered 451" for a message the new
+primary holds (its spare copy's acknowledgement was lost in the cut). The
+sender's retry is a new transaction, so unless it is taken back there too, the
+message is stored twice. The new primary decides (``Shard.take_back``): it
+refuses when it answered 250 for that queue id itself.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from dataclasses import dataclass, field
 from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
 
 CARRIED = ("message_accepted", "expunged", "delivery_result", "user_added", "user_deleted", "password_changed")
+SUBMITTED = CARRIED + ("aborted",)  # what Submit takes: carried records and take-backs
 
 
 @dataclass
@@ -37,6 +45,7 @@ class Plan:
     records: list[JournalRecord] = field(default_factory=list)  # to submit, in journal order
     messages: int = 0           # messages among them
     unanswered: int = 0         # records skipped: answered 451 or never answered
+    take_backs: int = 0         # Aborted records of messages the new primary holds
     dropped: int = 0            # acknowledged records that need not be carried (see above)
 
 
@@ -81,7 +90,13 @@ def plan(frames, divergence: int, *, marked_only: bool, origin: str) -> Plan:
     out = Plan()
     for fr in frames:
         kind = fr.record.WhichOneof("body")
-        if kind in ("epoch_started", "hole", "answered_alone", "aborted"):
+        if kind == "aborted" and fr.record.aborted.lsn < divergence:
+            rec = JournalRecord()
+            rec.aborted.CopyFrom(fr.record.aborted)
+            out.records.append(rec)
+            out.take_backs += 1
+            continue
+        if kind in ("epoch_started", "hole", "answered_alone", "aborted", "retry_answered"):
             continue
         if not acknowledged(fr) or (kind == "message_accepted" and fr.lsn in aborted):
             out.unanswered += 1

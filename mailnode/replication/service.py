@@ -99,7 +99,12 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
 
     async def Submit(self, request, context):
         shard = await self._primary(request.shard, context)
-        rec = await message_record(request.record, context, salvage.CARRIED)
+        rec = await message_record(request.record, context, salvage.SUBMITTED)
+        if rec.WhichOneof("body") == "aborted":
+            try:
+                return pb.SubmitReply(lsn=await shard.take_back(rec.aborted, request.origin))
+            except (NotPrimary, NotReplicated, JournalError) as e:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         if rec.WhichOneof("body") != "message_accepted":
             return await self._submit_other(shard, rec, request.origin, context)
         m = rec.message_accepted
