@@ -37,6 +37,8 @@ class Coordinator:
         self._wake = threading.Event()
         self._said: dict[int, str] = {}
         self.election = None
+        self.lead_sessions: list[int | None] = []  # the ZooKeeper session of each time it led
+        self.zk.add_listener(lambda state: self._wake.set())  # a lost session ends the lead at once
 
     def run(self) -> None:
         self.zk.start(30)
@@ -63,11 +65,22 @@ class Coordinator:
         if self.election is not None:
             self.election.cancel()  # a coordinator waiting for the lead stops waiting
 
+    def _session(self) -> int | None:
+        cid = self.zk.client_id
+        return cid[0] if cid else None
+
     def _lead(self) -> None:
+        # The election lock is an ephemeral node of this session: once the session is gone
+        # (expired while this process was stopped, say) another coordinator may hold it,
+        # even if kazoo has connected a new session meanwhile. So lead only while the
+        # session that won is the current one, and contend again otherwise (F12).
+        session = self._session()
+        self.lead_sessions.append(session)
         LEADER.set(1)
-        log.warning("coordinator %s: leading", self.name)
+        log.warning("coordinator %s: leading (session 0x%x)", self.name, session or 0)
         try:
-            while not self.stopping.is_set() and self.zk.state == KazooState.CONNECTED:
+            while (not self.stopping.is_set() and self.zk.state == KazooState.CONNECTED
+                   and self._session() == session):
                 self._wake.clear()
                 self.cycle()
                 self._wake.wait(self.loop_interval)
