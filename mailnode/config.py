@@ -89,6 +89,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
         "remote_sync": (bool, False, "a commit waits for the archive too (451 when it does not answer)"),
         "timeout": (float, 5.0, "seconds a remote_sync commit waits for the archive"),
         "remove_archived": (bool, True, "remove journal segments the archive and every spare hold"),
+        "absent_spare_wait": (float, 3600.0, "seconds removal waits for a spare that is away; after that "
+                                             "it goes on without it (the spare bootstraps from a snapshot)"),
         "base_backup_interval": (float, 86400.0, "seconds between base backups a primary uploads (0: never)"),
         "spare_trim_interval": (float, 30.0, "seconds between a spare's removals of segments the archive holds"),
     },

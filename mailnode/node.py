@@ -12,8 +12,10 @@ import ssl
 
 from mailnode import metrics
 from mailnode.config import Config, ConfigError, parse_address
+from mailnode.journal.journal import makedirs_synced
 from mailnode.replication.roles import RoleManager
 from mailnode.shard import Shard
+from mailnode.store.state import write_atomic
 from mailnode.smtp.handler import MxHandler
 from mailnode.smtp.protocol import MailSMTP
 from mailnode.users import normalize, shard_of
@@ -42,9 +44,8 @@ def cluster_layout(data_dir: str, shards: int) -> int:
         with open(path) as f:
             fixed = json.load(f)["shards"]
     except FileNotFoundError:
-        os.makedirs(data_dir, exist_ok=True)
-        with open(path, "w") as f:
-            json.dump({"shards": shards}, f)
+        makedirs_synced(data_dir)
+        write_atomic(path, json.dumps({"shards": shards}).encode())
         return shards
     if fixed != shards:
         raise ConfigError(

@@ -20,7 +20,7 @@ import time
 from mailnode import metrics
 from mailnode.journal import Committed, Journal, JournalFenced
 from mailnode.journal.format import iter_frames, list_segments, read_record
-from mailnode.journal.journal import read_epochs, write_epochs
+from mailnode.journal.journal import makedirs_synced, read_epochs, write_epochs
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication.primary import NotPrimary, NotReplicated, ReplicationPrimary
 from mailnode.store.maildir import message_name
@@ -92,7 +92,7 @@ class Shard:
     # -- start-up (blocking; run before serving) --------------------------------------
     def open(self) -> int:
         """Recover the journal and replay it into the store; returns records replayed."""
-        os.makedirs(self.directory, exist_ok=True)
+        makedirs_synced(self.directory)
         why = self.state.incomplete()
         if why is not None:
             self._discard_incomplete_store(why)
@@ -527,7 +527,7 @@ class Shard:
         for lsn in self.state.queue.entries:
             path = os.path.join(spool, str(lsn))
             if lsn < below and not os.path.exists(path):
-                os.makedirs(spool, exist_ok=True)
+                makedirs_synced(spool)
                 write_atomic(path, self.read_queued(lsn).SerializeToString())
                 written += 1
         return written

@@ -19,7 +19,7 @@ import pytest
 from conftest import DOMAIN, PASSWORD, loopback_ip, wait_for
 from test_durability import accepted_numbers, start_load, stored_load_numbers
 from mailnode.archive.tls import make_ca
-from mailnode.journal.format import frame, segment_name
+from mailnode.journal.format import frame, iter_frames, segment_name
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
@@ -162,6 +162,37 @@ def test_a_spare_removes_segments_the_archive_holds(make_node, archive, tmp_path
     first = min(int(name.split(".")[0]) for name in os.listdir(spare.journal_dir(shard)) if name.endswith(".seg"))
     assert 0 < first <= held  # nothing the archive lacks
     assert len(accepted_numbers(log)) == 300
+
+
+def test_a_spare_away_too_long_no_longer_holds_the_primarys_journal(make_node, archive, tmp_path):
+    """F13: a dead spare kept every segment on its primary forever. After
+    ``absent_spare_wait`` the primary removes what the archive holds without it; the spare,
+    back, finds its position gone, bootstraps from a snapshot, and holds every message."""
+    small = {"journal.segment_size": 64 * 1024, "archive.absent_spare_wait": 3.0}
+    primary = make_node(**archive.node_settings(**small))
+    primary.start()
+    spare = make_node(**archive.node_settings(**{**small, "replication.follow": primary.grpc}))
+    spare.start()
+    primary.add_user(ALICE)
+    shard = shard_of(ALICE, 2)
+    proc, log1 = start_load(primary, tmp_path, ALICE, 0, 100, "away")
+    proc.communicate(timeout=120)
+    spare.kill9()
+    held = max(fr.lsn + fr.size for fr in iter_frames(spare.journal_dir(shard)))  # where it stopped
+    proc, log2 = start_load(primary, tmp_path, ALICE, 100, 300, "away")
+    proc.communicate(timeout=120)
+    wait_for(lambda: shipped_all(archive, primary, shard), 30, what="shipping")
+
+    def first_lsn() -> int:
+        return min(int(n.split(".")[0]) for n in os.listdir(primary.journal_dir(shard)) if n.endswith(".seg"))
+
+    wait_for(lambda: first_lsn() > held, 30, what="the primary to remove segments the absent spare lacks")
+    spare.start()
+    wait_for(lambda: "snapshot" in spare.read_log() and len(stored_load_numbers(spare, ALICE, "away")) == 400,
+             90, interval=0.5, what="the spare back from a snapshot with every message")
+    accepted = accepted_numbers(log1) + accepted_numbers(log2)
+    assert len(accepted) == 400
+    assert sorted(stored_load_numbers(spare, ALICE, "away")) == sorted(accepted)
 
 
 def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):

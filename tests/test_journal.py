@@ -98,3 +98,20 @@ def test_second_opener_is_refused(tmp_path):
             Journal(str(tmp_path)).open()
     finally:
         j.close()
+
+
+def test_new_directories_are_synced_into_their_parents(tmp_path, monkeypatch):
+    """F13: a journal's directory made at start-up is made durable in its parent, and
+    in each new ancestor's parent, before anything is written into it."""
+    from mailnode.journal import journal as jmod
+
+    synced = []
+    real = jmod.fsync_dir
+    monkeypatch.setattr(jmod, "fsync_dir", lambda p: (synced.append(os.path.relpath(p, tmp_path)), real(p)))
+    j = Journal(str(tmp_path / "shards" / "0" / "journal"))
+    j.open()
+    j.close()
+    assert synced[:3] == [".", "shards", os.path.join("shards", "0")]
+    synced.clear()
+    jmod.makedirs_synced(str(tmp_path / "shards" / "0" / "journal"))  # nothing new: nothing to sync
+    assert synced == []

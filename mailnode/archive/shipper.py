@@ -303,13 +303,18 @@ class Shipper:
 
     def removable_below(self, shard) -> int:
         """Below this lsn every byte is at the archive, at every spare, and in the store's
-        checkpoint: nothing local needs it any more."""
-        known = shard.replication.spares
+        checkpoint: nothing local needs it any more. A spare away for longer than
+        ``absent_spare_wait`` no longer holds removal back (F13: a dead spare kept the
+        journal growing without bound); when it returns it bootstraps from a snapshot."""
+        rp, now, wait = shard.replication, time.monotonic(), self.cfg.absent_spare_wait
+        waited_for = [s for s in rp.spares.values() if s.connected or now - s.gone_since < wait]
         if self.node.agent is not None:  # every assigned spare must have been heard from
             assigned = self.node.agent.assigned_spares(shard.id)
-            if assigned is None or any(name not in known for name in assigned):
+            if assigned is None:
                 return 0
-        return min([self.acked.get(shard.id, 0), shard.state.checkpoint_lsn, *(s.acked for s in known.values())])
+            if any(name not in rp.spares for name in assigned) and now - rp.primary_since < wait:
+                return 0
+        return min([self.acked.get(shard.id, 0), shard.state.checkpoint_lsn, *(s.acked for s in waited_for)])
 
     async def _maybe_remove(self, shard) -> None:
         if self.cfg.remove_archived and shard.journal.segments >= 2:

@@ -74,6 +74,20 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def makedirs_synced(path: str) -> None:
+    """``os.makedirs``, then fsync the parent of every directory it made: POSIX does not
+    promise that syncing a file inside also keeps the new directory's name (F13)."""
+    made, p = [], os.path.abspath(path)
+    while not os.path.isdir(p):
+        made.append(p)
+        p = os.path.dirname(p)
+    if not made:
+        return
+    os.makedirs(path, exist_ok=True)
+    for d in reversed(made):
+        fsync_dir(os.path.dirname(d))
+
+
 @dataclass
 class Recovery:
     segments: int
@@ -180,7 +194,7 @@ class Journal:
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> Recovery:
         """Lock the directory, recover, and open the last segment for appends (blocking)."""
-        os.makedirs(self.directory, exist_ok=True)
+        makedirs_synced(self.directory)
         self._lock_fd = lock_directory(self.directory)
         rec = recover(self.directory)
         self.end_lsn = self.committed_lsn = rec.end_lsn

@@ -61,6 +61,7 @@ class Spare:
     connected: bool = True
     in_sync: bool = False
     streams: int = 0
+    gone_since: float = 0.0  # time.monotonic() when its last stream ended
 
 
 class ReplicationPrimary:
@@ -74,6 +75,7 @@ class ReplicationPrimary:
         self.max_lag_seconds = max_lag_seconds
         self._commits: collections.deque[tuple[int, float]] = collections.deque()  # (end lsn, when)
         self.spares: dict[str, Spare] = {}
+        self.primary_since = time.monotonic()  # spares are known from here on (forget_spares)
         self._waiters: list[tuple[int, int, asyncio.Future]] = []
         self._seq = 0
         self.degraded = False  # committing without a spare's acknowledgement (for logs and status)
@@ -100,6 +102,11 @@ class ReplicationPrimary:
         self._m_in_sync = metrics.IN_SYNC_SPARES.labels(label)
 
     # -- spares ------------------------------------------------------------------------
+    def forget_spares(self) -> None:
+        """Becoming primary: no spare has been heard from yet."""
+        self.spares.clear()
+        self.primary_since = time.monotonic()
+
     def connected(self, name: str, position: int) -> Spare:
         spare = self.spares.get(name)
         if spare is None:
@@ -114,6 +121,7 @@ class ReplicationPrimary:
         spare.streams -= 1
         if spare.streams == 0:
             spare.connected = False
+            spare.gone_since = time.monotonic()
             self._set_in_sync(spare, False, "disconnected")
 
     def acknowledged(self, spare: Spare, lsn: int) -> None:

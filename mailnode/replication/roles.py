@@ -65,7 +65,7 @@ class RoleManager:
             return sentence
         old = shard.primary_address
         await self._unfollow(shard_id)
-        shard.replication.spares.clear()
+        shard.replication.forget_spares()
         shard.replication.degraded = False
         shard.replication.published = None  # what ZooKeeper says is in sync: the agent sets it
         # Spares of the new primary must hold its whole journal before they count as in sync.
