@@ -145,14 +145,19 @@ def test_ship_under_load_archive_killed_then_total_loss_restored(make_node, arch
     assert new.mailctl("user", "list", "--json").stdout.count(ALICE) == 1
 
 
-def test_a_spare_removes_segments_the_archive_holds(make_node, archive, tmp_path):
-    small = {"journal.segment_size": 64 * 1024, "archive.spare_trim_interval": 0.5}
+def archived_pair(make_node, archive, **settings):
+    """A shipping primary and its spare, small segments, alice added: (primary, spare, her shard)."""
+    small = {"journal.segment_size": 64 * 1024, **settings}
     primary = make_node(**archive.node_settings(**small))
     primary.start()
     spare = make_node(**archive.node_settings(**{**small, "replication.follow": primary.grpc}))
     spare.start()
     primary.add_user(ALICE)
-    shard = shard_of(ALICE, 2)
+    return primary, spare, shard_of(ALICE, 2)
+
+
+def test_a_spare_removes_segments_the_archive_holds(make_node, archive, tmp_path):
+    primary, spare, shard = archived_pair(make_node, archive, **{"archive.spare_trim_interval": 0.5})
     proc, log = start_load(primary, tmp_path, ALICE, 0, 300, "trim")
     proc.communicate(timeout=120)
     wait_for(lambda: shipped_all(archive, primary, shard), 30, what="shipping")
@@ -168,13 +173,7 @@ def test_a_spare_away_too_long_no_longer_holds_the_primarys_journal(make_node, a
     """F13: a dead spare kept every segment on its primary forever. After
     ``absent_spare_wait`` the primary removes what the archive holds without it; the spare,
     back, finds its position gone, bootstraps from a snapshot, and holds every message."""
-    small = {"journal.segment_size": 64 * 1024, "archive.absent_spare_wait": 3.0}
-    primary = make_node(**archive.node_settings(**small))
-    primary.start()
-    spare = make_node(**archive.node_settings(**{**small, "replication.follow": primary.grpc}))
-    spare.start()
-    primary.add_user(ALICE)
-    shard = shard_of(ALICE, 2)
+    primary, spare, shard = archived_pair(make_node, archive, **{"archive.absent_spare_wait": 3.0})
     proc, log1 = start_load(primary, tmp_path, ALICE, 0, 100, "away")
     proc.communicate(timeout=120)
     spare.kill9()
