@@ -193,6 +193,15 @@ def test_a_spare_away_too_long_no_longer_holds_the_primarys_journal(make_node, a
     assert len(accepted) == 400
     assert sorted(stored_load_numbers(spare, ALICE, "away")) == sorted(accepted)
 
+    def qids(node) -> set[str]:  # the queue-id index on disk (F11), as the checkpoints wrote it
+        path = os.path.join(node.data_dir, "shards", str(shard), "recent_ids.log")
+        with open(path) as f:
+            return {line.split()[0] for line in f if line.strip()}
+
+    # The snapshot carried the index: queue ids of messages the spare never replayed.
+    wait_for(lambda: len(qids(primary)) >= 400 and qids(primary) <= qids(spare), 30,
+             what="the spare's queue-id index to hold the primary's")
+
 
 def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):
     import smtplib

@@ -287,3 +287,38 @@ def test_the_new_primary_takes_back_only_what_nobody_was_answered_250_for(tmp_pa
         shard.stop()
 
     asyncio.run(main())
+
+
+def test_queue_id_deduplication_survives_a_restart(tmp_path):
+    """F11: a retried queue id is found after a restart (past the checkpoint, so not by
+    the replay), a taken-back one is not, and a snapshot carries the index to a spare."""
+    shard = make_shard(tmp_path)
+
+    async def first():
+        shard.start(asyncio.get_running_loop())
+        lsns = [await shard.commit(message(n)) for n in (1, 2, 3)]
+        taken = JournalRecord()
+        taken.aborted.lsn, taken.aborted.queue_id = lsns[2], "q3"
+        await shard.commit(taken)
+        await shard.wait_applied(shard.journal.committed_lsn - 1)
+        shard.state.checkpoint(force=True)
+        shard.stop()
+        return lsns
+
+    lsns = asyncio.run(first())
+    again = make_shard(tmp_path)
+    assert again.state.recent_ids.get("q2") == lsns[1]  # from the file: nothing was replayed
+
+    async def second():
+        again.start(asyncio.get_running_loop())
+        assert await again.commit_message(message(2), retry=True) == (lsns[1], True)
+        lsn, dup = await again.commit_message(message(3), retry=True)  # taken back: a new commit
+        again.stop()
+        return lsn, dup
+
+    lsn, dup = asyncio.run(second())
+    assert not dup and lsn > lsns[2]
+    with open(again.state.recent_ids.path, "ab") as f:
+        f.write(b"q9 1")  # a line a crash cut short is ignored
+    third = make_shard(tmp_path)
+    assert "q9" not in third.state.recent_ids and third.state.recent_ids.get("q1") == lsns[0]

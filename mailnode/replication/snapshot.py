@@ -50,6 +50,7 @@ def _make(shard) -> tuple[str, int]:
             for name in files:
                 os.link(os.path.join(dirpath, name), os.path.join(target, rel, name))
         state = shard.state.serialize()  # users and delivery queue at lsn
+        shard.state.recent_ids.write_to(os.path.join(target, "recent_ids.log"))  # a promoted spare dedupes too
         # Queued messages' bytes live in the journal, which the spare will start at lsn.
         shard.spool_queued(lsn, target)
     with open(os.path.join(target, "state.json"), "wb") as f:
@@ -146,6 +147,8 @@ def _install(shard, staging: str, lsn: int, epochs: list[tuple[int, int]]) -> No
         if os.path.isdir(os.path.join(staging, "spool")):  # queued messages' only copy
             os.replace(os.path.join(staging, "spool"), shard.state.spool)
         shard.state.wipe_memory()
+        if os.path.exists(os.path.join(staging, "recent_ids.log")):
+            os.replace(os.path.join(staging, "recent_ids.log"), shard.state.recent_ids.path)
         shard.state.load()
         shard.journal.reset(lsn, epochs)
         syncfs(shard.directory)  # the renames

@@ -8,7 +8,6 @@ user table, so a restart replays only what came after it.
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import json
 import logging
@@ -18,11 +17,11 @@ import shutil
 from mailnode.delivery.queue import Queue
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.store.maildir import MaildirStore, message_name
+from mailnode.store.recent import RecentIds
 
 log = logging.getLogger(__name__)
 
 _libc = ctypes.CDLL(None, use_errno=True)
-RECENT_IDS = 500_000  # minutes of mail at full speed: far longer than any retry window
 
 
 def syncfs(path: str) -> None:
@@ -65,8 +64,8 @@ class ShardState:
         self.users: dict[str, str] = {}  # address -> password hash
         self.salvaged: set[str] = set()  # salvaged_from ids of re-submitted messages
         # Queue ids of recent messages -> lsn: a front end retrying a commit after a lost
-        # reply or a failover must not store the message twice. Memory only, bounded.
-        self.recent_ids: collections.OrderedDict[str, int] = collections.OrderedDict()
+        # reply or a failover must not store the message twice. Bounded; kept on disk.
+        self.recent_ids = RecentIds(os.path.join(directory, "recent_ids.log"))
         self.queue = Queue()  # messages with recipients still to deliver
         self.applied_lsn = 0  # every record below this is applied
         self.checkpoint_lsn = 0
@@ -83,6 +82,7 @@ class ShardState:
         self.applied_lsn = self.checkpoint_lsn = int(data["applied_lsn"])
         self.epoch = int(data.get("epoch", 0))
         self.queue.load(data.get("queue", []))
+        self.recent_ids.load(self.applied_lsn)  # the replay from here adds the rest
 
     def begin_replace(self, why: str) -> None:
         """Mark the store as being replaced, durably, before anything of it is removed."""
@@ -124,7 +124,7 @@ class ShardState:
         self.store = MaildirStore(self.store.root)
         self.users = {}
         self.salvaged = set()
-        self.recent_ids = collections.OrderedDict()
+        self.recent_ids.wipe()
         self.queue = Queue()
         self.applied_lsn = self.checkpoint_lsn = start_lsn
         self.epoch = 0
@@ -133,6 +133,7 @@ class ShardState:
         if self.applied_lsn == self.checkpoint_lsn and not force:
             return
         lsn = self.applied_lsn
+        self.recent_ids.flush()
         syncfs(self.directory)
         write_atomic(self.checkpoint_path, self.serialize())
         self.checkpoint_lsn = lsn
@@ -168,7 +169,7 @@ class ShardState:
         elif kind == "queue_control":
             self.queue.control(record.queue_control)
         elif kind == "aborted":
-            self.recent_ids.pop(record.aborted.queue_id, None)
+            self.recent_ids.remove(record.aborted.queue_id)
             self.queue.drop(record.aborted.lsn)
             for rcpt in record.aborted.recipients:
                 self.store.remove(rcpt, [record.aborted.uid])
@@ -194,7 +195,5 @@ class ShardState:
         if m.salvaged_from:
             self.salvaged.add(m.salvaged_from)
         if m.queue_id:
-            self.recent_ids[m.queue_id] = record.lsn
-            if len(self.recent_ids) > RECENT_IDS:
-                self.recent_ids.popitem(last=False)
+            self.recent_ids.add(m.queue_id, record.lsn)
         return delivered
