@@ -22,6 +22,7 @@ from conftest import DOMAIN, wait_for
 from mailnode.users import shard_of
 from mailtools import pop3_messages
 from partition import Partitions, RetryingSender, log_since, log_size, stored_counters, tally
+from test_archive import archive, certs, restored_node, shipped_all  # noqa: F401 - fixtures used by name
 
 ALICE = f"alice@{DOMAIN}"
 SHARD = shard_of(ALICE, 2)
@@ -93,11 +94,11 @@ def suspended(node, since: int) -> bool:
 
 # -- load and counting -------------------------------------------------------------------
 
-def start(cluster, tag: str, *, spares: int = 1):
+def start(cluster, tag: str, *, spares: int = 1, settings: dict | None = None):
     if spares != 1:  # `mailctl init` sets spares_per_shard; Cluster.start's own init then leaves it
         cluster.mailctl("init", "--shards", "2", "--domain", DOMAIN, "--failover-min-interval", "5",
                         "--spares", str(spares))
-    cluster.start(**{"frontend.hold_timeout": HOLD})
+    cluster.start(**{"frontend.hold_timeout": HOLD, **(settings or {})})
     wait_for(lambda: settled(cluster, spares), 60, what=f"shard {SHARD} with {spares} spare(s) in sync")
     primary = cluster.primary_of(SHARD)
     primary.add_user(ALICE)
@@ -282,3 +283,33 @@ def test_two_spares_one_far_behind_then_the_primary_dies(cluster, net, tmp_path)
     finish(cluster, sender, "behind", tmp_path, spares=2, rejoined=[primary],
            extra={"new_primary": new.name, "missing_on_promoted": missing})
     assert not missing, f"{new.name} was promoted lacking acknowledged mail: {missing[:20]}"
+
+
+def test_an_isolated_primary_ships_nothing_its_spare_lacks(cluster, net, archive, make_node, tmp_path):
+    """F10: cut off from ZooKeeper and its peers, the primary's local in-sync set empties;
+    it must not ship its unacknowledged tail to the archive (which stays reachable), or the
+    new primary's shipping fails ("ahead"/"diverged") and a restore brings back messages
+    answered 451. After the heal the new primary ships on, and the archive alone restores
+    every acknowledged message, once, and nothing only refused."""
+    primary, others, sender = start(cluster, "arch", settings=archive.node_settings())
+    net.cut_from_zookeeper(primary, cluster.ensemble)
+    for other in others:
+        net.cut(primary, other)
+    new = wait_promotion(cluster, primary)
+    more_load(sender)
+    net.heal()
+    finish(cluster, sender, "arch", tmp_path, rejoined=[primary], extra={"new_primary": new.name})
+    wait_for(lambda: shipped_all(archive, new, SHARD), 30, what=f"{new.name} to ship everything")
+    errors = [line for line in new.metrics().splitlines()
+              if line.startswith("mailcluster_archive_shipping_errors_total{") and not line.endswith(" 0.0")]
+    assert not errors, errors
+    assert "refused" not in (archive.dir / "archive.log").read_text()
+    cluster.stop()
+    for n in cluster.nodes:
+        n.stop()
+    restored = restored_node(make_node, archive, "--shard", str(SHARD))
+    result = tally(sender, stored_counters(pop3_messages(restored.pop3, ALICE), "arch"))
+    short = {k: (len(v) if isinstance(v, list) else v) for k, v in result.items()}
+    print(f"\narch (restored from the archive): {json.dumps(short)}")
+    bad = {k: result[k][:20] for k in ("lost", "twice", "after_451") if result[k]}
+    assert not bad, f"restored: {json.dumps(short)}; first counters: {bad}"
