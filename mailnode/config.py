@@ -105,7 +105,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any, str]]] = {
         "max_lag_seconds": (float, 5.0, "a spare whose oldest unacknowledged commit is older is not in sync"),
         "max_lag_bytes": (int, 268435456, "a spare further behind than this is not in sync"),
         "follow": (str, "", "gRPC host:port of the primary a NEW node's shards follow (empty: they start as primary)"),
-        "secret_file": (str, "", "file with the cluster secret every node's replication calls must carry (empty: none)"),
+        "secret_file": (str, "", "file with the cluster secret every node's replication calls must carry (empty: none; required in a cluster)"),
     },
     "tls": {
         "cert": (str, "", "PEM certificate chain for STARTTLS/STLS; empty disables TLS"),
@@ -218,6 +218,11 @@ def from_dict(raw: dict, path: str = "<config>") -> Config:
         sections[name] = Section(values)
     if bool(sections["tls"].cert) != bool(sections["tls"].key):
         raise ConfigError(f"{path}: [tls] cert and key go together")
+    if sections["cluster"].zookeeper and not sections["replication"].secret_file:
+        # Follow, Fence and Submit would be open to anyone who reaches the gRPC port: a
+        # stranger could acknowledge commits or fence a primary (review finding F13).
+        raise ConfigError(f"{path}: [replication] secret_file is required in a cluster ([cluster] zookeeper "
+                          "is set): the same file of at least 16 characters on every node, mode 0600")
     sub = sections["submission"]
     if (sub.listen or sub.listen_tls) and not sections["tls"].cert:
         raise ConfigError(f"{path}: [submission] needs [tls] cert and key (AUTH is offered only under TLS)")

@@ -221,6 +221,8 @@ def test_salvage_refuses_a_running_node(node):
     ("[node]\nname = 'n'\ndata_dir = 'd'\n[smtp]\nlisten = 'nowhere'\n", "expected \"host:port\""),
     ("[node]\nname = 'n'\ndata_dir = 'd'\nfoo = 1\n", "unknown key 'foo'"),
     ("[node]\nname = 'n'\ndata_dir = 'd'\n[smtp\n", "line 4"),
+    ("[node]\nname = 'n'\ndata_dir = 'd'\n[cluster]\nzookeeper = '127.0.0.1:2181'\n",
+     "[replication] secret_file is required in a cluster"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, content, needle):
     cfg = tmp_path / "bad.toml"
