@@ -383,7 +383,8 @@ class Shard:
     def accepting(self) -> bool:
         """May act as primary now: commit, deliver, ship, serve. In a cluster also only
         while the ZooKeeper lease holds, so never after a replacement could act."""
-        return self.role == "primary" and not self.draining and (self.lease is None or self.lease())
+        return (self.role == "primary" and not self.draining and not self.state.replacing
+                and (self.lease is None or self.lease()))
 
     async def _abort(self, record: JournalRecord, reason: str) -> None:
         """Take back a durable but unacknowledged message: the client gets 451 and retries."""

@@ -322,3 +322,44 @@ def test_queue_id_deduplication_survives_a_restart(tmp_path):
         f.write(b"q9 1")  # a line a crash cut short is ignored
     third = make_shard(tmp_path)
     assert "q9" not in third.state.recent_ids and third.state.recent_ids.get("q1") == lsns[0]
+
+
+def test_a_store_being_replaced_is_not_served_and_a_cancelled_follower_waits_for_it(tmp_path):
+    """Seen in a chaos run: a node whose follower was cancelled (fenced, then promoted)
+    while its store was rebuilt in a thread served RCPT from a half-built user table
+    (550 for a real user). A cancellation now waits for the thread, and a primary does
+    not accept while its store is being replaced."""
+    import threading
+
+    from mailnode.replication.follower import to_thread_to_the_end
+
+    shard = make_shard(tmp_path)
+    release, order = threading.Event(), []
+
+    def rebuild():
+        shard.state.begin_replace("test")
+        release.wait(10)
+        order.append("rebuilt")
+        shard.state.end_replace()
+
+    async def main():
+        shard.start(asyncio.get_running_loop())  # primary at epoch 1
+        assert shard.accepting
+        task = asyncio.create_task(to_thread_to_the_end(rebuild))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not shard.state.replacing:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        assert not shard.accepting
+        task.cancel()
+        await asyncio.sleep(0.2)
+        assert not task.done()  # still waiting for the thread
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        order.append("cancelled")
+        assert shard.accepting
+        shard.stop()
+
+    asyncio.run(main())
+    assert order == ["rebuilt", "cancelled"]

@@ -29,6 +29,19 @@ class StaleEpoch(Exception):
     pass
 
 
+async def to_thread_to_the_end(fn, *args):
+    """``asyncio.to_thread`` that a cancellation waits for: cancelling the follower must
+    not leave a journal cut or a store replacement running in its thread while the node
+    follows on or is promoted (seen in a chaos run: a node promoted mid-rebuild answered
+    RCPT with 550 from its half-built user table)."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await work
+        raise
+
+
 class Follower:
     def __init__(self, node, shard):
         self.node = node
@@ -169,13 +182,13 @@ class Follower:
         await self._submit(channel, todo.records + untaken)
         await shard.handed_over(untaken)
         metrics.SALVAGED.labels(str(shard.id)).inc(todo.messages)
-        removed = await asyncio.to_thread(journal.truncate, lsn)
+        removed = await to_thread_to_the_end(journal.truncate, lsn)
         log.warning("shard %d: journal diverged from %s at lsn %d: re-submitted %d acknowledged records "
                     "(%d messages, %d take-backs), skipped %d never acknowledged (answered 451 or not at "
                     "all), %d not needed; cut %d bytes", shard.id, self.primary, lsn, len(todo.records),
                     todo.messages, todo.take_backs, todo.unanswered, todo.dropped, removed)
         if journal.first_lsn == 0:
-            await asyncio.to_thread(shard.rebuild_store)
+            await to_thread_to_the_end(shard.rebuild_store)
         else:
             from mailnode.replication.snapshot import bootstrap
 

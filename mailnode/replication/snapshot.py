@@ -23,6 +23,7 @@ import grpc
 
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
+from mailnode.replication.follower import to_thread_to_the_end
 from mailnode.store.state import syncfs, write_atomic
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ async def bootstrap(node, shard, channel) -> None:
         async for chunk in stub.Snapshot(req, metadata=node.cluster_metadata):
             if chunk.end_of_snapshot:
                 epochs = [tuple(e) for e in json.loads(chunk.epochs_json)]
-                await asyncio.to_thread(_install, shard, staging, chunk.lsn, epochs)
+                await to_thread_to_the_end(_install, shard, staging, chunk.lsn, epochs)
                 shard.applied_lsn = chunk.lsn
                 shard.epoch = max(shard.epoch, chunk.epoch)
                 await asyncio.to_thread(shard.save_role)

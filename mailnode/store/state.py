@@ -67,6 +67,7 @@ class ShardState:
         # reply or a failover must not store the message twice. Bounded; kept on disk.
         self.recent_ids = RecentIds(os.path.join(directory, "recent_ids.log"))
         self.queue = Queue()  # messages with recipients still to deliver
+        self.replacing = False  # between begin_replace and end_replace
         self.applied_lsn = 0  # every record below this is applied
         self.checkpoint_lsn = 0
         self.epoch = 0
@@ -86,10 +87,12 @@ class ShardState:
 
     def begin_replace(self, why: str) -> None:
         """Mark the store as being replaced, durably, before anything of it is removed."""
+        self.replacing = True  # Shard.accepting: nothing is served from a half-built store
         write_atomic(self.incomplete_path, why.encode())
 
     def end_replace(self) -> None:
         """The new store is durable (the caller synced it): unmark it."""
+        self.replacing = False
         os.unlink(self.incomplete_path)
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
