@@ -448,14 +448,14 @@ class Shard:
         async with self._takeback_lock:
             if not self.accepting:
                 raise NotPrimary(f"shard {self.id} is not primary on {self.node}")
-            lsn = aborted.lsn
+            lsn, m = aborted.lsn, None
             why = ("written in our own epoch" if not self._inherited(lsn) else
-                   "already answered 250 here" if lsn in self._retry_answered else
-                   await asyncio.to_thread(self._takeback_refusal, lsn, aborted.queue_id))
+                   "already answered 250 here" if lsn in self._retry_answered else "")
+            if not why:
+                why, m = await asyncio.to_thread(self._takeback_check, lsn, aborted.queue_id)
             if why:
                 log.info("shard %d: not taking back lsn %d for %s: %s", self.id, lsn, origin, why)
                 return 0
-            m = await asyncio.to_thread(read_record, self.journal.directory, lsn)
             rec = self._aborted_for(m, f"{origin} answered 451 for it: {aborted.reason}")
             out = await self.commit(rec)
             await self.wait_applied(out)  # the queue id is free for the sender's retry
@@ -463,22 +463,22 @@ class Shard:
                         self.id, aborted.queue_id, lsn, origin)
             return out
 
-    def _takeback_refusal(self, lsn: int, qid: str) -> str:
-        """Why the inherited record at ``lsn`` may not be taken back ("" if it may): read
-        from the journal, so it holds across restarts (blocking)."""
+    def _takeback_check(self, lsn: int, qid: str) -> tuple[str, JournalRecord | None]:
+        """(why the inherited record at ``lsn`` may not be taken back or "", that record):
+        read from the journal, so it holds across restarts (blocking)."""
         try:
             rec = read_record(self.journal.directory, lsn)
         except Exception as e:  # noqa: BLE001 - a segment removed or no frame there
-            return f"no record at that lsn ({e})"
+            return f"no record at that lsn ({e})", None
         if rec.WhichOneof("body") != "message_accepted" or rec.message_accepted.queue_id != qid:
-            return "a different record at that lsn"
+            return "a different record at that lsn", rec
         for fr in iter_frames(self.journal.directory, lsn):
             kind = fr.record.WhichOneof("body")
             if kind == "retry_answered" and lsn in fr.record.retry_answered.lsns:
-                return "already answered 250 here"
+                return "already answered 250 here", rec
             if kind == "aborted" and fr.record.aborted.lsn == lsn:
-                return "already taken back"
-        return ""
+                return "already taken back", rec
+        return "", rec
 
     async def _answered_alone(self, lsn: int) -> None:
         """Make durable, before the answer, that the record at ``lsn`` is answered with no

@@ -114,8 +114,10 @@ class Router:
             return await task
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=0.25)
-                if done:
+                if self._changed is None:  # the future changed() resolves (as in _wait_change)
+                    self._changed = asyncio.get_running_loop().create_future()
+                await asyncio.wait({task, self._changed}, return_when=asyncio.FIRST_COMPLETED)
+                if task.done():
                     return task.result()
                 now = self.target(shard_id)
                 if now is not None and now != target:
