@@ -40,14 +40,25 @@ sys.path.insert(0, ROOT)
 
 from clustertools import Cluster  # noqa: E402
 from conftest import DOMAIN, PASSWORD, Node, loopback_ip, wait_for  # noqa: E402
-from coordinator.zkserver import Ensemble  # noqa: E402
-from mailnode.users import shard_of  # noqa: E402
 from mailtools import pop3_messages  # noqa: E402
 from partition import Partitions, RetryingSender, stored_counters, tally  # noqa: E402
 
-KINDS = ("kill9", "kill9_fast_restart", "sigstop_primary", "sigstop_spare", "primary_cut_from_zk",
-         "primary_isolated", "primary_spare_cut", "primary_spare_flapping", "coordinator_killed",
-         "zookeeper_server_killed", "switchover")
+from coordinator.zkserver import Ensemble  # noqa: E402
+from mailnode.users import shard_of  # noqa: E402
+
+KINDS = (
+    "kill9",
+    "kill9_fast_restart",
+    "sigstop_primary",
+    "sigstop_spare",
+    "primary_cut_from_zk",
+    "primary_isolated",
+    "primary_spare_cut",
+    "primary_spare_flapping",
+    "coordinator_killed",
+    "zookeeper_server_killed",
+    "switchover",
+)
 
 
 def mailboxes() -> dict[int, str]:
@@ -87,8 +98,10 @@ class Chaos:
         for shard, address in self.boxes.items():
             self.cluster.primary_of(shard).add_user(address)
         servers = [n.smtp for n in self.nodes]
-        self.senders = {shard: RetryingSender(servers, address, f"c{shard}", workers=4, timeout=45)
-                        for shard, address in self.boxes.items()}
+        self.senders = {
+            shard: RetryingSender(servers, address, f"c{shard}", workers=4, timeout=45)
+            for shard, address in self.boxes.items()
+        }
         for s in self.senders.values():
             s.start(retry_for=240)
 
@@ -187,9 +200,22 @@ class Chaos:
                 record["skipped"] = "no in-sync spare"
             else:
                 record["target"] = f"{p.name}->{s.name}"
-                r = subprocess.run([os.path.join(ROOT, "failover-scripts", "switchover"), "--zk",
-                                    self.ensemble.connect, "--root", self.cluster.root, "--shard", str(shard),
-                                    "--to", s.name], capture_output=True, text=True, timeout=120)
+                r = subprocess.run(
+                    [
+                        os.path.join(ROOT, "failover-scripts", "switchover"),
+                        "--zk",
+                        self.ensemble.connect,
+                        "--root",
+                        self.cluster.root,
+                        "--shard",
+                        str(shard),
+                        "--to",
+                        s.name,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
                 record["switchover_rc"] = r.returncode
         return record
 
@@ -198,7 +224,10 @@ class Chaos:
         cfg = self.dir / f"{name}.toml"
         log = open(self.dir / f"{name}.log", "ab")
         self.cluster.coordinators[i] = subprocess.Popen(
-            [sys.executable, "-m", "coordinator.cli", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", "coordinator.cli", "--config", str(cfg)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
 
     def heal_all(self) -> None:
@@ -213,7 +242,9 @@ class Chaos:
     # -- the run ---------------------------------------------------------------------
     def run(self, faults: int, max_seconds: float) -> dict:
         t0 = time.monotonic()
-        wait_for(lambda: all(s.acknowledged() >= 50 for s in self.senders.values()), 60, what="load")
+        wait_for(
+            lambda: all(s.acknowledged() >= 50 for s in self.senders.values()), 60, what="load"
+        )
         for i in range(faults):
             if time.monotonic() - t0 > max_seconds:
                 break
@@ -221,7 +252,12 @@ class Chaos:
             started = time.monotonic()
             record = self.fault(kind)
             self.heal_all()
-            wait_for(self.settled, 120, interval=0.2, what=f"the cluster settled after fault {i} ({kind})")
+            wait_for(
+                self.settled,
+                120,
+                interval=0.2,
+                what=f"the cluster settled after fault {i} ({kind})",
+            )
             record["settled_after_s"] = round(time.monotonic() - started, 2)
             record["index"] = i
             self.log.append(record)
@@ -229,13 +265,23 @@ class Chaos:
         for s in self.senders.values():
             s.stop(300)
         wait_for(self.settled, 120, interval=0.2, what="the cluster settled at the end")
-        result = {"faults": len(self.log), "kinds": {k: sum(r["kind"] == k for r in self.log) for k in KINDS},
-                  "seconds": round(time.monotonic() - t0, 1), "shards": {}}
+        result = {
+            "faults": len(self.log),
+            "kinds": {k: sum(r["kind"] == k for r in self.log) for k in KINDS},
+            "seconds": round(time.monotonic() - t0, 1),
+            "shards": {},
+        }
         for shard, address in self.boxes.items():
-            stored = stored_counters(pop3_messages(self.primary(shard).pop3, address, PASSWORD), f"c{shard}")
+            stored = stored_counters(
+                pop3_messages(self.primary(shard).pop3, address, PASSWORD), f"c{shard}"
+            )
             t = tally(self.senders[shard], stored)
-            result["shards"][shard] = {k: (v if isinstance(v, int) else len(v)) for k, v in t.items()}
-            result["shards"][shard]["examples"] = {k: t[k][:10] for k in ("lost", "twice", "after_451") if t[k]}
+            result["shards"][shard] = {
+                k: (v if isinstance(v, int) else len(v)) for k, v in t.items()
+            }
+            result["shards"][shard]["examples"] = {
+                k: t[k][:10] for k in ("lost", "twice", "after_451") if t[k]
+            }
         for k in ("acknowledged", "lost", "twice", "after_451", "rfc1047", "given_up"):
             result[k] = sum(s[k] for s in result["shards"].values())
         return result
@@ -245,14 +291,18 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--faults", type=int, default=20)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--dir", help="working directory (default: a new temporary one, removed after a clean run)")
+    p.add_argument(
+        "--dir", help="working directory (default: a new temporary one, removed after a clean run)"
+    )
     p.add_argument("--max-seconds", type=float, default=3600)
     o = p.parse_args(argv)
     seed = o.seed if o.seed is not None else random.SystemRandom().randrange(1 << 30)
     directory = Path(o.dir or tempfile.mkdtemp(prefix="chaos-"))
     directory.mkdir(parents=True, exist_ok=True)
     chaos = Chaos(directory, seed)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (rules, cgroups, processes) on kill
+    signal.signal(
+        signal.SIGTERM, lambda *_: sys.exit(143)
+    )  # clean up (rules, cgroups, processes) on kill
     try:
         chaos.start()
         result = chaos.run(o.faults, o.max_seconds)

@@ -20,6 +20,7 @@ Latency runs from the dot reaching the kernel to the reply.  Stops after
 Importable: `run(opts)` (async) or `measure(server=..., **opts)` return the
 result dict printed by --json.
 """
+
 import argparse
 import asyncio
 import json
@@ -28,8 +29,13 @@ import sys
 import time
 from functools import lru_cache
 
-class Tempfail(Exception): pass
-class Rejected(Exception): pass
+
+class Tempfail(Exception):
+    pass
+
+
+class Rejected(Exception):
+    pass
 
 
 @lru_cache(maxsize=64)
@@ -37,19 +43,22 @@ def filler(n: int) -> bytes:
     """n bytes (n == 0 or n >= 2) of 'X' lines, each <= 78 chars + CRLF."""
     if n == 0:
         return b""
-    k = -(-n // 80)                       # number of lines
-    base, extra = divmod(n, k)            # line lengths base or base+1, <= 80
+    k = -(-n // 80)  # number of lines
+    base, extra = divmod(n, k)  # line lengths base or base+1, <= 80
     lines = [b"X" * (base + (i < extra) - 2) + b"\r\n" for i in range(k)]
     return b"".join(lines)
 
 
 def make_message(n: int, tag: str, mail_from: str, rcpt: str, size: int) -> bytes:
     def headers(pad):
-        return (f"Subject: lg {n}{pad}\r\nFrom: {mail_from}\r\nTo: {rcpt}\r\n"
-                f"Message-ID: <{n}.{tag}@lg>\r\n\r\n").encode()
+        return (
+            f"Subject: lg {n}{pad}\r\nFrom: {mail_from}\r\nTo: {rcpt}\r\n"
+            f"Message-ID: <{n}.{tag}@lg>\r\n\r\n"
+        ).encode()
+
     head = headers("")
     rest = size - len(head)
-    if rest == 1:                         # a 1-byte line cannot end in CRLF
+    if rest == 1:  # a 1-byte line cannot end in CRLF
         head, rest = headers(" "), 0
     return head + filler(max(rest, 0))
 
@@ -99,7 +108,7 @@ class Session:
 
     def close(self):
         if self.writer is not None:
-            self.writer.transport.abort()     # no TIME_WAIT linger on our side
+            self.writer.transport.abort()  # no TIME_WAIT linger on our side
         self.reader = self.writer = self.waiting_since = None
 
     async def quit(self):
@@ -122,12 +131,12 @@ class Session:
             body = make_message(n, o.tag, o.mail_from, o.to, o.size)
             self.writer.write(body + b".\r\n")
             dot_sent = True
-            self.waiting_since = time.monotonic()          # watchdog covers drain
+            self.waiting_since = time.monotonic()  # watchdog covers drain
             await self.writer.drain()
             t0 = time.perf_counter()
             code = await self.reply()
             st.latencies.append(time.perf_counter() - t0)
-        except (Tempfail, Rejected) as e:     # refused before the dot: start afresh
+        except (Tempfail, Rejected) as e:  # refused before the dot: start afresh
             st.tempfail += isinstance(e, Tempfail)
             st.rejected += isinstance(e, Rejected)
             await self.quit()
@@ -172,7 +181,7 @@ async def watchdog(sessions, timeout):
         for s in sessions:
             since = s.waiting_since
             if since is not None and now - since > timeout and s.writer is not None:
-                s.writer.transport.abort()       # readline() then sees EOF
+                s.writer.transport.abort()  # readline() then sees EOF
 
 
 def percentile(sorted_vals, p):
@@ -189,8 +198,10 @@ async def run(o) -> dict:
     o.mail_line = f"MAIL FROM:<{o.mail_from}>\r\n".encode()
     o.rcpt_line = f"RCPT TO:<{o.to}>\r\n".encode()
     if len(make_message(o.first, o.tag, o.mail_from, o.to, o.size)) > o.size:
-        print(f"loadgen: --size {o.size} is below the header size; sending headers only",
-              file=sys.stderr)
+        print(
+            f"loadgen: --size {o.size} is below the header size; sending headers only",
+            file=sys.stderr,
+        )
     stats = Stats()
     seq = iter(range(o.first, o.first + o.messages))
     log = open(o.accepted_log, "a") if o.accepted_log else None
@@ -214,14 +225,19 @@ async def run(o) -> dict:
     ms = lambda v: None if v is None else round(v * 1000, 3)
     return {
         "sent": stats.accepted + stats.tempfail + stats.rejected + stats.errors,
-        "accepted": stats.accepted, "tempfail": stats.tempfail,
-        "rejected": stats.rejected, "errors": stats.errors,
+        "accepted": stats.accepted,
+        "tempfail": stats.tempfail,
+        "rejected": stats.rejected,
+        "errors": stats.errors,
         "errors_after_dot": stats.errors_after_dot,
         "wall_s": round(wall, 3),
         "accepted_per_s": round(stats.accepted / wall, 1) if wall > 0 else 0.0,
-        "p50_ms": ms(percentile(lat, 50)), "p99_ms": ms(percentile(lat, 99)),
+        "p50_ms": ms(percentile(lat, 50)),
+        "p99_ms": ms(percentile(lat, 99)),
         "cpu_pct": round(100 * cpu / wall, 1) if wall > 0 else 0.0,
-        "sessions": o.sessions, "size": o.size, "reuse": o.reuse,
+        "sessions": o.sessions,
+        "size": o.size,
+        "reuse": o.reuse,
     }
 
 
@@ -239,10 +255,17 @@ def parse_args(argv=None):
     p.add_argument("--tag", default=os.urandom(3).hex(), help="run tag in Message-IDs")
     p.add_argument("--timeout", type=float, default=30.0, help="per operation, seconds")
     p.add_argument("--max-seconds", type=float, default=300.0)
-    p.add_argument("--error-delay", type=float, default=0.1,
-                   help="pause of a session after a connection error, seconds")
-    p.add_argument("--accepted-log", metavar="FILE",
-                   help="append the number of each accepted message, one per line")
+    p.add_argument(
+        "--error-delay",
+        type=float,
+        default=0.1,
+        help="pause of a session after a connection error, seconds",
+    )
+    p.add_argument(
+        "--accepted-log",
+        metavar="FILE",
+        help="append the number of each accepted message, one per line",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p.parse_args(argv)
 
@@ -260,12 +283,14 @@ def main(argv=None) -> int:
     if o.json:
         print(json.dumps(r))
     else:
-        print(f"sent {r['sent']}  accepted {r['accepted']}  tempfail {r['tempfail']}  "
-              f"rejected {r['rejected']}  errors {r['errors']} "
-              f"({r['errors_after_dot']} after dot)\n"
-              f"wall {r['wall_s']} s  accepted {r['accepted_per_s']} msg/s  "
-              f"end-of-data->reply p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
-              f"cpu {r['cpu_pct']}%")
+        print(
+            f"sent {r['sent']}  accepted {r['accepted']}  tempfail {r['tempfail']}  "
+            f"rejected {r['rejected']}  errors {r['errors']} "
+            f"({r['errors_after_dot']} after dot)\n"
+            f"wall {r['wall_s']} s  accepted {r['accepted_per_s']} msg/s  "
+            f"end-of-data->reply p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
+            f"cpu {r['cpu_pct']}%"
+        )
     return 0
 
 

@@ -50,8 +50,11 @@ def scrape(http: str) -> dict[str, float]:
 
 def quantile(metrics: dict[str, float], name: str, q: float) -> float:
     """histogram_quantile() over the node's cumulative buckets, linear inside a bucket."""
-    buckets = sorted((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), v)
-                     for k, v in metrics.items() if (m := re.fullmatch(name + r'_bucket\{le="([^"]+)"\}', k)))
+    buckets = sorted(
+        (float("inf") if m.group(1) == "+Inf" else float(m.group(1)), v)
+        for k, v in metrics.items()
+        if (m := re.fullmatch(name + r'_bucket\{le="([^"]+)"\}', k))
+    )
     total = buckets[-1][1]
     if not total:
         return 0.0
@@ -74,10 +77,24 @@ def start_archive(directory: str) -> tuple[subprocess.Popen, str]:
     certs = make_ca(os.path.join(directory, "pki"), ["archive", "node"])
     cfg = os.path.join(directory, "archive.toml")
     with open(cfg, "w") as f:
-        f.write(f'[archive]\ndata_dir = "data"\nlisten = "{ARCHIVE_ADDRESS}:7171"\nhttp = "{ARCHIVE_ADDRESS}:8181"\n'
-                f'tls_ca = "{certs["ca"][0]}"\ntls_cert = "{certs["archive"][0]}"\ntls_key = "{certs["archive"][1]}"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "mailnode.cli", "archive", "--config", cfg, "--log-level", "WARNING"],
-                            stdout=open(os.path.join(directory, "archive.log"), "wb"), stderr=subprocess.STDOUT)
+        f.write(
+            f'[archive]\ndata_dir = "data"\nlisten = "{ARCHIVE_ADDRESS}:7171"\nhttp = "{ARCHIVE_ADDRESS}:8181"\n'
+            f'tls_ca = "{certs["ca"][0]}"\ntls_cert = "{certs["archive"][0]}"\ntls_key = "{certs["archive"][1]}"\n'
+        )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mailnode.cli",
+            "archive",
+            "--config",
+            cfg,
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=open(os.path.join(directory, "archive.log"), "wb"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -87,23 +104,31 @@ def start_archive(directory: str) -> tuple[subprocess.Popen, str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"archive did not start; see {directory}/archive.log")
             time.sleep(0.1)
-    section = (f'[archive]\naddress = "{ARCHIVE_ADDRESS}:7171"\ntls_ca = "{certs["ca"][0]}"\n'
-               f'tls_cert = "{certs["node"][0]}"\ntls_key = "{certs["node"][1]}"\n')
+    section = (
+        f'[archive]\naddress = "{ARCHIVE_ADDRESS}:7171"\ntls_ca = "{certs["ca"][0]}"\n'
+        f'tls_cert = "{certs["node"][0]}"\ntls_key = "{certs["node"][1]}"\n'
+    )
     return proc, section
 
 
-def start_node(directory: str, address: str = ADDRESS, follow: str = "", policy: str = "sync",
-               extra: str = "") -> subprocess.Popen:
+def start_node(
+    directory: str, address: str = ADDRESS, follow: str = "", policy: str = "sync", extra: str = ""
+) -> subprocess.Popen:
     os.makedirs(directory, exist_ok=True)
     cfg = os.path.join(directory, "node.toml")
     with open(cfg, "w") as f:
-        f.write(f'[node]\nname = "{os.path.basename(directory)}"\ndata_dir = "data"\ndomains = ["example.test"]\n'
-                f'shards = 1\n[smtp]\nlisten = "{address}:2525"\n[pop3]\nlisten = ""\n'
-                f'[http]\nlisten = "{address}:8080"\n[grpc]\nlisten = "{address}:7070"\n'
-                f'[replication]\npolicy = "{policy}"\nfollow = "{follow}"\n{extra}')
+        f.write(
+            f'[node]\nname = "{os.path.basename(directory)}"\ndata_dir = "data"\ndomains = ["example.test"]\n'
+            f'shards = 1\n[smtp]\nlisten = "{address}:2525"\n[pop3]\nlisten = ""\n'
+            f'[http]\nlisten = "{address}:8080"\n[grpc]\nlisten = "{address}:7070"\n'
+            f'[replication]\npolicy = "{policy}"\nfollow = "{follow}"\n{extra}'
+        )
     log = open(os.path.join(directory, "node.log"), "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mailnode.cli", "--config", cfg, "--log-level", "WARNING"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailnode.cli", "--config", cfg, "--log-level", "WARNING"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -117,8 +142,22 @@ def start_node(directory: str, address: str = ADDRESS, follow: str = "", policy:
 
 
 def add_user(directory: str) -> None:
-    subprocess.run([sys.executable, "-m", "mailnode.mailctl", "--config", os.path.join(directory, "node.toml"),
-                    "user", "add", USER, "--password", "bench-password"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mailnode.mailctl",
+            "--config",
+            os.path.join(directory, "node.toml"),
+            "user",
+            "add",
+            USER,
+            "--password",
+            "bench-password",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def wait_in_sync(timeout: float = 30) -> None:
@@ -132,12 +171,39 @@ def wait_in_sync(timeout: float = 30) -> None:
 def generate(kind: str, size: int, messages: int, sessions: int, reuse: bool) -> float:
     """Runs the load; returns its wall seconds."""
     if kind == "smtp-source":
-        cmd = ["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", str(size),
-               "-f", "load@remote.test", "-t", USER] + (["-d"] if reuse else []) + [f"{ADDRESS}:2525"]
+        cmd = (
+            [
+                "smtp-source",
+                "-s",
+                str(sessions),
+                "-m",
+                str(messages),
+                "-l",
+                str(size),
+                "-f",
+                "load@remote.test",
+                "-t",
+                USER,
+            ]
+            + (["-d"] if reuse else [])
+            + [f"{ADDRESS}:2525"]
+        )
     else:
-        cmd = [sys.executable, os.path.join(HERE, "loadgen.py"), "--server", f"{ADDRESS}:2525",
-               "--sessions", str(sessions), "--messages", str(messages), "--size", str(size),
-               "--to", USER, "--json"] + (["--reuse"] if reuse else [])
+        cmd = [
+            sys.executable,
+            os.path.join(HERE, "loadgen.py"),
+            "--server",
+            f"{ADDRESS}:2525",
+            "--sessions",
+            str(sessions),
+            "--messages",
+            str(messages),
+            "--size",
+            str(size),
+            "--to",
+            USER,
+            "--json",
+        ] + (["--reuse"] if reuse else [])
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.monotonic() - t0
@@ -150,8 +216,17 @@ def generate(kind: str, size: int, messages: int, sessions: int, reuse: bool) ->
     return wall
 
 
-def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, root: str, spare: bool,
-            policy: str, archive: str = "none") -> dict:
+def one_run(
+    kind: str,
+    size: int,
+    messages: int,
+    sessions: int,
+    reuse: bool,
+    root: str,
+    spare: bool,
+    policy: str,
+    archive: str = "none",
+) -> dict:
     directory = tempfile.mkdtemp(prefix="node-bench-", dir=root)
     procs, extra = [], ""
     if archive != "none":
@@ -161,7 +236,11 @@ def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, roo
     procs.append(start_node(os.path.join(directory, "primary"), policy=policy, extra=extra))
     try:
         if spare:
-            procs.append(start_node(os.path.join(directory, "spare"), SPARE_ADDRESS, follow=f"{ADDRESS}:7070"))
+            procs.append(
+                start_node(
+                    os.path.join(directory, "spare"), SPARE_ADDRESS, follow=f"{ADDRESS}:7070"
+                )
+            )
             wait_in_sync()
         add_user(os.path.join(directory, "primary"))
         t0 = time.monotonic()
@@ -175,10 +254,17 @@ def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, roo
         m = scrape(http)
         accepted = m["mailcluster_smtp_messages_accepted_total"]
         degraded = m.get('mailcluster_replication_degraded_commits_total{shard="0"}', 0)
-        if spare and policy == "sync" and degraded > 1:  # the user add may come before the first ack
-            raise SystemExit(f"{degraded:.0f} commits did not wait for the spare: not a sync measurement")
+        if (
+            spare and policy == "sync" and degraded > 1
+        ):  # the user add may come before the first ack
+            raise SystemExit(
+                f"{degraded:.0f} commits did not wait for the spare: not a sync measurement"
+            )
         if archive != "none":  # until the archive holds everything
-            while m.get('mailcluster_archive_lag_bytes{shard="0"}', 1) > 0 and time.monotonic() - t0 < wall + 300:
+            while (
+                m.get('mailcluster_archive_lag_bytes{shard="0"}', 1) > 0
+                and time.monotonic() - t0 < wall + 300
+            ):
                 time.sleep(0.05)
                 m = scrape(http)
         return {
@@ -186,7 +272,8 @@ def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, roo
             "delivered_per_s": messages / delivered_wall,
             "commit_p50_ms": 1000 * quantile(m, "mailcluster_commit_seconds", 0.50),
             "commit_p99_ms": 1000 * quantile(m, "mailcluster_commit_seconds", 0.99),
-            "fsyncs_per_msg": m['mailcluster_journal_fsync_batch_records_count{shard="0"}'] / accepted,
+            "fsyncs_per_msg": m['mailcluster_journal_fsync_batch_records_count{shard="0"}']
+            / accepted,
         }
     finally:
         for proc in procs:
@@ -197,7 +284,9 @@ def one_run(kind: str, size: int, messages: int, sessions: int, reuse: bool, roo
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--sizes", default="100,2048,102400")
     p.add_argument("--messages", type=int, default=20000)
     p.add_argument("--sessions", type=int, default=20)
@@ -205,10 +294,18 @@ def main() -> None:
     p.add_argument("--reuse", action="store_true", help="keep connections open (smtp-source -d)")
     p.add_argument("--generator", choices=["auto", "smtp-source", "loadgen"], default="auto")
     p.add_argument("--data-root", default=tempfile.gettempdir())
-    p.add_argument("--spare", action="store_true", help="run a hot spare; with policy sync every 250 waits for it")
+    p.add_argument(
+        "--spare",
+        action="store_true",
+        help="run a hot spare; with policy sync every 250 waits for it",
+    )
     p.add_argument("--policy", choices=["sync", "async", "local"], default="sync")
-    p.add_argument("--archive", choices=["none", "async", "sync"], default="none",
-                   help="ship to a remote-site archive (mTLS); sync: remote_sync, every 250 waits for it")
+    p.add_argument(
+        "--archive",
+        choices=["none", "async", "sync"],
+        default="none",
+        help="ship to a remote-site archive (mTLS); sync: remote_sync, every 250 waits for it",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     kind = args.generator
@@ -216,19 +313,33 @@ def main() -> None:
         kind = "smtp-source" if shutil.which("smtp-source") else "loadgen"
     results = {}
     for size in (int(s) for s in args.sizes.split(",")):
-        runs = [one_run(kind, size, args.messages, args.sessions, args.reuse, args.data_root, args.spare,
-                        args.policy, args.archive) for _ in range(args.runs)]
+        runs = [
+            one_run(
+                kind,
+                size,
+                args.messages,
+                args.sessions,
+                args.reuse,
+                args.data_root,
+                args.spare,
+                args.policy,
+                args.archive,
+            )
+            for _ in range(args.runs)
+        ]
         results[size] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         results[size]["runs"] = [round(r["accepted_per_s"]) for r in runs]
         if not args.json:
             r = results[size]
-            print(f"size {size:>6} B: accepted {r['accepted_per_s']:7.0f} msg/s  delivered "
-                  f"{r['delivered_per_s']:7.0f} msg/s  commit p50 {r['commit_p50_ms']:6.2f} ms  "
-                  f"p99 {r['commit_p99_ms']:6.2f} ms  fsyncs/msg {r['fsyncs_per_msg']:.3f}  "
-                  f"(runs: {r['runs']}, {kind}, -s {args.sessions} -m {args.messages}"
-                  f"{' -d' if args.reuse else ''}, {'spare, ' if args.spare else ''}policy {args.policy}"
-                  f"{', archive ' + args.archive if args.archive != 'none' else ''})",
-                  flush=True)
+            print(
+                f"size {size:>6} B: accepted {r['accepted_per_s']:7.0f} msg/s  delivered "
+                f"{r['delivered_per_s']:7.0f} msg/s  commit p50 {r['commit_p50_ms']:6.2f} ms  "
+                f"p99 {r['commit_p99_ms']:6.2f} ms  fsyncs/msg {r['fsyncs_per_msg']:.3f}  "
+                f"(runs: {r['runs']}, {kind}, -s {args.sessions} -m {args.messages}"
+                f"{' -d' if args.reuse else ''}, {'spare, ' if args.spare else ''}policy {args.policy}"
+                f"{', archive ' + args.archive if args.archive != 'none' else ''})",
+                flush=True,
+            )
     if args.json:
         print(json.dumps({"generator": kind, "results": results}, indent=2))
 

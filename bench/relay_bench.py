@@ -51,16 +51,33 @@ def start(directory: str) -> tuple[subprocess.Popen, subprocess.Popen]:
     cert, key = certificate(directory)
     cfg = os.path.join(directory, "node.toml")
     with open(cfg, "w") as f:
-        f.write(f'[node]\nname = "bench"\ndata_dir = "data"\ndomains = ["example.test"]\nshards = 1\n'
-                f'[smtp]\nlisten = "{ADDRESS}:2525"\n[pop3]\nlisten = ""\n[http]\nlisten = "{ADDRESS}:8080"\n'
-                f'[grpc]\nlisten = "{ADDRESS}:7070"\n[tls]\ncert = "{cert}"\nkey = "{key}"\n'
-                f'[submission]\nlisten = "{ADDRESS}:5870"\nrate_per_user = 0\nrate_per_ip = 0\n'
-                f'[delivery]\nsmarthost = "{SINK}:2526"\nstarttls = "none"\nconcurrency = 50\n'
-                f'destination_concurrency = 20\n')
-    sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{SINK}:2526",
-                             "-c", "aiosmtpd.handlers.Sink"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    node = subprocess.Popen([sys.executable, "-m", "mailnode.cli", "--config", cfg, "--log-level", "WARNING"],
-                            stdout=open(os.path.join(directory, "node.log"), "wb"), stderr=subprocess.STDOUT)
+        f.write(
+            f'[node]\nname = "bench"\ndata_dir = "data"\ndomains = ["example.test"]\nshards = 1\n'
+            f'[smtp]\nlisten = "{ADDRESS}:2525"\n[pop3]\nlisten = ""\n[http]\nlisten = "{ADDRESS}:8080"\n'
+            f'[grpc]\nlisten = "{ADDRESS}:7070"\n[tls]\ncert = "{cert}"\nkey = "{key}"\n'
+            f'[submission]\nlisten = "{ADDRESS}:5870"\nrate_per_user = 0\nrate_per_ip = 0\n'
+            f'[delivery]\nsmarthost = "{SINK}:2526"\nstarttls = "none"\nconcurrency = 50\n'
+            f"destination_concurrency = 20\n"
+        )
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"{SINK}:2526",
+            "-c",
+            "aiosmtpd.handlers.Sink",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    node = subprocess.Popen(
+        [sys.executable, "-m", "mailnode.cli", "--config", cfg, "--log-level", "WARNING"],
+        stdout=open(os.path.join(directory, "node.log"), "wb"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -70,8 +87,22 @@ def start(directory: str) -> tuple[subprocess.Popen, subprocess.Popen]:
             if time.monotonic() > deadline or node.poll() is not None:
                 raise SystemExit(f"node did not start; see {directory}/node.log")
             time.sleep(0.1)
-    subprocess.run([sys.executable, "-m", "mailnode.mailctl", "--config", cfg, "user", "add", USER,
-                    "--password", PASSWORD], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mailnode.mailctl",
+            "--config",
+            cfg,
+            "user",
+            "add",
+            USER,
+            "--password",
+            PASSWORD,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return node, sink
 
 
@@ -83,7 +114,9 @@ async def submit(messages: int, sessions: int, size: int) -> float:
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
 
     async def session(n: int) -> None:
-        client = aiosmtplib.SMTP(hostname=ADDRESS, port=5870, start_tls=True, tls_context=ctx, timeout=60)
+        client = aiosmtplib.SMTP(
+            hostname=ADDRESS, port=5870, start_tls=True, tls_context=ctx, timeout=60
+        )
         await client.connect()
         await client.login(USER, PASSWORD)
         for i in range(n):
@@ -107,7 +140,11 @@ def run(args) -> dict:
                 raise SystemExit("not everything was delivered within 10 minutes")
             time.sleep(0.05)
         total = time.monotonic() - t0
-        return {"submitted": args.messages / accept_seconds, "delivered": args.messages / total, "total": total}
+        return {
+            "submitted": args.messages / accept_seconds,
+            "delivered": args.messages / total,
+            "total": total,
+        }
     finally:
         for p in (node, sink):
             p.terminate()
@@ -124,9 +161,13 @@ def main() -> None:
     args = ap.parse_args()
     results = [run(args) for _ in range(args.runs)]
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
-    print(f"{args.messages} messages of {args.size} B, {args.sessions} sessions, {args.runs} runs (median):")
-    print(f"  submitted {med['submitted']:.0f} msg/s   delivered {med['delivered']:.0f} msg/s   "
-          f"end to end {med['total']:.1f} s")
+    print(
+        f"{args.messages} messages of {args.size} B, {args.sessions} sessions, {args.runs} runs (median):"
+    )
+    print(
+        f"  submitted {med['submitted']:.0f} msg/s   delivered {med['delivered']:.0f} msg/s   "
+        f"end to end {med['total']:.1f} s"
+    )
 
 
 if __name__ == "__main__":

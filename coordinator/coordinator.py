@@ -27,10 +27,21 @@ PAUSED = Gauge("mailcluster_coordinator_paused", "1 while automatic failover is 
 
 
 class Coordinator:
-    def __init__(self, name: str, *, hosts: str, root: str, session_timeout: float, loop_interval: float = 0.5):
+    def __init__(
+        self,
+        name: str,
+        *,
+        hosts: str,
+        root: str,
+        session_timeout: float,
+        loop_interval: float = 0.5,
+    ):
         self.name = name
-        self.zk = KazooClient(hosts=hosts, timeout=session_timeout,
-                              connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.5})
+        self.zk = KazooClient(
+            hosts=hosts,
+            timeout=session_timeout,
+            connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.5},
+        )
         self.store = Store(self.zk, root)
         self.loop_interval = loop_interval
         self.stopping = threading.Event()
@@ -79,8 +90,11 @@ class Coordinator:
         LEADER.set(1)
         log.warning("coordinator %s: leading (session 0x%x)", self.name, session or 0)
         try:
-            while (not self.stopping.is_set() and self.zk.state == KazooState.CONNECTED
-                   and self._session() == session):
+            while (
+                not self.stopping.is_set()
+                and self.zk.state == KazooState.CONNECTED
+                and self._session() == session
+            ):
                 self._wake.clear()
                 self.cycle()
                 self._wake.wait(self.loop_interval)
@@ -98,7 +112,9 @@ class Coordinator:
                     continue
                 self.store.end_switchover(cluster.switchover_version)
                 log.warning("coordinator %s: %s", self.name, d.sentence)
-                self.store.append_history(d.sentence, shard=d.shard, coordinator=self.name, kind=d.kind)
+                self.store.append_history(
+                    d.sentence, shard=d.shard, coordinator=self.name, kind=d.kind
+                )
                 continue
             if d.changes is None:
                 if self._said.get(d.shard) != d.sentence:
@@ -106,7 +122,9 @@ class Coordinator:
                     self._said[d.shard] = d.sentence
                 continue
             if not self.store.update_shard(d.info, **d.changes):
-                log.info("coordinator %s: shard %d changed under us; deciding again", self.name, d.shard)
+                log.info(
+                    "coordinator %s: shard %d changed under us; deciding again", self.name, d.shard
+                )
                 self._wake.set()
                 continue
             self._said[d.shard] = d.sentence
@@ -114,5 +132,10 @@ class Coordinator:
             if d.kind == "failover":
                 FAILOVERS.inc()
             log.warning("coordinator %s: %s", self.name, d.sentence)
-            self.store.append_history(d.sentence, shard=d.shard, coordinator=self.name, kind=d.kind,
-                                      epoch=d.changes.get("epoch", d.info.epoch))
+            self.store.append_history(
+                d.sentence,
+                shard=d.shard,
+                coordinator=self.name,
+                kind=d.kind,
+                epoch=d.changes.get("epoch", d.info.epoch),
+            )

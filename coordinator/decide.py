@@ -32,41 +32,81 @@ def _least_loaded(cluster: Cluster, names, pending: dict[str, int] | None = None
     return names[0] if names else None
 
 
-def assign_primary(cluster: Cluster, info: ShardInfo, now: float, pending: dict[str, int]) -> Decision | None:
+def assign_primary(
+    cluster: Cluster, info: ShardInfo, now: float, pending: dict[str, int]
+) -> Decision | None:
     pick = _least_loaded(cluster, cluster.members, pending)
     if pick is None:
         return Decision(info.id, f"shard {info.id} has no primary and no node is registered", info)
     pending[pick] = pending.get(pick, 0) + 2
-    return Decision(info.id, f"assigned {pick} as primary of shard {info.id}: the shard had none", info,
-                    {"primary": pick, "spares": [s for s in info.spares if s != pick], "epoch": info.epoch + 1,
-                     "in_sync": []}, "assign")
+    return Decision(
+        info.id,
+        f"assigned {pick} as primary of shard {info.id}: the shard had none",
+        info,
+        {
+            "primary": pick,
+            "spares": [s for s in info.spares if s != pick],
+            "epoch": info.epoch + 1,
+            "in_sync": [],
+        },
+        "assign",
+    )
 
 
 def fail_over(cluster: Cluster, info: ShardInfo, now: float) -> Decision:
     n, dead = info.id, info.primary
     if cluster.paused:
-        return Decision(n, f"not failing over shard {n}: {dead}'s session expired, but failover is paused", info)
+        return Decision(
+            n, f"not failing over shard {n}: {dead}'s session expired, but failover is paused", info
+        )
     wait = cluster.config.get("failover_min_interval", 30.0) - (now - info.last_failover)
     if info.last_failover and wait > 0:
-        return Decision(n, f"not failing over shard {n} again for {wait:.0f}s: its last failover was "
-                           f"{now - info.last_failover:.0f}s ago (flap damping)", info)
+        return Decision(
+            n,
+            f"not failing over shard {n} again for {wait:.0f}s: its last failover was "
+            f"{now - info.last_failover:.0f}s ago (flap damping)",
+            info,
+        )
     candidates = [s for s in info.in_sync if s in cluster.members and s in info.spares]
     if not candidates:
-        return Decision(n, f"cannot fail over shard {n}: {dead}'s session expired and no in-sync spare is "
-                           f"alive (spares {list(info.spares)}, in sync {list(info.in_sync)})", info)
+        return Decision(
+            n,
+            f"cannot fail over shard {n}: {dead}'s session expired and no in-sync spare is "
+            f"alive (spares {list(info.spares)}, in sync {list(info.in_sync)})",
+            info,
+        )
     # Every candidate holds every acknowledged commit (the primary answers a commit only
     # when every published in-sync spare has it); the one holding the most journal (its lsn
     # as it last reported) loses the least of what was in flight. A node configured as a
     # spare only breaks ties.
-    pick = max(candidates, key=lambda s: (cluster.members[s].shard(n).get("lsn", 0),
-                                          cluster.members[s].data.get("prefer") == "spare", s))
+    pick = max(
+        candidates,
+        key=lambda s: (
+            cluster.members[s].shard(n).get("lsn", 0),
+            cluster.members[s].data.get("prefer") == "spare",
+            s,
+        ),
+    )
     spares = [s for s in info.spares if s != pick] + [dead]  # the old primary rejoins as a spare
-    return Decision(n, f"promoted {pick} for shard {n}: {dead}'s session expired", info,
-                    {"primary": pick, "spares": spares, "epoch": info.epoch + 1, "in_sync": [],
-                     "last_failover": now, "failover_started": now}, "failover")
+    return Decision(
+        n,
+        f"promoted {pick} for shard {n}: {dead}'s session expired",
+        info,
+        {
+            "primary": pick,
+            "spares": spares,
+            "epoch": info.epoch + 1,
+            "in_sync": [],
+            "last_failover": now,
+            "failover_started": now,
+        },
+        "failover",
+    )
 
 
-def assign_spare(cluster: Cluster, info: ShardInfo, now: float, pending: dict[str, int]) -> Decision | None:
+def assign_spare(
+    cluster: Cluster, info: ShardInfo, now: float, pending: dict[str, int]
+) -> Decision | None:
     want = cluster.config.get("spares_per_shard", 1)
     live = [s for s in info.spares if s in cluster.members]
     if len(live) >= want:
@@ -78,8 +118,13 @@ def assign_spare(cluster: Cluster, info: ShardInfo, now: float, pending: dict[st
     pending[pick] = pending.get(pick, 0) + 1
     dead = [s for s in info.spares if s not in cluster.members]
     spares = live + dead[-2:] + [pick]  # keep a few dead ones: they rejoin as spares when back
-    return Decision(info.id, f"assigned {pick} as spare of shard {info.id}: it had {len(live)} live spare(s) "
-                             f"of {want}", info, {"spares": spares}, "assign")
+    return Decision(
+        info.id,
+        f"assigned {pick} as spare of shard {info.id}: it had {len(live)} live spare(s) of {want}",
+        info,
+        {"spares": spares},
+        "assign",
+    )
 
 
 SWITCHOVER_TIMEOUT = 30.0
@@ -91,33 +136,72 @@ def switch_over(cluster: Cluster, info: ShardInfo, req: dict, now: float) -> Dec
     A Decision with kind "switchover-done" or "switchover-refused" also ends the request."""
     n, old = info.id, info.primary
     draining = info.extra.get("draining")
-    target = req.get("to") or draining_target(info) or max(
-        (s for s in info.in_sync if s in cluster.members), default="",
-        key=lambda s: cluster.members[s].shard(n).get("lsn", 0))
+    target = (
+        req.get("to")
+        or draining_target(info)
+        or max(
+            (s for s in info.in_sync if s in cluster.members),
+            default="",
+            key=lambda s: cluster.members[s].shard(n).get("lsn", 0),
+        )
+    )
     if not draining:
         if now < req.get("at", 0):
             return None
         if old not in cluster.members:
-            return Decision(n, f"refused switchover of shard {n}: its primary {old} is not alive", info,
-                            None, "switchover-refused")
+            return Decision(
+                n,
+                f"refused switchover of shard {n}: its primary {old} is not alive",
+                info,
+                None,
+                "switchover-refused",
+            )
         if target not in info.in_sync or target not in cluster.members:
-            return Decision(n, f"refused switchover of shard {n} to {target or 'a spare'}: not an alive "
-                               f"in-sync spare (in sync: {list(info.in_sync)})", info, None, "switchover-refused")
-        return Decision(n, f"draining {old} for a switchover of shard {n} to {target}", info,
-                        {"draining": old, "switchover_to": target, "draining_since": now}, "switchover")
+            return Decision(
+                n,
+                f"refused switchover of shard {n} to {target or 'a spare'}: not an alive "
+                f"in-sync spare (in sync: {list(info.in_sync)})",
+                info,
+                None,
+                "switchover-refused",
+            )
+        return Decision(
+            n,
+            f"draining {old} for a switchover of shard {n} to {target}",
+            info,
+            {"draining": old, "switchover_to": target, "draining_since": now},
+            "switchover",
+        )
     drained = cluster.members.get(old, None)
     drained_lsn = drained.shard(n).get("drained_lsn") if drained else None
     have = cluster.members[target].shard(n).get("lsn", 0) if target in cluster.members else -1
     if drained_lsn is not None and have >= drained_lsn:
         spares = [s for s in info.spares if s != target] + [old]
-        return Decision(n, f"switched shard {n} over from {old} to {target} at epoch {info.epoch + 1} "
-                           f"(drained at lsn {drained_lsn})", info,
-                        {"primary": target, "spares": spares, "epoch": info.epoch + 1, "in_sync": [],
-                         "draining": None, "switchover_to": None, "last_failover": now}, "switchover-done")
+        return Decision(
+            n,
+            f"switched shard {n} over from {old} to {target} at epoch {info.epoch + 1} "
+            f"(drained at lsn {drained_lsn})",
+            info,
+            {
+                "primary": target,
+                "spares": spares,
+                "epoch": info.epoch + 1,
+                "in_sync": [],
+                "draining": None,
+                "switchover_to": None,
+                "last_failover": now,
+            },
+            "switchover-done",
+        )
     if now - info.extra.get("draining_since", now) > SWITCHOVER_TIMEOUT:
-        return Decision(n, f"aborted switchover of shard {n}: {target} did not catch up with {old} within "
-                           f"{SWITCHOVER_TIMEOUT:.0f}s; {old} serves again", info,
-                        {"draining": None, "switchover_to": None}, "switchover-refused")
+        return Decision(
+            n,
+            f"aborted switchover of shard {n}: {target} did not catch up with {old} within "
+            f"{SWITCHOVER_TIMEOUT:.0f}s; {old} serves again",
+            info,
+            {"draining": None, "switchover_to": None},
+            "switchover-refused",
+        )
     return None
 
 

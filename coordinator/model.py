@@ -59,10 +59,18 @@ class ShardInfo:
     extra: dict = field(default_factory=dict)
 
     def to_json(self, **changes) -> bytes:
-        doc = {"primary": self.primary, "spares": list(self.spares), "epoch": self.epoch,
-               "in_sync": list(self.in_sync), "last_failover": self.last_failover, **self.extra}
+        doc = {
+            "primary": self.primary,
+            "spares": list(self.spares),
+            "epoch": self.epoch,
+            "in_sync": list(self.in_sync),
+            "last_failover": self.last_failover,
+            **self.extra,
+        }
         doc.update(changes)
-        return json.dumps({k: v for k, v in doc.items() if v is not None}).encode()  # None deletes a key
+        return json.dumps(
+            {k: v for k, v in doc.items() if v is not None}
+        ).encode()  # None deletes a key
 
 
 @dataclass(frozen=True)
@@ -80,9 +88,16 @@ class Cluster:
 def _shard_info(n: int, raw: bytes, version: int) -> ShardInfo:
     doc = json.loads(raw or b"{}")
     known = {"primary", "spares", "epoch", "in_sync", "last_failover"}
-    return ShardInfo(n, doc.get("primary", ""), tuple(doc.get("spares", [])), int(doc.get("epoch", 0)),
-                     tuple(doc.get("in_sync", [])), float(doc.get("last_failover", 0)), version,
-                     {k: v for k, v in doc.items() if k not in known})
+    return ShardInfo(
+        n,
+        doc.get("primary", ""),
+        tuple(doc.get("spares", [])),
+        int(doc.get("epoch", 0)),
+        tuple(doc.get("in_sync", [])),
+        float(doc.get("last_failover", 0)),
+        version,
+        {k: v for k, v in doc.items() if k not in known},
+    )
 
 
 class Store:
@@ -99,9 +114,13 @@ class Store:
         except (NoNodeError, NodeExistsError, BadVersionError):
             raise
         except KazooTimeoutError:
-            raise CoordinationError(f"ZooKeeper did not answer {method} {args[0]} within {CALL_TIMEOUT}s") from None
+            raise CoordinationError(
+                f"ZooKeeper did not answer {method} {args[0]} within {CALL_TIMEOUT}s"
+            ) from None
         except KazooException as e:
-            raise CoordinationError(f"ZooKeeper {method} {args[0]}: {e.__class__.__name__}") from None
+            raise CoordinationError(
+                f"ZooKeeper {method} {args[0]}: {e.__class__.__name__}"
+            ) from None
 
     def get(self, path: str) -> tuple[bytes, object]:
         return self._call("get", path)
@@ -113,13 +132,22 @@ class Store:
             raise CoordinationError(f"ZooKeeper ensure {path}: {e.__class__.__name__}") from None
 
     # -- cluster set-up ----------------------------------------------------------------
-    def init(self, shards: int, domains: list[str], spares_per_shard: int = 1,
-             failover_min_interval: float = 30.0) -> bool:
+    def init(
+        self,
+        shards: int,
+        domains: list[str],
+        spares_per_shard: int = 1,
+        failover_min_interval: float = 30.0,
+    ) -> bool:
         """Create the cluster's znodes; False when it exists already (nothing changed)."""
         for sub in ("nodes", "shards", "history", "election"):
             self.ensure(self.path(sub))
-        config = {"shards": shards, "domains": domains, "spares_per_shard": spares_per_shard,
-                  "failover_min_interval": failover_min_interval}
+        config = {
+            "shards": shards,
+            "domains": domains,
+            "spares_per_shard": spares_per_shard,
+            "failover_min_interval": failover_min_interval,
+        }
         try:
             self._call("create", self.path("config"), json.dumps(config).encode())
         except NodeExistsError:
@@ -135,7 +163,9 @@ class Store:
         try:
             return json.loads(self.get(self.path("config"))[0])
         except NoNodeError:
-            raise CoordinationError(f"no cluster at {self.root}: run `mailctl init` first") from None
+            raise CoordinationError(
+                f"no cluster at {self.root}: run `mailctl init` first"
+            ) from None
 
     # -- reading -----------------------------------------------------------------------
     def members(self) -> dict[str, Member]:
@@ -168,7 +198,9 @@ class Store:
     def update_shard(self, info: ShardInfo, **changes) -> bool:
         """Compare-and-set: False when someone else changed the shard since ``info`` was read."""
         try:
-            self._call("set", self.path("shards", info.id), info.to_json(**changes), version=info.version)
+            self._call(
+                "set", self.path("shards", info.id), info.to_json(**changes), version=info.version
+            )
             return True
         except BadVersionError:
             return False
@@ -184,7 +216,8 @@ class Store:
             if stat.ephemeralOwner != self.zk.client_id[0]:
                 raise MemberHeld(
                     f"{path} is held by another session (a second node named {name}, or our previous "
-                    "session not expired yet)") from None
+                    "session not expired yet)"
+                ) from None
             self._call("set", path, raw)
 
     def owns_member(self, name: str) -> bool:
@@ -215,7 +248,9 @@ class Store:
         try:
             self._call("create", self.path("switchover"), json.dumps(request).encode())
         except NodeExistsError:
-            raise CoordinationError("a switchover is already pending (see `mailctl status`)") from None
+            raise CoordinationError(
+                "a switchover is already pending (see `mailctl status`)"
+            ) from None
 
     def end_switchover(self, version: int) -> None:
         try:

@@ -34,10 +34,18 @@ class ZkServer:
         return f"{self.host}:{CLIENT_PORT}"
 
     def config(self, peers: list[ZkServer], tick_ms: int) -> str:
-        lines = [f"tickTime={tick_ms}", "initLimit=20", "syncLimit=10", f"dataDir={self.directory}",
-                 f"clientPort={CLIENT_PORT}", f"clientPortAddress={self.host}", "admin.enableServer=false",
-                 "4lw.commands.whitelist=ruok,srvr,mntr", "maxSessionTimeout=60000",
-                 f"minSessionTimeout={2 * tick_ms}"]
+        lines = [
+            f"tickTime={tick_ms}",
+            "initLimit=20",
+            "syncLimit=10",
+            f"dataDir={self.directory}",
+            f"clientPort={CLIENT_PORT}",
+            f"clientPortAddress={self.host}",
+            "admin.enableServer=false",
+            "4lw.commands.whitelist=ruok,srvr,mntr",
+            "maxSessionTimeout=60000",
+            f"minSessionTimeout={2 * tick_ms}",
+        ]
         if len(peers) > 1:
             lines += [f"server.{p.myid}={p.host}:{PEER_PORT}:{ELECTION_PORT}" for p in peers]
         return "\n".join(lines) + "\n"
@@ -52,9 +60,21 @@ class ZkServer:
         log = open(os.path.join(self.directory, "zookeeper.log"), "ab")
         env = dict(os.environ, ZOO_LOG_DIR=self.directory)
         self.proc = subprocess.Popen(
-            ["java", "-Xmx256m", "-Dzookeeper.log.dir=" + self.directory,
-             "-cp", f"{JAR}:/usr/share/java/*", "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            [
+                "java",
+                "-Xmx256m",
+                "-Dzookeeper.log.dir=" + self.directory,
+                "-cp",
+                f"{JAR}:/usr/share/java/*",
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                cfg,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
         log.close()
 
     def ok(self) -> bool:
@@ -79,12 +99,16 @@ class ZkServer:
 
 def check_installed() -> None:
     if not os.path.exists(JAR):
-        raise ZooKeeperError(f"{JAR} not found: install ZooKeeper with `apt-get install -y zookeeper`")
+        raise ZooKeeperError(
+            f"{JAR} not found: install ZooKeeper with `apt-get install -y zookeeper`"
+        )
 
 
 class Ensemble:
     def __init__(self, directory: str, hosts: list[str], tick_ms: int = 250):
-        self.servers = [ZkServer(i + 1, h, os.path.join(directory, f"zk{i + 1}")) for i, h in enumerate(hosts)]
+        self.servers = [
+            ZkServer(i + 1, h, os.path.join(directory, f"zk{i + 1}")) for i, h in enumerate(hosts)
+        ]
         self.tick_ms = tick_ms
 
     @property
@@ -99,9 +123,13 @@ class Ensemble:
         while not all(s.ok() for s in self.servers):
             for s in self.servers:
                 if s.proc.poll() is not None:
-                    raise ZooKeeperError(f"ZooKeeper server {s.myid} exited; see {s.directory}/zookeeper.log")
+                    raise ZooKeeperError(
+                        f"ZooKeeper server {s.myid} exited; see {s.directory}/zookeeper.log"
+                    )
             if time.monotonic() > deadline:
-                raise ZooKeeperError(f"ZooKeeper ensemble {self.connect} not serving after {timeout:.0f}s")
+                raise ZooKeeperError(
+                    f"ZooKeeper ensemble {self.connect} not serving after {timeout:.0f}s"
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:

@@ -59,8 +59,11 @@ class _NegotiatedTimeout(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.INFO:  # what kazoo's own logger would pass by default
             return True
-        if "negotiated session timeout" in str(record.msg) and isinstance(record.args, tuple) \
-                and len(record.args) >= 3:
+        if (
+            "negotiated session timeout" in str(record.msg)
+            and isinstance(record.args, tuple)
+            and len(record.args) >= 3
+        ):
             try:
                 self.ms = float(record.args[2])
             except (TypeError, ValueError):
@@ -79,8 +82,12 @@ class Agent:
         zk_log = logging.getLogger("mailnode.agent.kazoo")
         zk_log.setLevel(5)  # kazoo's BLATHER, for the filter only
         zk_log.addFilter(self._negotiated)
-        self.zk = KazooClient(hosts=hosts, timeout=session_timeout, logger=zk_log,
-                              connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.5})
+        self.zk = KazooClient(
+            hosts=hosts,
+            timeout=session_timeout,
+            logger=zk_log,
+            connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.5},
+        )
         self._contact: float | None = None  # monotonic send time of the last answered request
         self.store = Store(self.zk, root)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -109,8 +116,11 @@ class Agent:
             shard.replication.publish = functools.partial(self._publish_in_sync, shard)
             shard.replication.assigned = functools.partial(self._is_assigned_spare, shard.id)
         self._rewatch()
-        self._tasks = [asyncio.create_task(self._publish_loop()), asyncio.create_task(self._beat()),
-                       asyncio.create_task(self._lease_loop())]
+        self._tasks = [
+            asyncio.create_task(self._publish_loop()),
+            asyncio.create_task(self._beat()),
+            asyncio.create_task(self._lease_loop()),
+        ]
         threading.Thread(target=self._watchdog, name="agent-watchdog", daemon=True).start()
         log.info("agent %s: registered in ZooKeeper under %s", self.node.name, self.store.root)
 
@@ -132,17 +142,28 @@ class Agent:
     def member_data(self) -> dict:
         cfg = self.node.config
         return {
-            "name": self.node.name, "grpc": self.node.advertise, "smtp": cfg.smtp.listen,
-            "pop3": cfg.pop3.listen, "http": cfg.http.listen, "version": VERSION, "prefer": cfg.cluster.prefer,
+            "name": self.node.name,
+            "grpc": self.node.advertise,
+            "smtp": cfg.smtp.listen,
+            "pop3": cfg.pop3.listen,
+            "http": cfg.http.listen,
+            "version": VERSION,
+            "prefer": cfg.cluster.prefer,
             "shards": {str(s.id): self._shard_data(s) for s in self.node.shards.values()},
         }
 
     @staticmethod
     def _shard_data(s) -> dict:
-        doc = {"role": s.role, "epoch": s.epoch, "lsn": s.journal.committed_lsn,
-               "in_sync": s.replication.in_sync() if s.role == "primary" else []}
+        doc = {
+            "role": s.role,
+            "epoch": s.epoch,
+            "lsn": s.journal.committed_lsn,
+            "in_sync": s.replication.in_sync() if s.role == "primary" else [],
+        }
         if s.draining and s.journal.committed_lsn == s.journal.end_lsn:
-            doc["drained_lsn"] = s.journal.end_lsn  # nothing in flight: spares need exactly this much
+            doc["drained_lsn"] = (
+                s.journal.end_lsn
+            )  # nothing in flight: spares need exactly this much
         return doc
 
     def _register(self) -> None:
@@ -159,14 +180,19 @@ class Agent:
             try:
                 await asyncio.to_thread(self._register)
                 if warned:
-                    log.warning("agent %s: the previous session is gone; registered", self.node.name)
+                    log.warning(
+                        "agent %s: the previous session is gone; registered", self.node.name
+                    )
                 return
             except MemberHeld as e:
                 if time.monotonic() > deadline:
                     raise
                 if not warned:
-                    log.warning("agent %s: %s; waiting for it to expire (serving nothing as primary meanwhile)",
-                                self.node.name, e)
+                    log.warning(
+                        "agent %s: %s; waiting for it to expire (serving nothing as primary meanwhile)",
+                        self.node.name,
+                        e,
+                    )
                     warned = True
             await asyncio.sleep(0.5)
 
@@ -179,17 +205,23 @@ class Agent:
                 if not await asyncio.to_thread(self.store.owns_member, self.node.name):
                     await asyncio.to_thread(self._register)
                 else:
-                    await asyncio.to_thread(self.store.update_member, self.node.name, self.member_data())
+                    await asyncio.to_thread(
+                        self.store.update_member, self.node.name, self.member_data()
+                    )
                 for shard in self.node.shards.values():
                     info = self._assigned.get(shard.id)
-                    if shard.role == "primary" and info is not None and info.primary == self.node.name:
+                    if (
+                        shard.role == "primary"
+                        and info is not None
+                        and info.primary == self.node.name
+                    ):
                         if set(shard.replication.in_sync()) != set(info.in_sync):
                             await self._publish_in_sync(shard)
             except (CoordinationError, NoNodeError) as e:
                 log.warning("agent %s: publishing state: %s", self.node.name, e)
             except NotReplicated as e:  # the shard moved meanwhile (a switchover): next round
                 log.info("agent %s: publishing state: %s", self.node.name, e)
-            except Exception:  # noqa: BLE001 - this loop must outlive any one failure
+            except Exception:
                 # It once died of a NotReplicated during a switchover, and no in-sync set
                 # was published again for any shard (found by the chaos run).
                 log.exception("agent %s: publishing state failed", self.node.name)
@@ -209,7 +241,9 @@ class Agent:
                     shard.replication.published = frozenset(in_sync)
                     return
             except (CoordinationError, NoNodeError) as e:  # nothing of kazoo's leaks into a commit
-                raise NotReplicated(f"shard {shard.id}: cannot publish the in-sync set: {e!r}") from None
+                raise NotReplicated(
+                    f"shard {shard.id}: cannot publish the in-sync set: {e!r}"
+                ) from None
         raise NotReplicated(f"shard {shard.id}: the in-sync set kept changing under us")
 
     # -- the lease (F5) ---------------------------------------------------------------
@@ -254,8 +288,12 @@ class Agent:
             if self._contact is not None and time.monotonic() > self._contact + self.timeout:
                 if fenced_at != self._contact:
                     fenced_at = self._contact
-                    log.warning("agent %s: no answer from ZooKeeper for %.1fs (the session timeout): "
-                                "the session must have expired", self.node.name, self.timeout)
+                    log.warning(
+                        "agent %s: no answer from ZooKeeper for %.1fs (the session timeout): "
+                        "the session must have expired",
+                        self.node.name,
+                        self.timeout,
+                    )
                     self._self_fence(f"no answer from ZooKeeper for {self.timeout:.1f}s")
 
     # -- connection state (kazoo thread: hand over, never block) ------------------------
@@ -272,10 +310,19 @@ class Agent:
             # The lease already stops every action at its end (a pause, undone by a
             # reconnect to another server); demoting waits until the session must have
             # expired, anchored at the last answered request, not at when this event got here.
-            left = 0.0 if self._contact is None else max(0.0, self._contact + self.timeout - time.monotonic())
-            log.warning("agent %s: ZooKeeper connection suspended; self-fencing in %.1fs unless it comes back",
-                        self.node.name, left)
-            self._fence_timer = self.loop.call_later(left, self._self_fence, "ZooKeeper connection suspended")
+            left = (
+                0.0
+                if self._contact is None
+                else max(0.0, self._contact + self.timeout - time.monotonic())
+            )
+            log.warning(
+                "agent %s: ZooKeeper connection suspended; self-fencing in %.1fs unless it comes back",
+                self.node.name,
+                left,
+            )
+            self._fence_timer = self.loop.call_later(
+                left, self._self_fence, "ZooKeeper connection suspended"
+            )
         elif state == KazooState.LOST:
             self.connected = False
             self._contact = None
@@ -287,7 +334,9 @@ class Agent:
     def _self_fence(self, why: str) -> None:
         for shard in self.node.shards.values():
             if shard.role == "primary":
-                asyncio.ensure_future(self.node.roles.demote(shard.id, "", reason=f"self-fenced: {why}"))
+                asyncio.ensure_future(
+                    self.node.roles.demote(shard.id, "", reason=f"self-fenced: {why}")
+                )
 
     async def _resync(self, why: str) -> bool:
         try:
@@ -350,22 +399,33 @@ class Agent:
             shard.replication.reevaluate()  # only assigned spares count as in sync
             if info.primary == me:
                 if shard.role != "primary" or shard.epoch != info.epoch:
-                    await self.node.roles.promote(n, epoch=info.epoch, reason="assigned in ZooKeeper")
+                    await self.node.roles.promote(
+                        n, epoch=info.epoch, reason="assigned in ZooKeeper"
+                    )
                     shard.replication.published = frozenset(info.in_sync)
                     self._publish_first_commit(shard, info)
                     self.node.router.changed()
                 draining = info.extra.get("draining") == me
                 if draining != shard.draining:
                     shard.draining = draining
-                    log.warning("agent %s: shard %d %s", me, n, "draining for a switchover: new transactions "
-                                "get 451 until the swap" if draining else "no longer draining; serving")
+                    log.warning(
+                        "agent %s: shard %d %s",
+                        me,
+                        n,
+                        "draining for a switchover: new transactions get 451 until the swap"
+                        if draining
+                        else "no longer draining; serving",
+                    )
                     if draining:
                         asyncio.ensure_future(self._publish_drained(shard))
             elif me in info.spares and info.primary:
-                address = self._addresses.get(info.primary, "")  # "": gone; a coordinator will decide
+                address = self._addresses.get(
+                    info.primary, ""
+                )  # "": gone; a coordinator will decide
                 if address and (shard.role != "follower" or shard.primary_address != address):
-                    await self.node.roles.demote(n, address, info.epoch,
-                                                 reason=f"assigned as spare of {info.primary}")
+                    await self.node.roles.demote(
+                        n, address, info.epoch, reason=f"assigned as spare of {info.primary}"
+                    )
             elif shard.role == "primary" or shard.primary_address:
                 await self.node.roles.demote(n, "", info.epoch, reason="not assigned to this shard")
 
@@ -378,7 +438,9 @@ class Agent:
             await asyncio.sleep(0.01)
         if shard.draining and self.connected:
             try:
-                await asyncio.to_thread(self.store.update_member, self.node.name, self.member_data())
+                await asyncio.to_thread(
+                    self.store.update_member, self.node.name, self.member_data()
+                )
             except CoordinationError as e:
                 log.warning("agent %s: publishing the drained lsn: %s", self.node.name, e)
 
@@ -417,8 +479,12 @@ class Agent:
         limit = self.session_timeout
         while not self._stopping.wait(0.1):
             if time.monotonic() - self._heartbeat > limit and not self._dropped.is_set():
-                log.critical("agent %s: event loop stalled for over %.1fs; dropping the ZooKeeper "
-                             "session so that this node is failed over", self.node.name, limit)
+                log.critical(
+                    "agent %s: event loop stalled for over %.1fs; dropping the ZooKeeper "
+                    "session so that this node is failed over",
+                    self.node.name,
+                    limit,
+                )
                 try:
                     self.zk.stop()
                 except Exception:

@@ -12,12 +12,17 @@ from mailnode.journal import JournalDamaged, JournalError
 
 
 def archive_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mailnode archive", description="Run the remote site's journal archive.")
+    p = argparse.ArgumentParser(
+        prog="mailnode archive", description="Run the remote site's journal archive."
+    )
     p.add_argument("--config", required=True, help="archive TOML file")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     from mailnode.archive import config as archive_config
     from mailnode.archive.server import Archive
 
@@ -41,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return archive_main(argv[1:])
     p = argparse.ArgumentParser(prog="mailnode", description="Run a mailcluster mail node.")
     p.add_argument("--config", help="node TOML file")
-    p.add_argument("--print-defaults", action="store_true", help="print every config key with its default")
+    p.add_argument(
+        "--print-defaults", action="store_true", help="print every config key with its default"
+    )
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     if args.print_defaults:
@@ -49,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.config:
         p.error("--config is required")
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         cfg = configmod.load(args.config)
         from mailnode.node import Node
@@ -61,10 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mailnode: config error: {e}", file=sys.stderr)
         return 2
     except JournalDamaged as e:
-        print(f"mailnode: journal damaged: {e}\n"
-              f"  start-up refused so that nothing is silently skipped; inspect with\n"
-              f"  `mailctl journal verify {e.path.rsplit('/', 1)[0]}` and recover what is readable with\n"
-              f"  `mailctl journal salvage {e.path.rsplit('/', 1)[0]}`", file=sys.stderr)
+        print(
+            f"mailnode: journal damaged: {e}\n"
+            f"  start-up refused so that nothing is silently skipped; inspect with\n"
+            f"  `mailctl journal verify {e.path.rsplit('/', 1)[0]}` and recover what is readable with\n"
+            f"  `mailctl journal salvage {e.path.rsplit('/', 1)[0]}`",
+            file=sys.stderr,
+        )
         return 3
     except (JournalError, OSError) as e:
         print(f"mailnode: cannot start: {e}", file=sys.stderr)

@@ -27,14 +27,23 @@ async def start_http(node, host: str, port: int) -> web.AppRunner:
             raise web.HTTPBadRequest(text="shard must be a number\n")
         shards = node.shards.values() if wanted is None else [node.shards.get(int(wanted))]
         # A spare counts only while it follows somebody (not while idle or self-fenced).
-        return [s for s in shards if s is not None and s.role == role and (role == "primary" or s.primary_address)]
+        return [
+            s
+            for s in shards
+            if s is not None and s.role == role and (role == "primary" or s.primary_address)
+        ]
 
     def role_check(role: str):
         async def handler(request: web.Request) -> web.Response:
             connected = node.agent is None or node.agent.connected
             matches = shards_with(request, role) if connected else []
-            doc = {"node": node.name, role: [s.id for s in matches], "zookeeper_connected": connected}
+            doc = {
+                "node": node.name,
+                role: [s.id for s in matches],
+                "zookeeper_connected": connected,
+            }
             return web.json_response(doc, status=200 if matches else 503)
+
         return handler
 
     async def ready(request: web.Request) -> web.Response:

@@ -23,7 +23,14 @@ import urllib.request
 
 from mailnode.config import parse_address
 
-PORTS = {"smtp": 2525, "submission": 5870, "submission_tls": 4650, "pop3": 1110, "http": 8080, "grpc": 7070}
+PORTS = {
+    "smtp": 2525,
+    "submission": 5870,
+    "submission_tls": 4650,
+    "pop3": 1110,
+    "http": 8080,
+    "grpc": 7070,
+}
 
 
 class LocalError(Exception):
@@ -66,10 +73,14 @@ def make_certificate(directory: str, hostname: str) -> tuple[str, str]:
         return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=3650))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
         .sign(key, hashes.SHA256())
@@ -87,8 +98,11 @@ def node_config(node: dict, domain: str, shards: int, cert: str, key: str) -> st
         f'[smtp]\nlisten = "{node["smtp"]}"\n\n[pop3]\nlisten = "{node["pop3"]}"\n\n'
         f'[http]\nlisten = "{node["http"]}"\n\n[grpc]\nlisten = "{node["grpc"]}"\n\n'
         f'[tls]\ncert = "{cert}"\nkey = "{key}"\n'
-        + (f'\n[submission]\nlisten = "{node["submission"]}"\nlisten_tls = "{node["submission_tls"]}"\n'
-           if "submission" in node else "")
+        + (
+            f'\n[submission]\nlisten = "{node["submission"]}"\nlisten_tls = "{node["submission_tls"]}"\n'
+            if "submission" in node
+            else ""
+        )
     )
 
 
@@ -130,24 +144,40 @@ def _port_free(address: str) -> bool:
 
 def _spawn(args: list[str], log_path: str, cwd: str) -> int:
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=cwd)
+        proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=cwd,
+        )
     proc.returncode = 0  # detached on purpose: `local down` stops it by pid
     return proc.pid
 
 
-def _new_state(directory: str, nodes: int, shards: int, domain: str, base_address: str | None) -> dict:
+def _new_state(
+    directory: str, nodes: int, shards: int, domain: str, base_address: str | None
+) -> dict:
     block = base_address or loopback_block(directory)
-    state = {"domain": domain, "shards": shards, "block": block,
-             "nodes": [{"name": f"node{i}", **{k: f"{block}.{10 + i}:{p}" for k, p in PORTS.items()}}
-                       for i in range(1, nodes + 1)]}
+    state = {
+        "domain": domain,
+        "shards": shards,
+        "block": block,
+        "nodes": [
+            {"name": f"node{i}", **{k: f"{block}.{10 + i}:{p}" for k, p in PORTS.items()}}
+            for i in range(1, nodes + 1)
+        ],
+    }
     # The remote site, on loopback too: the archive every shard primary ships to.
     state["archive"] = {"name": "archive", "grpc": f"{block}.30:7171", "http": f"{block}.30:8181"}
     if nodes > 1:  # a cluster: ZooKeeper ensemble and coordinators
         state["root"] = "/mailcluster"
         state["zk_servers"] = [{"myid": i, "host": f"{block}.{i}"} for i in (1, 2, 3)]
         state["zookeeper"] = ",".join(f"{z['host']}:2181" for z in state["zk_servers"])
-        state["coordinators"] = [{"name": f"coord{i}", "http": f"{block}.{20 + i}:9090"} for i in (1, 2)]
+        state["coordinators"] = [
+            {"name": f"coord{i}", "http": f"{block}.{20 + i}:9090"} for i in (1, 2)
+        ]
     return state
 
 
@@ -167,7 +197,9 @@ def _start_zookeeper(directory: str, state: dict, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not all(s.ok() for s in ens.servers):
             if time.monotonic() > deadline:
-                raise LocalError(f"ZooKeeper not serving after {timeout:.0f}s; see {directory}/zookeeper/zk*/")
+                raise LocalError(
+                    f"ZooKeeper not serving after {timeout:.0f}s; see {directory}/zookeeper/zk*/"
+                )
             time.sleep(0.1)
     except ZooKeeperError as e:
         raise LocalError(str(e)) from None
@@ -199,12 +231,21 @@ def _settled(state: dict) -> bool:
     finally:
         zk.stop()
         zk.close()
-    return all(info.primary in cluster.members and any(s in cluster.members for s in info.in_sync)
-               for info in cluster.shards.values())
+    return all(
+        info.primary in cluster.members and any(s in cluster.members for s in info.in_sync)
+        for info in cluster.shards.values()
+    )
 
 
-def up(directory: str, *, nodes: int = 3, shards: int = 2, domain: str = "example.test",
-       base_address: str | None = None, timeout: float = 90.0) -> dict:
+def up(
+    directory: str,
+    *,
+    nodes: int = 3,
+    shards: int = 2,
+    domain: str = "example.test",
+    base_address: str | None = None,
+    timeout: float = 90.0,
+) -> dict:
     directory = os.path.abspath(directory)
     os.makedirs(directory, exist_ok=True)
     state = load_state(directory)
@@ -213,7 +254,8 @@ def up(directory: str, *, nodes: int = 3, shards: int = 2, domain: str = "exampl
     elif (state["shards"], state["domain"], len(state["nodes"])) != (shards, domain, nodes):
         raise LocalError(
             f"{directory} holds {len(state['nodes'])} node(s) with {state['shards']} shards for "
-            f"{state['domain']}; use those values or another --dir")
+            f"{state['domain']}; use those values or another --dir"
+        )
     cluster = "zookeeper" in state
     if cluster:
         _start_zookeeper(directory, state, timeout)
@@ -228,45 +270,65 @@ def up(directory: str, *, nodes: int = 3, shards: int = 2, domain: str = "exampl
     for node in state["nodes"]:
         ndir = os.path.join(directory, node["name"])
         os.makedirs(ndir, exist_ok=True)
-        node.update(dir=ndir, config=os.path.join(ndir, "node.toml"), log=os.path.join(ndir, "node.log"),
-                    data_dir=os.path.join(ndir, "data"))
+        node.update(
+            dir=ndir,
+            config=os.path.join(ndir, "node.toml"),
+            log=os.path.join(ndir, "node.log"),
+            data_dir=os.path.join(ndir, "data"),
+        )
         with open(node["config"], "w") as f:
             f.write(node_config(node, state["domain"], state["shards"], cert, key))
             if cluster:
-                f.write(f'\n[cluster]\nzookeeper = "{state["zookeeper"]}"\nroot = "{state["root"]}"\n'
-                        f'session_timeout = 4.0\n\n[replication]\nsecret_file = "../cluster.secret"\n')
+                f.write(
+                    f'\n[cluster]\nzookeeper = "{state["zookeeper"]}"\nroot = "{state["root"]}"\n'
+                    f'session_timeout = 4.0\n\n[replication]\nsecret_file = "../cluster.secret"\n'
+                )
             f.write(archive)
         if _alive(node.get("pid")) and health(node):
             continue
         busy = [k for k in PORTS if k in node and not _port_free(node[k])]
         if busy:
-            raise LocalError(f"{node['name']}: {', '.join(node[k] for k in busy)} already in use; "
-                             "stop what holds it or pick another --base-address")
-        node["pid"] = _spawn([sys.executable, "-m", "mailnode.cli", "--config", node["config"]], node["log"], ndir)
+            raise LocalError(
+                f"{node['name']}: {', '.join(node[k] for k in busy)} already in use; "
+                "stop what holds it or pick another --base-address"
+            )
+        node["pid"] = _spawn(
+            [sys.executable, "-m", "mailnode.cli", "--config", node["config"]], node["log"], ndir
+        )
         save_state(directory, state)
     for c in state.get("coordinators", []):
         if _alive(c.get("pid")):
             continue
         cfg = os.path.join(directory, f"{c['name']}.toml")
         with open(cfg, "w") as f:
-            f.write(f'[coordinator]\nname = "{c["name"]}"\nzookeeper = "{state["zookeeper"]}"\n'
-                    f'root = "{state["root"]}"\nsession_timeout = 4.0\nhttp = "{c["http"]}"\n')
+            f.write(
+                f'[coordinator]\nname = "{c["name"]}"\nzookeeper = "{state["zookeeper"]}"\n'
+                f'root = "{state["root"]}"\nsession_timeout = 4.0\nhttp = "{c["http"]}"\n'
+            )
         c["log"] = os.path.join(directory, f"{c['name']}.log")
-        c["pid"] = _spawn([sys.executable, "-m", "coordinator.cli", "--config", cfg], c["log"], directory)
+        c["pid"] = _spawn(
+            [sys.executable, "-m", "coordinator.cli", "--config", cfg], c["log"], directory
+        )
         save_state(directory, state)
     deadline = time.monotonic() + timeout
     for node in state["nodes"]:
         while not health(node):
             if not _alive(node["pid"]):
-                raise LocalError(f"{node['name']} exited during start-up; see {node['log']}:\n"
-                                 + _tail(node["log"]))
+                raise LocalError(
+                    f"{node['name']} exited during start-up; see {node['log']}:\n"
+                    + _tail(node["log"])
+                )
             if time.monotonic() > deadline:
-                raise LocalError(f"{node['name']} not ready after {timeout:.0f}s; see {node['log']}")
+                raise LocalError(
+                    f"{node['name']} not ready after {timeout:.0f}s; see {node['log']}"
+                )
             time.sleep(0.1)
     while cluster and not _settled(state):
         if time.monotonic() > deadline:
-            raise LocalError(f"shards not served with an in-sync spare after {timeout:.0f}s; "
-                             f"see the logs in {directory}")
+            raise LocalError(
+                f"shards not served with an in-sync spare after {timeout:.0f}s; "
+                f"see the logs in {directory}"
+            )
         time.sleep(0.2)
     save_state(directory, state)
     return state
@@ -284,14 +346,20 @@ def _start_archive(directory: str, state: dict) -> str:
     os.makedirs(adir, exist_ok=True)
     cfg = os.path.join(adir, "archive.toml")
     with open(cfg, "w") as f:
-        f.write(f'[archive]\nname = "archive"\ndata_dir = "data"\nlisten = "{a["grpc"]}"\nhttp = "{a["http"]}"\n'
-                f'tls_ca = "../pki/ca.crt"\ntls_cert = "../pki/archive.crt"\ntls_key = "../pki/archive.key"\n')
+        f.write(
+            f'[archive]\nname = "archive"\ndata_dir = "data"\nlisten = "{a["grpc"]}"\nhttp = "{a["http"]}"\n'
+            f'tls_ca = "../pki/ca.crt"\ntls_cert = "../pki/archive.crt"\ntls_key = "../pki/archive.key"\n'
+        )
     a["log"] = os.path.join(adir, "archive.log")
     if not _alive(a.get("pid")):
-        a["pid"] = _spawn([sys.executable, "-m", "mailnode.cli", "archive", "--config", cfg], a["log"], adir)
+        a["pid"] = _spawn(
+            [sys.executable, "-m", "mailnode.cli", "archive", "--config", cfg], a["log"], adir
+        )
         save_state(directory, state)
-    return (f'\n[archive]\naddress = "{a["grpc"]}"\nserver_name = "archive"\ntls_ca = "{pki}/ca.crt"\n'
-            f'tls_cert = "{pki}/node.crt"\ntls_key = "{pki}/node.key"\n')
+    return (
+        f'\n[archive]\naddress = "{a["grpc"]}"\nserver_name = "archive"\ntls_ca = "{pki}/ca.crt"\n'
+        f'tls_cert = "{pki}/node.crt"\ntls_key = "{pki}/node.key"\n'
+    )
 
 
 def _tail(path: str, lines: int = 15) -> str:
@@ -308,7 +376,9 @@ def down(directory: str, timeout: float = 20.0) -> list[str]:
         raise LocalError(f"{directory}: no local cluster here (no local.json)")
     stopped = []
     archive = [state["archive"]] if "archive" in state else []
-    for node in state.get("coordinators", []) + state["nodes"] + archive + state.get("zk_servers", []):
+    for node in (
+        state.get("coordinators", []) + state["nodes"] + archive + state.get("zk_servers", [])
+    ):
         pid = node.get("pid")
         if not _alive(pid):
             continue
@@ -329,8 +399,11 @@ def status(directory: str) -> dict:
     for node in state["nodes"]:
         node["alive"] = _alive(node.get("pid"))
         node["health"] = health(node) if node["alive"] else None
-    for part in state.get("coordinators", []) + state.get("zk_servers", []) + (
-            [state["archive"]] if "archive" in state else []):
+    for part in (
+        state.get("coordinators", [])
+        + state.get("zk_servers", [])
+        + ([state["archive"]] if "archive" in state else [])
+    ):
         part["alive"] = _alive(part.get("pid"))
     return state
 
@@ -340,15 +413,19 @@ PUBLIC_KEYS = ("name", "pid", "smtp", "submission", "submission_tls", "pop3", "h
 
 def public_map(state: dict) -> dict:
     """The operator-contract JSON: keys for parts not built yet are absent."""
+
     def alive(part):
         return {"alive": part["alive"]} if "alive" in part else {}
 
     out = {"nodes": [{k: n[k] for k in PUBLIC_KEYS if k in n} | alive(n) for n in state["nodes"]]}
     if "zookeeper" in state:
         out["zookeeper"] = state["zookeeper"]
-        out["coordinators"] = [{k: c[k] for k in ("name", "pid", "http") if k in c} | alive(c)
-                               for c in state["coordinators"]]
+        out["coordinators"] = [
+            {k: c[k] for k in ("name", "pid", "http") if k in c} | alive(c)
+            for c in state["coordinators"]
+        ]
     if "archive" in state:
-        out["archive"] = {k: state["archive"][k] for k in ("name", "pid", "grpc", "http")
-                          if k in state["archive"]} | alive(state["archive"])
+        out["archive"] = {
+            k: state["archive"][k] for k in ("name", "pid", "grpc", "http") if k in state["archive"]
+        } | alive(state["archive"])
     return out

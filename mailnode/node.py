@@ -15,9 +15,9 @@ from mailnode.config import Config, ConfigError, parse_address
 from mailnode.journal.journal import makedirs_synced
 from mailnode.replication.roles import RoleManager
 from mailnode.shard import Shard
-from mailnode.store.state import write_atomic
 from mailnode.smtp.handler import MxHandler
 from mailnode.smtp.protocol import MailSMTP
+from mailnode.store.state import write_atomic
 from mailnode.users import normalize, shard_of
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,19 @@ class Node:
         self.advertise = config.grpc.advertise or config.grpc.listen
         self.cluster_secret = self._cluster_secret()
         # What this node's replication calls carry, and what it demands of others.
-        self.cluster_metadata = (("x-mailcluster-cluster", self.cluster_secret),) if self.cluster_secret else ()
+        self.cluster_metadata = (
+            (("x-mailcluster-cluster", self.cluster_secret),) if self.cluster_secret else ()
+        )
         self.shards = {
-            i: Shard(i, os.path.join(self.data_dir, "shards", str(i)), node=self.name,
-                     segment_size=config.journal.segment_size,
-                     checkpoint_interval=config.store.checkpoint_interval,
-                     replication=dict(config.replication.values),
-                     idle_when_new=bool(config.cluster.zookeeper))
+            i: Shard(
+                i,
+                os.path.join(self.data_dir, "shards", str(i)),
+                node=self.name,
+                segment_size=config.journal.segment_size,
+                checkpoint_interval=config.store.checkpoint_interval,
+                replication=dict(config.replication.values),
+                idle_when_new=bool(config.cluster.zookeeper),
+            )
             for i in range(self.nshards)
         }
         self.roles = RoleManager(self)
@@ -86,14 +92,17 @@ class Node:
         if config.cluster.zookeeper:
             from mailnode.agent import Agent
 
-            self.agent = Agent(self, hosts=config.cluster.zookeeper, root=config.cluster.root,
-                               session_timeout=config.cluster.session_timeout)
+            self.agent = Agent(
+                self,
+                hosts=config.cluster.zookeeper,
+                root=config.cluster.root,
+                session_timeout=config.cluster.session_timeout,
+            )
             for shard in self.shards.values():
                 # No commit is answered before ZooKeeper's in-sync set is known (F2).
                 shard.replication.clustered = True
-        from mailnode.delivery.engine import DeliveryEngine
-
         from mailnode.archive.shipper import Shipper
+        from mailnode.delivery.engine import DeliveryEngine
 
         self.delivery = DeliveryEngine(self)
         self.shipper = Shipper(self)
@@ -119,9 +128,13 @@ class Node:
             with open(path) as f:
                 secret = f.read().strip()
         except OSError as e:
-            raise ConfigError(f"{self.config.path}: [replication] secret_file {path}: {e.strerror}") from None
+            raise ConfigError(
+                f"{self.config.path}: [replication] secret_file {path}: {e.strerror}"
+            ) from None
         if len(secret) < 16:
-            raise ConfigError(f"{self.config.path}: [replication] secret_file {path}: need at least 16 characters")
+            raise ConfigError(
+                f"{self.config.path}: [replication] secret_file {path}: need at least 16 characters"
+            )
         return secret
 
     def _tls_context(self) -> ssl.SSLContext | None:
@@ -132,7 +145,9 @@ class Node:
         try:
             ctx.load_cert_chain(tls.cert, tls.key)
         except (OSError, ssl.SSLError) as e:
-            raise ConfigError(f"{self.config.path}: [tls] cannot load {tls.cert} / {tls.key}: {e}") from None
+            raise ConfigError(
+                f"{self.config.path}: [tls] cannot load {tls.cert} / {tls.key}: {e}"
+            ) from None
         return ctx
 
     # -- lookups used by the protocol handlers ------------------------------------------
@@ -151,15 +166,23 @@ class Node:
         for shard in self.shards.values():
             await asyncio.to_thread(shard.open)
             shard.start(loop)
-        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
+        logging.getLogger("mail.log").setLevel(
+            logging.WARNING
+        )  # aiosmtpd logs every command at INFO
         handler = self._handler = MxHandler(self)
         cfg = self.config.smtp
         host, port = parse_address(cfg.listen, "[smtp] listen")
 
         def factory():
-            return MailSMTP(handler, data_size_limit=cfg.max_message_size,
-                            hostname=self.hostname, ident="mailcluster ESMTP", timeout=cfg.timeout,
-                            tls_context=self.tls_context, loop=loop)
+            return MailSMTP(
+                handler,
+                data_size_limit=cfg.max_message_size,
+                hostname=self.hostname,
+                ident="mailcluster ESMTP",
+                timeout=cfg.timeout,
+                tls_context=self.tls_context,
+                loop=loop,
+            )
 
         self._servers.append(await loop.create_server(factory, host, port, reuse_address=True))
         await self._start_submission(loop)
@@ -188,16 +211,37 @@ class Node:
         for listen, implicit in ((sub.listen, False), (sub.listen_tls, True)):
             if not listen:
                 continue
-            host, port = parse_address(listen, "[submission] listen_tls" if implicit else "[submission] listen")
+            host, port = parse_address(
+                listen, "[submission] listen_tls" if implicit else "[submission] listen"
+            )
 
             def factory(implicit=implicit):
-                return SubmissionSMTP(handler, implicit_tls=implicit, data_size_limit=cfg.max_message_size,
-                                      hostname=self.hostname, ident="mailcluster ESMTP submission",
-                                      timeout=cfg.timeout, tls_context=self.tls_context, loop=loop)
+                return SubmissionSMTP(
+                    handler,
+                    implicit_tls=implicit,
+                    data_size_limit=cfg.max_message_size,
+                    hostname=self.hostname,
+                    ident="mailcluster ESMTP submission",
+                    timeout=cfg.timeout,
+                    tls_context=self.tls_context,
+                    loop=loop,
+                )
 
-            self._servers.append(await loop.create_server(factory, host, port, reuse_address=True,
-                                                          ssl=self.tls_context if implicit else None))
-            log.info("node %s: submission on %s (%s)", self.name, listen, "TLS" if implicit else "STARTTLS")
+            self._servers.append(
+                await loop.create_server(
+                    factory,
+                    host,
+                    port,
+                    reuse_address=True,
+                    ssl=self.tls_context if implicit else None,
+                )
+            )
+            log.info(
+                "node %s: submission on %s (%s)",
+                self.name,
+                listen,
+                "TLS" if implicit else "STARTTLS",
+            )
 
     async def _start_pop3(self) -> None:
         if not self.config.pop3.listen:
@@ -208,9 +252,13 @@ class Node:
 
         # In a cluster every node serves every mailbox through its shard's primary.
         backend = RoutedPop3Backend(self, local_only=self.agent is None)
-        self._pop3 = Pop3Server(backend, hostname=self.hostname, tls_context=self.tls_context,
-                                auth_failure_delay=self.config.pop3.auth_failure_delay,
-                                metrics=PromMetrics())
+        self._pop3 = Pop3Server(
+            backend,
+            hostname=self.hostname,
+            tls_context=self.tls_context,
+            auth_failure_delay=self.config.pop3.auth_failure_delay,
+            metrics=PromMetrics(),
+        )
         host, port = parse_address(self.config.pop3.listen, "[pop3] listen")
         await self._pop3.start(host, port)
 
@@ -241,8 +289,13 @@ class Node:
         for i, s in self.shards.items():
             failed = s.journal.failed
             ok = ok and failed is None
-            shards[str(i)] = {"role": s.role, "epoch": s.epoch, "committed_lsn": s.journal.committed_lsn,
-                              "applied_lsn": s.applied_lsn, "journal": "failed" if failed else "ok"}
+            shards[str(i)] = {
+                "role": s.role,
+                "epoch": s.epoch,
+                "committed_lsn": s.journal.committed_lsn,
+                "applied_lsn": s.applied_lsn,
+                "journal": "failed" if failed else "ok",
+            }
         return ok, {"node": self.name, "status": "ok" if ok else "failed", "shards": shards}
 
     async def serve(self) -> None:
@@ -264,8 +317,10 @@ class Node:
         # New connections are refused; transactions already in DATA finish their commit.
         # (Python 3.11's wait_closed() does not wait for open connections, so count them.)
         deadline = asyncio.get_running_loop().time() + grace
-        while (any(h is not None and h.inflight for h in (self._handler, self._submission))
-               and asyncio.get_running_loop().time() < deadline):
+        while (
+            any(h is not None and h.inflight for h in (self._handler, self._submission))
+            and asyncio.get_running_loop().time() < deadline
+        ):
             await asyncio.sleep(0.02)
         if self._gauge_task is not None:
             self._gauge_task.cancel()

@@ -26,21 +26,38 @@ from mailnode.replication.primary import NotPrimary, NotReplicated, ReplicationP
 from mailnode.store.maildir import message_name
 from mailnode.store.state import ShardState, write_atomic
 
-DEFAULT_REPLICATION = {"policy": "sync", "strict": False, "sync_timeout": 2.0, "max_lag_bytes": 256 << 20,
-                       "max_lag_seconds": 5.0}
+DEFAULT_REPLICATION = {
+    "policy": "sync",
+    "strict": False,
+    "sync_timeout": 2.0,
+    "max_lag_bytes": 256 << 20,
+    "max_lag_seconds": 5.0,
+}
 
 log = logging.getLogger(__name__)
 
 
 def _touches_queue(record: JournalRecord) -> bool:
     kind = record.WhichOneof("body")
-    return (kind in ("delivery_result", "queue_control", "aborted")
-            or kind == "message_accepted" and bool(record.message_accepted.relay_recipients))
+    return (
+        kind in ("delivery_result", "queue_control", "aborted")
+        or (kind == "message_accepted"
+        and bool(record.message_accepted.relay_recipients))
+    )
 
 
 class Shard:
-    def __init__(self, shard: int, directory: str, *, node: str, segment_size: int,
-                 checkpoint_interval: float, replication: dict | None = None, idle_when_new: bool = False):
+    def __init__(
+        self,
+        shard: int,
+        directory: str,
+        *,
+        node: str,
+        segment_size: int,
+        checkpoint_interval: float,
+        replication: dict | None = None,
+        idle_when_new: bool = False,
+    ):
         self.id = shard
         self.node = node
         self.directory = directory
@@ -50,8 +67,11 @@ class Shard:
         self._m_fsync = metrics.FSYNC_SECONDS.labels(label)
         self._m_deliveries = metrics.DELIVERIES.labels(label)
         self._m_applied = metrics.APPLIED_LSN.labels(label)
-        self.journal = Journal(os.path.join(directory, "journal"), segment_size=segment_size,
-                               on_batch=self._observe_batch)
+        self.journal = Journal(
+            os.path.join(directory, "journal"),
+            segment_size=segment_size,
+            on_batch=self._observe_batch,
+        )
         self.state = ShardState(shard, directory)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -83,10 +103,16 @@ class Shard:
         replication.pop("secret_file", None)
         self.replication = ReplicationPrimary(self, **replication)
         self._commit_signal: asyncio.Future | None = None
-        self.apply_lock = threading.Lock()  # held by the applier while it applies; a rebuild takes it
+        self.apply_lock = (
+            threading.Lock()
+        )  # held by the applier while it applies; a rebuild takes it
         self.on_queue_change = None  # loop-side callable: the delivery queue changed
-        self.remote_wait = None  # async (shard, end): the archive holds it too ([archive] remote_sync)
-        self.confirmed_lsn = 0  # a spare: its journal below this is a prefix of the current primary's
+        self.remote_wait = (
+            None  # async (shard, end): the archive holds it too ([archive] remote_sync)
+        )
+        self.confirmed_lsn = (
+            0  # a spare: its journal below this is a prefix of the current primary's
+        )
         self.lease = None  # cluster mode: () -> bool, the agent's ZooKeeper lease (F5)
 
     # -- start-up (blocking; run before serving) --------------------------------------
@@ -111,8 +137,14 @@ class Shard:
         self.applied_lsn = self.state.applied_lsn
         self._load_role()
         self._load_untaken()
-        log.info("shard %d: journal end lsn %d, epoch %d, %d segments; replayed %d records",
-                 self.id, rec.end_lsn, rec.epoch, rec.segments, replayed)
+        log.info(
+            "shard %d: journal end lsn %d, epoch %d, %d segments; replayed %d records",
+            self.id,
+            rec.end_lsn,
+            rec.epoch,
+            rec.segments,
+            replayed,
+        )
         return replayed
 
     def _discard_incomplete_store(self, why: str) -> None:
@@ -121,13 +153,20 @@ class Shard:
         cannot, so it is emptied too and the spare bootstraps again from its primary."""
         start, _ = read_epochs(self.journal.directory)
         segments = list_segments(self.journal.directory)
-        if segments and segments[0][0] == 0 or not segments and start == 0:
-            log.warning("shard %d: the store was left half replaced (%s); rebuilding it from the journal",
-                        self.id, why)
+        if (segments and segments[0][0] == 0) or (not segments and start == 0):
+            log.warning(
+                "shard %d: the store was left half replaced (%s); rebuilding it from the journal",
+                self.id,
+                why,
+            )
         else:
-            log.warning("shard %d: the store was left half replaced (%s) and the journal starts at lsn %d; "
-                        "emptying both: this spare bootstraps again from its primary", self.id, why,
-                        segments[0][0] if segments else start)
+            log.warning(
+                "shard %d: the store was left half replaced (%s) and the journal starts at lsn %d; "
+                "emptying both: this spare bootstraps again from its primary",
+                self.id,
+                why,
+                segments[0][0] if segments else start,
+            )
             for _, path in segments:
                 os.unlink(path)
             write_epochs(self.journal.directory, 0, [])
@@ -145,7 +184,9 @@ class Shard:
             rec.ParseFromString(base64.b64decode(text))
             self.untaken.append(rec)
         if self.untaken:
-            log.info("shard %d: %d take-backs still to hand to the primary", self.id, len(self.untaken))
+            log.info(
+                "shard %d: %d take-backs still to hand to the primary", self.id, len(self.untaken)
+            )
 
     async def _save_untaken(self) -> None:
         async with self._untaken_lock:
@@ -168,8 +209,11 @@ class Shard:
             with open(self.role_path) as f:
                 doc = json.load(f)
         except FileNotFoundError:  # a new shard: a spare of [replication] follow, else primary
-            doc = ({"role": "follower", "primary": self.initial_primary}
-                   if self.initial_primary or self.idle_when_new else {})
+            doc = (
+                {"role": "follower", "primary": self.initial_primary}
+                if self.initial_primary or self.idle_when_new
+                else {}
+            )
         role = doc.get("role", "primary")
         self.primary_address = doc.get("primary", "")
         self.epoch = max(int(doc.get("epoch", 0)), self.journal.epoch)
@@ -181,7 +225,11 @@ class Shard:
             # primary again only once ZooKeeper confirms the assignment at its epoch (the
             # agent then promotes it, giving back the same epoch), never from the file.
             self.become_spare("", self.epoch)
-            log.info("shard %d: was primary at epoch %d; waiting for ZooKeeper to confirm", self.id, self.epoch)
+            log.info(
+                "shard %d: was primary at epoch %d; waiting for ZooKeeper to confirm",
+                self.id,
+                self.epoch,
+            )
         elif role == "primary":
             self.become_primary(self.epoch)
         else:
@@ -212,7 +260,9 @@ class Shard:
         self.journal.add_listener(self._queue.put)
         self.journal.add_listener(self._signal_commit)
         self.journal.start(loop)
-        self._thread = threading.Thread(target=self._applier, name=f"applier:{self.id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._applier, name=f"applier:{self.id}", daemon=True
+        )
         self._thread.start()
         # Whether what this journal already holds reached a spare is not known here: a spare
         # joins the in-sync set only once it holds all of it.
@@ -238,7 +288,7 @@ class Shard:
         """Wait until the next commit (or the timeout): how a sender to spares sleeps."""
         try:
             await asyncio.wait_for(asyncio.shield(self._commit_signal), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def stop(self) -> None:
@@ -269,11 +319,15 @@ class Shard:
             if delivered:
                 self._m_deliveries.inc(delivered)
             if batch:
-                self._loop.call_soon_threadsafe(self._applied, self.state.applied_lsn, queue_changed)
+                self._loop.call_soon_threadsafe(
+                    self._applied, self.state.applied_lsn, queue_changed
+                )
             now = time.monotonic()
             if now - last_checkpoint >= self.checkpoint_interval:
                 try:
-                    with self.apply_lock:  # not while a snapshot is installed or the spool is written
+                    with (
+                        self.apply_lock
+                    ):  # not while a snapshot is installed or the spool is written
                         self.state.checkpoint()
                 except OSError:
                     log.exception("shard %d: checkpoint failed", self.id)
@@ -287,7 +341,12 @@ class Shard:
                 return self.state.apply(c.record, c.end)
             except OSError as e:
                 if failures == 0:
-                    log.error("shard %d: applying lsn %d failed, retrying every second: %s", self.id, c.lsn, e)
+                    log.error(
+                        "shard %d: applying lsn %d failed, retrying every second: %s",
+                        self.id,
+                        c.lsn,
+                        e,
+                    )
                 failures += 1
                 if self._stopping.wait(1.0):
                     raise SystemExit from e  # stop: the next start replays this record
@@ -320,8 +379,13 @@ class Shard:
         """Append as primary and wait until durable under the replication policy (and
         applied, if asked). Returns the lsn. Raises NotPrimary on a spare."""
         if not self.accepting:
-            why = (" (draining for a switchover)" if self.draining else
-                   " (its ZooKeeper lease lapsed)" if self.role == "primary" else "")
+            why = (
+                " (draining for a switchover)"
+                if self.draining
+                else " (its ZooKeeper lease lapsed)"
+                if self.role == "primary"
+                else ""
+            )
             raise NotPrimary(f"shard {self.id} is not primary on {self.node}{why}")
         fut = self.journal.append(record)
         end = self.journal.end_lsn
@@ -348,7 +412,9 @@ class Shard:
             await self.wait_applied(lsn)
         return lsn
 
-    async def commit_message(self, record: JournalRecord, *, retry: bool = False) -> tuple[int, bool]:
+    async def commit_message(
+        self, record: JournalRecord, *, retry: bool = False
+    ) -> tuple[int, bool]:
         """Commit a message once per queue id: (lsn, was it a duplicate).
 
         A retry (after a lost reply or a failover) or a salvaged copy may arrive while the
@@ -363,7 +429,9 @@ class Shard:
             except Exception:
                 pass  # the first attempt failed: this one commits
         if retry and self.journal.committed_lsn:
-            await self.wait_applied(self.journal.committed_lsn - 1)  # see what the old primary sent us
+            await self.wait_applied(
+                self.journal.committed_lsn - 1
+            )  # see what the old primary sent us
         lsn = await self._answer_duplicate(qid)
         if lsn is not None:
             return lsn, True
@@ -383,8 +451,12 @@ class Shard:
     def accepting(self) -> bool:
         """May act as primary now: commit, deliver, ship, serve. In a cluster also only
         while the ZooKeeper lease holds, so never after a replacement could act."""
-        return (self.role == "primary" and not self.draining and not self.state.replacing
-                and (self.lease is None or self.lease()))
+        return (
+            self.role == "primary"
+            and not self.draining
+            and not self.state.replacing
+            and (self.lease is None or self.lease())
+        )
 
     async def _abort(self, record: JournalRecord, reason: str) -> None:
         """Take back a durable but unacknowledged message: the client gets 451 and retries."""
@@ -403,9 +475,10 @@ class Shard:
             # Best effort, bounded: a spare promoted with the message but not its abort
             # would keep it, and the sender's retry would store it twice (F13).
             try:
-                await asyncio.wait_for(self.replication.wait(self.journal.committed_lsn),
-                                       self.replication.sync_timeout)
-            except (NotReplicated, NotPrimary, asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    self.replication.wait(self.journal.committed_lsn), self.replication.sync_timeout
+                )
+            except (TimeoutError, NotReplicated, NotPrimary):
                 pass
         await self.wait_applied(abort.lsn)  # a retry must not find the queue id as committed
 
@@ -449,8 +522,13 @@ class Shard:
             if not self.accepting:
                 raise NotPrimary(f"shard {self.id} is not primary on {self.node}")
             lsn, m = aborted.lsn, None
-            why = ("written in our own epoch" if not self._inherited(lsn) else
-                   "already answered 250 here" if lsn in self._retry_answered else "")
+            why = (
+                "written in our own epoch"
+                if not self._inherited(lsn)
+                else "already answered 250 here"
+                if lsn in self._retry_answered
+                else ""
+            )
             if not why:
                 why, m = await asyncio.to_thread(self._takeback_check, lsn, aborted.queue_id)
             if why:
@@ -459,8 +537,13 @@ class Shard:
             rec = self._aborted_for(m, f"{origin} answered 451 for it: {aborted.reason}")
             out = await self.commit(rec)
             await self.wait_applied(out)  # the queue id is free for the sender's retry
-            log.warning("shard %d: took back inherited message %s (lsn %d): %s answered 451 for it",
-                        self.id, aborted.queue_id, lsn, origin)
+            log.warning(
+                "shard %d: took back inherited message %s (lsn %d): %s answered 451 for it",
+                self.id,
+                aborted.queue_id,
+                lsn,
+                origin,
+            )
             return out
 
     def _takeback_check(self, lsn: int, qid: str) -> tuple[str, JournalRecord | None]:
@@ -468,7 +551,7 @@ class Shard:
         read from the journal, so it holds across restarts (blocking)."""
         try:
             rec = read_record(self.journal.directory, lsn)
-        except Exception as e:  # noqa: BLE001 - a segment removed or no frame there
+        except Exception as e:
             return f"no record at that lsn ({e})", None
         if rec.WhichOneof("body") != "message_accepted" or rec.message_accepted.queue_id != qid:
             return "a different record at that lsn", rec
@@ -488,7 +571,9 @@ class Shard:
         try:
             await self.journal.append(marker)
         except JournalFenced:
-            raise NotPrimary(f"shard {self.id} was demoted on {self.node} during the commit") from None
+            raise NotPrimary(
+                f"shard {self.id} was demoted on {self.node} during the commit"
+            ) from None
 
     def rebuild_store(self) -> int:
         """Throw the derived store away and replay the whole local journal (blocking).

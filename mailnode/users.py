@@ -13,7 +13,9 @@ _hasher = PasswordHasher()  # argon2id, 64 MiB, t=3: RFC 9106's second recommend
 # RFC 5321 dot-atom local part; no quoted strings for mailbox names we create.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL = re.compile(rf"^{_ATOM}(\.{_ATOM})*$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+)
 
 
 class AddressError(ValueError):
@@ -31,7 +33,9 @@ def check_address(address: str) -> str:
     if not sep or not local or not domain:
         raise AddressError(f"{address!r} is not an address of the form local@domain")
     if len(local) > 64 or not _LOCAL.match(local):
-        raise AddressError(f"{address!r}: the local part must be a dot-atom of at most 64 characters")
+        raise AddressError(
+            f"{address!r}: the local part must be a dot-atom of at most 64 characters"
+        )
     if not _DOMAIN.match(domain):
         raise AddressError(f"{address!r}: {domain!r} is not a valid domain name")
     return addr
@@ -39,7 +43,9 @@ def check_address(address: str) -> str:
 
 def shard_of(address: str, shards: int) -> int:
     """Stable mailbox -> shard map: a hash of the lower-cased address."""
-    digest = hashlib.blake2b(normalize(address).encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    digest = hashlib.blake2b(
+        normalize(address).encode("utf-8", "surrogateescape"), digest_size=8
+    ).digest()
     return int.from_bytes(digest, "big") % shards
 
 

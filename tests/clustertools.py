@@ -21,17 +21,47 @@ class Cluster:
         self.make_node = make_node
 
     def mailctl(self, *args: str) -> str:
-        r = subprocess.run([sys.executable, "-m", "mailnode.mailctl", "--zk", self.ensemble.connect,
-                            "--root", self.root, *args], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mailnode.mailctl",
+                "--zk",
+                self.ensemble.connect,
+                "--root",
+                self.root,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
         return r.stdout
 
-    def start(self, nodes: int = 3, coordinators: int = 2, spares: int = 1, prepare=None, **extra) -> None:
-        self.mailctl("init", "--shards", "2", "--domain", DOMAIN, "--failover-min-interval", "5",
-                     "--spares", str(spares))
+    def start(
+        self, nodes: int = 3, coordinators: int = 2, spares: int = 1, prepare=None, **extra
+    ) -> None:
+        self.mailctl(
+            "init",
+            "--shards",
+            "2",
+            "--domain",
+            DOMAIN,
+            "--failover-min-interval",
+            "5",
+            "--spares",
+            str(spares),
+        )
         for _ in range(nodes):
-            n = self.make_node(**{"cluster.zookeeper": self.ensemble.connect, "cluster.root": self.root,
-                                  "cluster.session_timeout": SESSION, **extra})
+            n = self.make_node(
+                **{
+                    "cluster.zookeeper": self.ensemble.connect,
+                    "cluster.root": self.root,
+                    "cluster.session_timeout": SESSION,
+                    **extra,
+                }
+            )
             if prepare is not None:
                 prepare(n)  # e.g. a cgroup to join (tests/partition.py)
             n.start()
@@ -42,11 +72,18 @@ class Cluster:
 
     def start_coordinator(self, name: str) -> None:
         cfg = self.tmp / f"{name}.toml"
-        cfg.write_text(f'[coordinator]\nname = "{name}"\nzookeeper = "{self.ensemble.connect}"\n'
-                       f'root = "{self.root}"\nsession_timeout = {SESSION}\nloop_interval = 0.2\n')
+        cfg.write_text(
+            f'[coordinator]\nname = "{name}"\nzookeeper = "{self.ensemble.connect}"\n'
+            f'root = "{self.root}"\nsession_timeout = {SESSION}\nloop_interval = 0.2\n'
+        )
         log = open(self.tmp / f"{name}.log", "ab")
-        self.coordinators.append(subprocess.Popen(
-            [sys.executable, "-m", "coordinator.cli", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT))
+        self.coordinators.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "coordinator.cli", "--config", str(cfg)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         log.close()
 
     def status(self) -> list[dict]:
@@ -63,8 +100,11 @@ class Cluster:
         return True
 
     def spare_in_sync(self, node, shard: int) -> bool:
-        return any(r["node"] == node.name and r["role"] == "spare" and r["in_sync"]
-                   for r in self.status() if r["shard"] == shard)
+        return any(
+            r["node"] == node.name and r["role"] == "spare" and r["in_sync"]
+            for r in self.status()
+            if r["shard"] == shard
+        )
 
     def node(self, name: str):
         return next(n for n in self.nodes if n.name == name)

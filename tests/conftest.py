@@ -82,14 +82,21 @@ class Node:
 
     def write_config(self) -> None:
         sections = {
-            "node": {"name": self.name, "data_dir": "data", "hostname": "mx.example.test",
-                     "domains": [DOMAIN], "shards": 2},
+            "node": {
+                "name": self.name,
+                "data_dir": "data",
+                "hostname": "mx.example.test",
+                "domains": [DOMAIN],
+                "shards": 2,
+            },
             "smtp": {"listen": f"{self.ip}:2525", "max_message_size": 1_000_000},
             "pop3": {"listen": f"{self.ip}:1110", "auth_failure_delay": 0.3},
             "http": {"listen": f"{self.ip}:8080"},
             "grpc": {"listen": f"{self.ip}:7070"},
             "store": {"checkpoint_interval": 1.0},
-            "replication": {"secret_file": os.path.join(os.path.dirname(self.directory), "cluster.secret")},
+            "replication": {
+                "secret_file": os.path.join(os.path.dirname(self.directory), "cluster.secret")
+            },
         }
         for key, value in self.extra.items():
             section, _, name = key.partition(".")
@@ -116,7 +123,9 @@ class Node:
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"node exited with {self.proc.returncode}:\n{self.read_log()[-3000:]}")
+            raise AssertionError(
+                f"node exited with {self.proc.returncode}:\n{self.read_log()[-3000:]}"
+            )
         return self.health() is not None
 
     def health(self) -> dict | None:
@@ -149,9 +158,16 @@ class Node:
                 self.proc.kill()
                 self.proc.wait(10)
 
-    def mailctl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
-        r = subprocess.run([sys.executable, "-m", "mailnode.mailctl", "--config", self.config, *args],
-                           capture_output=True, text=True, timeout=60, input=input)
+    def mailctl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        r = subprocess.run(
+            [sys.executable, "-m", "mailnode.mailctl", "--config", self.config, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            input=input,
+        )
         if check and r.returncode != 0:
             raise AssertionError(f"mailctl {' '.join(args)} failed ({r.returncode}): {r.stderr}")
         return r
@@ -190,12 +206,16 @@ def make_node(tmp_path, request):
         return node
 
     yield make
-    failed = any(getattr(request.node, f"rep_{w}", None) and getattr(request.node, f"rep_{w}").failed
-                 for w in ("setup", "call"))
+    failed = any(
+        getattr(request.node, f"rep_{w}", None) and getattr(request.node, f"rep_{w}").failed
+        for w in ("setup", "call")
+    )
     for node in nodes:
         node.stop()
         if failed:
-            sys.stderr.write(f"\n----- log of node {node.ip} ({node.log}) -----\n{node.read_log()[-20000:]}\n")
+            sys.stderr.write(
+                f"\n----- log of node {node.ip} ({node.log}) -----\n{node.read_log()[-20000:]}\n"
+            )
 
 
 @pytest.fixture

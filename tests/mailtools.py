@@ -9,8 +9,14 @@ import ssl
 from conftest import PASSWORD
 
 
-def pop3_messages(addr: tuple[str, int], user: str, password: str = PASSWORD, *, tls: bool = False,
-                  delete: bool = False) -> list[bytes]:
+def pop3_messages(
+    addr: tuple[str, int],
+    user: str,
+    password: str = PASSWORD,
+    *,
+    tls: bool = False,
+    delete: bool = False,
+) -> list[bytes]:
     """Every message of the mailbox, bytes as POP3 returns them (CRLF line ends)."""
     p = poplib.POP3(*addr, timeout=30)
     try:

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["SinkServer", "SinkMessage", "DnsServer", "make_certificate", "free_port"]
+__all__ = ["DnsServer", "SinkMessage", "SinkServer", "free_port", "make_certificate"]
 
 
 def _check_loopback(host: str) -> None:
@@ -53,8 +53,10 @@ def free_port(host: str, low: int = 20000, high: int = 30000) -> int:
     for port in ports:
         try:
             # No SO_REUSEADDR: a port with TIME_WAIT leftovers counts as busy too.
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+            ):
                 tcp.bind((host, port))
                 udp.bind((host, port))
             return port
@@ -67,15 +69,23 @@ def make_certificate(directory: str | os.PathLike, hostname: str = "mx.test") ->
     """Write a self-signed certificate (SAN: hostname, 127.0.0.1) and its key; (certfile, keyfile)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     directory = os.fspath(directory)
     # Named after the hostname so several certificates can share one directory.
     certfile = os.path.join(directory, f"{hostname}-cert.pem")
@@ -83,18 +93,24 @@ def make_certificate(directory: str | os.PathLike, hostname: str = "mx.test") ->
     with open(certfile, "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
     with open(keyfile, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
     return certfile, keyfile
 
 
 # -- SMTP sink -------------------------------------------------------------
 
+
 class SinkMessage(NamedTuple):
     mail_from: str
     rcpt_tos: list[str]
-    data: bytes          # exactly what came after DATA (dot-unstuffed, CRLF line ends)
-    tls: bool            # the session was under STARTTLS when DATA arrived
+    data: bytes  # exactly what came after DATA (dot-unstuffed, CRLF line ends)
+    tls: bool  # the session was under STARTTLS when DATA arrived
     peer: tuple
 
 
@@ -138,8 +154,13 @@ class _SinkHandler:
         reply = _DATA_REPLIES.get(self.sink.mode)
         if reply is not None:
             return reply
-        message = SinkMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
-                              session.ssl is not None, session.peer)
+        message = SinkMessage(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            envelope.original_content,
+            session.ssl is not None,
+            session.peer,
+        )
         with self.sink._lock:
             self.sink._messages.append(message)
         return "250 2.0.0 OK queued"
@@ -208,8 +229,14 @@ class SinkServer:
     the MX down and back up and looks at everything it received.
     """
 
-    def __init__(self, host: str, port: int, *, tls_cert: tuple[str, str] | None = None,
-                 hostname: str = "mx.sink.test"):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls_cert: tuple[str, str] | None = None,
+        hostname: str = "mx.sink.test",
+    ):
         _check_loopback(host)
         self.host = host
         self.port = port  # 0 picks a port at the first start(), kept for restarts
@@ -223,7 +250,7 @@ class SinkServer:
         self._attempts = 0
         self._connections = 0
         self._probes: set[tuple] = set()
-        self._live: set[_SinkSMTP] = set()   # touched on the loop thread only
+        self._live: set[_SinkSMTP] = set()  # touched on the loop thread only
         self._idle: asyncio.Event | None = None
         self._controller: _SinkController | None = None
 
@@ -281,7 +308,9 @@ class SinkServer:
             return self
         tls_context = None
         if self.tls_cert is not None:
-            tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # verify_mode CERT_NONE: no client certs
+            tls_context = ssl.SSLContext(
+                ssl.PROTOCOL_TLS_SERVER
+            )  # verify_mode CERT_NONE: no client certs
             tls_context.load_cert_chain(*self.tls_cert)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -292,8 +321,13 @@ class SinkServer:
             sock.close()
             raise
         self.port = sock.getsockname()[1]
-        controller = _SinkController(self, sock, server_hostname=self.hostname, tls_context=tls_context,
-                                     require_starttls=False)
+        controller = _SinkController(
+            self,
+            sock,
+            server_hostname=self.hostname,
+            tls_context=tls_context,
+            require_starttls=False,
+        )
         try:
             controller.start()
         except BaseException:
@@ -347,7 +381,7 @@ class SinkServer:
         if self._live:
             try:
                 await asyncio.wait_for(self._idle.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self._idle = None
 
@@ -357,7 +391,9 @@ class SinkServer:
         thread = controller._thread
         if thread is not None and thread.is_alive() and loop.is_running():
             try:
-                asyncio.run_coroutine_threadsafe(self._close_all(controller.server), loop).result(10)
+                asyncio.run_coroutine_threadsafe(self._close_all(controller.server), loop).result(
+                    10
+                )
             except Exception:
                 pass
         try:
@@ -369,6 +405,7 @@ class SinkServer:
 
 
 # -- DNS -------------------------------------------------------------------
+
 
 def _name(name: str) -> dns.name.Name:
     # from_text() makes names absolute; Name compares and hashes case-insensitively.
@@ -395,7 +432,9 @@ class DnsServer:
         kind = dns.rdatatype.from_text(rdtype)
         # origin=root, relativize=False: names inside the data come out absolute,
         # with or without their trailing dot.
-        rdata = dns.rdata.from_text(dns.rdataclass.IN, kind, value, origin=dns.name.root, relativize=False)
+        rdata = dns.rdata.from_text(
+            dns.rdataclass.IN, kind, value, origin=dns.name.root, relativize=False
+        )
         with self._lock:
             rrsets = self._zone.setdefault(owner, {})
             rrset = rrsets.get(kind)
@@ -427,8 +466,12 @@ class DnsServer:
             raise
         self.port = sock.getsockname()[1]
         self._sock = sock
-        self._wake = socket.socketpair()  # stop() writes to it: select() wakes without a timeout loop
-        self._thread = threading.Thread(target=self._serve, name=f"dns-{self.host}:{self.port}", daemon=True)
+        self._wake = (
+            socket.socketpair()
+        )  # stop() writes to it: select() wakes without a timeout loop
+        self._thread = threading.Thread(
+            target=self._serve, name=f"dns-{self.host}:{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 

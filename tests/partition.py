@@ -57,8 +57,10 @@ CGROUP_ROOT = "/sys/fs/cgroup/unified"
 def _iptables() -> str:
     path = shutil.which("iptables") or "/usr/sbin/iptables"
     if not os.path.exists(path):
-        raise AssertionError("iptables is missing (Debian package iptables; scripts/install-deps test "
-                             "installs it): the partition tests cannot cut links")
+        raise AssertionError(
+            "iptables is missing (Debian package iptables; scripts/install-deps test "
+            "installs it): the partition tests cannot cut links"
+        )
     return path
 
 
@@ -68,7 +70,9 @@ def _own_cgroup() -> str:
         for line in f:
             if line.startswith("0::"):
                 return os.path.join(CGROUP_ROOT, line[3:].strip().lstrip("/"))
-    raise AssertionError("this process is in no cgroup v2 hierarchy (/proc/self/cgroup has no 0:: line)")
+    raise AssertionError(
+        "this process is in no cgroup v2 hierarchy (/proc/self/cgroup has no 0:: line)"
+    )
 
 
 def _move(pid: int, directory: str) -> None:
@@ -85,11 +89,17 @@ class Partitions:
         if os.geteuid() != 0:
             raise AssertionError("the partition tests need root (iptables rules, cgroups)")
         if not os.path.isfile(os.path.join(CGROUP_ROOT, "cgroup.procs")):
-            raise AssertionError(f"no cgroup v2 hierarchy at {CGROUP_ROOT}: the partition tests cannot cut links")
+            raise AssertionError(
+                f"no cgroup v2 hierarchy at {CGROUP_ROOT}: the partition tests cannot cut links"
+            )
         self.iptables = _iptables()
         for table in ("filter", "mangle"):
-            r = subprocess.run([self.iptables, "-w", "-t", table, "-S", "OUTPUT"], capture_output=True, text=True,
-                               timeout=20)
+            r = subprocess.run(
+                [self.iptables, "-w", "-t", table, "-S", "OUTPUT"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
             if r.returncode != 0:
                 raise AssertionError(f"iptables -t {table} does not work here: {r.stderr.strip()}")
         self.home = _own_cgroup()
@@ -97,7 +107,7 @@ class Partitions:
         self.comment = f"mc-pt-{self.tag}"
         self.base = int(self.tag[:4], 16) << 8  # conntrack marks: base + 1, base + 2, ...
         self.groups: dict[str, str] = {}  # node ip -> cgroup name (relative to CGROUP_ROOT)
-        self.marks: dict[str, int] = {}   # node ip -> conntrack mark of the connections it opens
+        self.marks: dict[str, int] = {}  # node ip -> conntrack mark of the connections it opens
         self.mangle: list[list[str]] = []  # the marking rules (until remove)
         self.rules: list[tuple[str, str]] = []  # cuts in place: (node ip, destination ip)
 
@@ -113,8 +123,25 @@ class Partitions:
         self.groups[node.ip] = name
         mark = self.base + len(self.marks) + 1
         self.marks[node.ip] = mark
-        spec = ["OUTPUT", "-m", "cgroup", "--path", name, "-m", "connmark", "--mark", "0",
-                "-m", "comment", "--comment", self.comment, "-j", "CONNMARK", "--set-mark", hex(mark)]
+        spec = [
+            "OUTPUT",
+            "-m",
+            "cgroup",
+            "--path",
+            name,
+            "-m",
+            "connmark",
+            "--mark",
+            "0",
+            "-m",
+            "comment",
+            "--comment",
+            self.comment,
+            "-j",
+            "CONNMARK",
+            "--set-mark",
+            hex(mark),
+        ]
         self._ipt("-t", "mangle", "-A", *spec)
         self.mangle.append(spec)
         plain_start = node.start
@@ -127,7 +154,9 @@ class Partitions:
                 finally:
                     _move(os.getpid(), self.home)
             with open(os.path.join(path, "cgroup.procs")) as f:
-                assert str(node.proc.pid) in f.read().split(), f"{node.name} is not in its cgroup {name}"
+                assert str(node.proc.pid) in f.read().split(), (
+                    f"{node.name} is not in its cgroup {name}"
+                )
             if wait:
                 wait_for(node._ready, 30, what=f"node at {node.ip} to be healthy")
 
@@ -142,13 +171,30 @@ class Partitions:
         return r.returncode == 0
 
     def _cut_spec(self, src_ip: str, dst_ip: str) -> list[str]:
-        return ["OUTPUT", "-m", "connmark", "--mark", hex(self.marks[src_ip]), "-m", "conntrack",
-                "--ctorigdst", dst_ip, "-m", "comment", "--comment", self.comment, "-j", "DROP"]
+        return [
+            "OUTPUT",
+            "-m",
+            "connmark",
+            "--mark",
+            hex(self.marks[src_ip]),
+            "-m",
+            "conntrack",
+            "--ctorigdst",
+            dst_ip,
+            "-m",
+            "comment",
+            "--comment",
+            self.comment,
+            "-j",
+            "DROP",
+        ]
 
     def drop(self, node, ips) -> None:
         """Cut every connection the node opens towards each address, both directions."""
         if node.ip not in self.marks:
-            raise AssertionError(f"{node.name} ({node.ip}) was not adopted before it started (Partitions.adopt)")
+            raise AssertionError(
+                f"{node.name} ({node.ip}) was not adopted before it started (Partitions.adopt)"
+            )
         for ip in ips:
             if ip.startswith("127.0.0.") or ip == node.ip:
                 raise AssertionError(f"refusing to cut {node.name} from {ip}")
@@ -166,12 +212,19 @@ class Partitions:
 
     def dropped_packets(self) -> dict[tuple[str, str], int]:
         """Packets each cut in place has dropped so far: {(node ip, destination): n}."""
-        r = subprocess.run([self.iptables, "-w", "-L", "OUTPUT", "-v", "-x", "-n"], capture_output=True,
-                           text=True, timeout=20, check=True)
+        r = subprocess.run(
+            [self.iptables, "-w", "-L", "OUTPUT", "-v", "-x", "-n"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
         by_mark = {m: ip for ip, m in self.marks.items()}
         out = {}
         for line in r.stdout.splitlines():
-            m = re.match(r"\s*(\d+)\s+\d+\s+DROP\b.*connmark match\s+(0x[0-9a-f]+)\s+ctorigdst\s+(\S+)", line)
+            m = re.match(
+                r"\s*(\d+)\s+\d+\s+DROP\b.*connmark match\s+(0x[0-9a-f]+)\s+ctorigdst\s+(\S+)", line
+            )
             if m and self.comment in line and int(m.group(2), 16) in by_mark:
                 out[(by_mark[int(m.group(2), 16)], m.group(3))] = int(m.group(1))
         return out
@@ -192,14 +245,25 @@ class Partitions:
         """Delete any rule carrying our comment; return what is left with it."""
         left = ""
         for table in ("filter", "mangle"):
-            r = subprocess.run([self.iptables, "-w", "-t", table, "-S", "OUTPUT"], capture_output=True, text=True,
-                               timeout=20)
+            r = subprocess.run(
+                [self.iptables, "-w", "-t", table, "-S", "OUTPUT"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
             for line in r.stdout.splitlines():
                 if self.comment in line and line.startswith("-A "):
-                    subprocess.run([self.iptables, "-w", "-t", table, "-D", *shlex.split(line)[1:]],
-                                   capture_output=True, timeout=20)
-            r = subprocess.run([self.iptables, "-w", "-t", table, "-S", "OUTPUT"], capture_output=True, text=True,
-                               timeout=20)
+                    subprocess.run(
+                        [self.iptables, "-w", "-t", table, "-D", *shlex.split(line)[1:]],
+                        capture_output=True,
+                        timeout=20,
+                    )
+            r = subprocess.run(
+                [self.iptables, "-w", "-t", table, "-S", "OUTPUT"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
             left += "".join(line + "\n" for line in r.stdout.splitlines() if self.comment in line)
         return left
 
@@ -250,10 +314,13 @@ def log_size(node) -> int:
 
 # -- a sender that retries like an MTA ---------------------------------------------------
 
+
 def numbered(n: int, tag: str, rcpt: str) -> bytes:
     """Message n of a run: the same bytes on every attempt."""
-    return (f"From: load@remote.test\r\nTo: {rcpt}\r\nSubject: pt {tag} {n}\r\n"
-            f"Message-ID: <{tag}.{n}@remote.test>\r\n\r\nmessage {n} of run {tag}\r\n").encode()
+    return (
+        f"From: load@remote.test\r\nTo: {rcpt}\r\nSubject: pt {tag} {n}\r\n"
+        f"Message-ID: <{tag}.{n}@remote.test>\r\n\r\nmessage {n} of run {tag}\r\n"
+    ).encode()
 
 
 def stored_counters(messages: list[bytes], tag: str) -> list[int]:
@@ -264,16 +331,20 @@ def stored_counters(messages: list[bytes], tag: str) -> list[int]:
         m = pattern.search(msg)
         if m:
             n = int(m.group(1))
-            assert msg.endswith(f"message {n} of run {tag}\r\n".encode()), msg[-200:]  # stored whole
+            assert msg.endswith(f"message {n} of run {tag}\r\n".encode()), msg[
+                -200:
+            ]  # stored whole
             out.append(n)
     return out
 
 
 @dataclass
 class Outcomes:
-    ok: set[int] = field(default_factory=set)        # some attempt got 250
+    ok: set[int] = field(default_factory=set)  # some attempt got 250
     tempfail: set[int] = field(default_factory=set)  # some attempt got a 4xx reply (at any step)
-    unknown: set[int] = field(default_factory=set)   # an attempt broke after the dot: a 250 maybe never seen
+    unknown: set[int] = field(
+        default_factory=set
+    )  # an attempt broke after the dot: a 250 maybe never seen
     given_up: set[int] = field(default_factory=set)  # no 250 before the sender's deadline
     attempts: int = 0
 
@@ -285,13 +356,27 @@ class RetryingSender:
     shard's primary). ``timeout`` must exceed the nodes' ``frontend.hold_timeout`` so
     that a held transaction is seen to end in 451, not in a broken connection."""
 
-    def __init__(self, servers, rcpt: str, tag: str, *, workers: int = 6, retry_delay: float = 0.3,
-                 timeout: float = 25.0, pause: float = 0.02):
+    def __init__(
+        self,
+        servers,
+        rcpt: str,
+        tag: str,
+        *,
+        workers: int = 6,
+        retry_delay: float = 0.3,
+        timeout: float = 25.0,
+        pause: float = 0.02,
+    ):
         self.servers, self.rcpt, self.tag = list(servers), rcpt, tag
-        self.workers, self.retry_delay, self.timeout, self.pause = workers, retry_delay, timeout, pause
+        self.workers, self.retry_delay, self.timeout, self.pause = (
+            workers,
+            retry_delay,
+            timeout,
+            pause,
+        )
         self.out = Outcomes()
-        self.ok_at: dict[int, float] = {}               # wall time of the 250 ...
-        self.ok_by: dict[int, tuple[str, int]] = {}     # ... and the server that gave it
+        self.ok_at: dict[int, float] = {}  # wall time of the 250 ...
+        self.ok_by: dict[int, tuple[str, int]] = {}  # ... and the server that gave it
         self.refused_by: dict[int, list[tuple[str, int]]] = {}
         self._lock = threading.Lock()
         self._next = 0
@@ -301,7 +386,9 @@ class RetryingSender:
 
     def start(self, retry_for: float = 150.0) -> None:
         self.retry_for = retry_for
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.workers)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.workers)
+        ]
         for t in self._threads:
             t.start()
 
@@ -311,7 +398,9 @@ class RetryingSender:
         end = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, end - time.monotonic()))
-        assert not any(t.is_alive() for t in self._threads), "the sender did not finish its retries in time"
+        assert not any(t.is_alive() for t in self._threads), (
+            "the sender did not finish its retries in time"
+        )
         assert not self.errors, f"sender thread failed: {self.errors[0]!r}"
 
     @property
@@ -371,8 +460,11 @@ class RetryingSender:
         try:
             with smtplib.SMTP(*server, timeout=self.timeout) as s:
                 s.ehlo("sender.remote.test")
-                for cmd, want in ((f"MAIL FROM:<load@remote.test>", 250), (f"RCPT TO:<{self.rcpt}>", 250),
-                                  ("DATA", 354)):
+                for cmd, want in (
+                    ("MAIL FROM:<load@remote.test>", 250),
+                    (f"RCPT TO:<{self.rcpt}>", 250),
+                    ("DATA", 354),
+                ):
                     code, _ = s.docmd(cmd)
                     if code != want:
                         if 400 <= code < 500:
@@ -406,8 +498,18 @@ def tally(sender: RetryingSender, stored: list[int]) -> dict:
     twice = sorted(n for n, c in copies.items() if c > 1 and n not in out.unknown)
     rfc1047 = sorted(n for n, c in copies.items() if c > 1 and n in out.unknown)
     after_451 = sorted(n for n in copies if n not in out.ok and n not in out.unknown)
-    return {"sent": sender.sent, "attempts": out.attempts, "acknowledged": len(out.ok),
-            "tempfailed_once": len(out.tempfail), "broken_after_dot": len(out.unknown),
-            "given_up": sorted(out.given_up), "stored_counters": len(copies), "stored_copies": len(stored),
-            "lost": lost, "twice": twice, "dup_after_451": sorted(n for n in twice if n in out.tempfail),
-            "rfc1047": rfc1047, "after_451": after_451}
+    return {
+        "sent": sender.sent,
+        "attempts": out.attempts,
+        "acknowledged": len(out.ok),
+        "tempfailed_once": len(out.tempfail),
+        "broken_after_dot": len(out.unknown),
+        "given_up": sorted(out.given_up),
+        "stored_counters": len(copies),
+        "stored_copies": len(stored),
+        "lost": lost,
+        "twice": twice,
+        "dup_after_451": sorted(n for n in twice if n in out.tempfail),
+        "rfc1047": rfc1047,
+        "after_451": after_451,
+    }

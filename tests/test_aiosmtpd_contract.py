@@ -36,8 +36,15 @@ def instances():
     loop = asyncio.new_event_loop()
     try:
         real = SMTP(_Handler(), loop=loop)
-        ours = MailSMTP(_Handler(), data_size_limit=1024, hostname="h", ident="i", timeout=5.0,
-                        tls_context=None, loop=loop)
+        ours = MailSMTP(
+            _Handler(),
+            data_size_limit=1024,
+            hostname="h",
+            ident="i",
+            timeout=5.0,
+            tls_context=None,
+            loop=loop,
+        )
         yield real, ours
     finally:
         loop.close()
@@ -50,7 +57,9 @@ def test_version_is_the_one_the_subclass_was_written_for():
 def test_init_sets_every_attribute_aiosmtpd_init_sets(instances):
     real, ours = instances
     missing = sorted(set(vars(real)) - set(vars(ours)))
-    assert not missing, f"aiosmtpd's SMTP.__init__ now sets {missing}, which MailSMTP.__init__ does not"
+    assert not missing, (
+        f"aiosmtpd's SMTP.__init__ now sets {missing}, which MailSMTP.__init__ does not"
+    )
 
 
 def _referenced_names() -> set[str]:
@@ -61,27 +70,41 @@ def _referenced_names() -> set[str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "aiosmtpd.smtp":
                 names |= {a.name for a in node.names}
-            if isinstance(node, ast.ClassDef) and {getattr(b, "id", "") for b in node.bases} & {"SMTP", "MailSMTP"}:
+            if isinstance(node, ast.ClassDef) and {getattr(b, "id", "") for b in node.bases} & {
+                "SMTP",
+                "MailSMTP",
+            }:
                 for sub in ast.walk(node):
-                    if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
-                        names.add(sub.attr)
-                    elif (isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Call)
-                          and getattr(sub.value.func, "id", "") == "super"):
+                    if (
+                        isinstance(sub, ast.Attribute)
+                        and isinstance(sub.value, ast.Name)
+                        and sub.value.id == "self"
+                    ) or (
+                        isinstance(sub, ast.Attribute)
+                        and isinstance(sub.value, ast.Call)
+                        and getattr(sub.value.func, "id", "") == "super"
+                    ):
                         names.add(sub.attr)
     return names
 
 
 def test_every_name_used_exists_in_aiosmtpd(instances):
     real, ours = instances
-    ours_defined = set(vars(ours)) | {n for cls in (MailSMTP, submission.SubmissionSMTP) for n in vars(cls)}
+    ours_defined = set(vars(ours)) | {
+        n for cls in (MailSMTP, submission.SubmissionSMTP) for n in vars(cls)
+    }
     ours_defined |= {"implicit_tls"}  # SubmissionSMTP's own instance state
     gone = []
     for name in sorted(_referenced_names()):
         if name in SET_ON_CONNECT:
             if f"self.{name} = " not in inspect.getsource(SMTP._cb_client_connected):
                 gone.append(f"{name} (no longer set by SMTP._cb_client_connected)")
-        elif not (hasattr(SMTP, name) or name in vars(real) or hasattr(aiosmtpd.smtp, name)
-                  or name in ours_defined):
+        elif not (
+            hasattr(SMTP, name)
+            or name in vars(real)
+            or hasattr(aiosmtpd.smtp, name)
+            or name in ours_defined
+        ):
             gone.append(name)
     assert not gone, f"aiosmtpd no longer has what mailnode.smtp uses: {gone}"
 

@@ -15,9 +15,9 @@ import urllib.request
 
 import grpc
 import pytest
-
 from conftest import DOMAIN, PASSWORD, loopback_ip, wait_for
 from test_durability import accepted_numbers, start_load, stored_load_numbers
+
 from mailnode.archive.tls import make_ca
 from mailnode.journal.format import frame, iter_frames, segment_name
 from mailnode.proto import archive_pb2 as pb
@@ -39,22 +39,37 @@ class Archive:
         self.proc = None
         tls = ""
         if certs:
-            tls = (f'tls_ca = "{certs["ca"][0]}"\ntls_cert = "{certs["archive"][0]}"\n'
-                   f'tls_key = "{certs["archive"][1]}"\n')
+            tls = (
+                f'tls_ca = "{certs["ca"][0]}"\ntls_cert = "{certs["archive"][0]}"\n'
+                f'tls_key = "{certs["archive"][1]}"\n'
+            )
         (directory / "archive.toml").write_text(
             f'[archive]\nname = "archive"\ndata_dir = "data"\nlisten = "{self.address}"\n'
-            f'http = "{self.ip}:8181"\nsegment_size = 65536\n{tls}')
+            f'http = "{self.ip}:8181"\nsegment_size = 65536\n{tls}'
+        )
 
     def start(self) -> None:
         log = open(self.dir / "archive.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "mailnode.cli", "archive", "--config",
-                                      str(self.dir / "archive.toml")], stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mailnode.cli",
+                "archive",
+                "--config",
+                str(self.dir / "archive.toml"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         wait_for(self.healthy, 20, what="the archive to serve")
 
     def healthy(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"archive exited: {(self.dir / 'archive.log').read_text()[-2000:]}")
+            raise AssertionError(
+                f"archive exited: {(self.dir / 'archive.log').read_text()[-2000:]}"
+            )
         try:
             with urllib.request.urlopen(f"http://{self.ip}:8181/health", timeout=2) as r:
                 return json.load(r)["status"] == "ok"
@@ -73,8 +88,13 @@ class Archive:
     def node_settings(self, **extra) -> dict:
         s = {"archive.address": self.address, **extra}
         if self.certs:
-            s.update({"archive.tls_ca": self.certs["ca"][0], "archive.tls_cert": self.certs["node"][0],
-                      "archive.tls_key": self.certs["node"][1]})
+            s.update(
+                {
+                    "archive.tls_ca": self.certs["ca"][0],
+                    "archive.tls_cert": self.certs["node"][0],
+                    "archive.tls_key": self.certs["node"][1],
+                }
+            )
         return s
 
     def end_lsn(self, node, shard: int) -> int:
@@ -112,8 +132,15 @@ def restored_node(make_node, archive, *args: str, shards: int = 2):
 
 
 def test_ship_under_load_archive_killed_then_total_loss_restored(make_node, archive, tmp_path):
-    node = make_node(**archive.node_settings(**{"archive.remote_sync": True, "archive.timeout": 2.0,
-                                                "journal.segment_size": 128 * 1024}))
+    node = make_node(
+        **archive.node_settings(
+            **{
+                "archive.remote_sync": True,
+                "archive.timeout": 2.0,
+                "journal.segment_size": 128 * 1024,
+            }
+        )
+    )
     node.start()
     node.add_user(ALICE)
     shard = shard_of(ALICE, 2)
@@ -124,12 +151,16 @@ def test_ship_under_load_archive_killed_then_total_loss_restored(make_node, arch
     proc.communicate(timeout=180)
     accepted = accepted_numbers(log)
     assert len(accepted) >= 1000
-    wait_for(lambda: shipped_all(archive, node, shard), 30, what="the archive to hold the whole journal")
+    wait_for(
+        lambda: shipped_all(archive, node, shard), 30, what="the archive to hold the whole journal"
+    )
     verify = node.mailctl("archive", "verify", "--json")
     assert all(r["result"] == "ok" for r in json.loads(verify.stdout))
     # Archived segments the store has checkpointed are gone from the node (no spare here).
     text = node.metrics()
-    removed = re.search(rf'mailcluster_journal_removed_segments_total{{shard="{shard}"}} (\S+)', text)
+    removed = re.search(
+        rf'mailcluster_journal_removed_segments_total{{shard="{shard}"}} (\S+)', text
+    )
     assert removed and float(removed.group(1)) >= 1
     assert segment_name(0) not in os.listdir(node.journal_dir(shard))
     assert f'mailcluster_archive_lag_bytes{{shard="{shard}"}}' in text
@@ -157,14 +188,23 @@ def archived_pair(make_node, archive, **settings):
 
 
 def test_a_spare_removes_segments_the_archive_holds(make_node, archive, tmp_path):
-    primary, spare, shard = archived_pair(make_node, archive, **{"archive.spare_trim_interval": 0.5})
+    primary, spare, shard = archived_pair(
+        make_node, archive, **{"archive.spare_trim_interval": 0.5}
+    )
     proc, log = start_load(primary, tmp_path, ALICE, 0, 300, "trim")
     proc.communicate(timeout=120)
     wait_for(lambda: shipped_all(archive, primary, shard), 30, what="shipping")
-    wait_for(lambda: segment_name(0) not in os.listdir(spare.journal_dir(shard)), 30,
-             what="the spare to remove archived segments")
+    wait_for(
+        lambda: segment_name(0) not in os.listdir(spare.journal_dir(shard)),
+        30,
+        what="the spare to remove archived segments",
+    )
     held = archive.end_lsn(primary, shard)
-    first = min(int(name.split(".")[0]) for name in os.listdir(spare.journal_dir(shard)) if name.endswith(".seg"))
+    first = min(
+        int(name.split(".")[0])
+        for name in os.listdir(spare.journal_dir(shard))
+        if name.endswith(".seg")
+    )
     assert 0 < first <= held  # nothing the archive lacks
     assert len(accepted_numbers(log)) == 300
 
@@ -183,12 +223,24 @@ def test_a_spare_away_too_long_no_longer_holds_the_primarys_journal(make_node, a
     wait_for(lambda: shipped_all(archive, primary, shard), 30, what="shipping")
 
     def first_lsn() -> int:
-        return min(int(n.split(".")[0]) for n in os.listdir(primary.journal_dir(shard)) if n.endswith(".seg"))
+        return min(
+            int(n.split(".")[0])
+            for n in os.listdir(primary.journal_dir(shard))
+            if n.endswith(".seg")
+        )
 
-    wait_for(lambda: first_lsn() > held, 30, what="the primary to remove segments the absent spare lacks")
+    wait_for(
+        lambda: first_lsn() > held, 30, what="the primary to remove segments the absent spare lacks"
+    )
     spare.start()
-    wait_for(lambda: "snapshot" in spare.read_log() and len(stored_load_numbers(spare, ALICE, "away")) == 400,
-             90, interval=0.5, what="the spare back from a snapshot with every message")
+    wait_for(
+        lambda: (
+            "snapshot" in spare.read_log() and len(stored_load_numbers(spare, ALICE, "away")) == 400
+        ),
+        90,
+        interval=0.5,
+        what="the spare back from a snapshot with every message",
+    )
     accepted = accepted_numbers(log1) + accepted_numbers(log2)
     assert len(accepted) == 400
     assert sorted(stored_load_numbers(spare, ALICE, "away")) == sorted(accepted)
@@ -199,8 +251,11 @@ def test_a_spare_away_too_long_no_longer_holds_the_primarys_journal(make_node, a
             return {line.split()[0] for line in f if line.strip()}
 
     # The snapshot carried the index: queue ids of messages the spare never replayed.
-    wait_for(lambda: len(qids(primary)) >= 400 and qids(primary) <= qids(spare), 30,
-             what="the spare's queue-id index to hold the primary's")
+    wait_for(
+        lambda: len(qids(primary)) >= 400 and qids(primary) <= qids(spare),
+        30,
+        what="the spare's queue-id index to hold the primary's",
+    )
 
 
 def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):
@@ -214,7 +269,9 @@ def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):
     def send(tag: str, n: int) -> None:
         with smtplib.SMTP(*node.smtp, timeout=30) as s:
             for i in range(n):
-                s.sendmail("x@remote.test", [ALICE], f"Subject: {tag} {i}\r\n\r\n{tag}\r\n".encode())
+                s.sendmail(
+                    "x@remote.test", [ALICE], f"Subject: {tag} {i}\r\n\r\n{tag}\r\n".encode()
+                )
 
     send("before", 5)
     backup = tmp_path / "backup"
@@ -229,7 +286,9 @@ def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):
     def subjects(n) -> list[str]:
         from mailtools import pop3_messages
 
-        return sorted(m.split(b"Subject: ")[1].split(b" ")[0].decode() for m in pop3_messages(n.pop3, ALICE))
+        return sorted(
+            m.split(b"Subject: ")[1].split(b" ")[0].decode() for m in pop3_messages(n.pop3, ALICE)
+        )
 
     # Point in time: only what was written before the cut.
     pitr = restored_node(make_node, archive, "--until", f"{cut:.6f}")
@@ -265,24 +324,36 @@ def test_base_backups_retention_and_restore_from_a_base(make_node, archive):
     def send(tag: str, n: int = 30) -> None:
         with smtplib.SMTP(*node.smtp, timeout=30) as s:
             for i in range(n):
-                s.sendmail("x@remote.test", [ALICE], f"Subject: {tag} {i}\r\n\r\n{filler * 30}".encode())
+                s.sendmail(
+                    "x@remote.test", [ALICE], f"Subject: {tag} {i}\r\n\r\n{filler * 30}".encode()
+                )
         wait_for(lambda: shipped_all(archive, node, shard), 20, what="shipping")
 
     def status() -> dict:
-        return next(r for r in json.loads(node.mailctl("archive", "status", "--json").stdout) if r["shard"] == shard)
+        return next(
+            r
+            for r in json.loads(node.mailctl("archive", "status", "--json").stdout)
+            if r["shard"] == shard
+        )
 
     cuts = []
     for tag in ("one", "two", "three"):
         send(tag)
-        r = json.loads(node.mailctl("backup", "--shard", str(shard), "--to-archive", "--json").stdout)
+        r = json.loads(
+            node.mailctl("backup", "--shard", str(shard), "--to-archive", "--json").stdout
+        )
         assert r["lsn"] > 0 and r["files"] >= 30
         cuts.append(time.time())
     send("four")
     st = status()
     # keep_bases = 2: the oldest base backup and the journal before the oldest kept one are gone.
-    assert [b["lsn"] for b in st["bases"]] == sorted(b["lsn"] for b in st["bases"]) and len(st["bases"]) == 2
+    assert [b["lsn"] for b in st["bases"]] == sorted(b["lsn"] for b in st["bases"]) and len(
+        st["bases"]
+    ) == 2
     assert 0 < st["first_lsn"] <= st["bases"][0]["lsn"]
-    assert all(r["result"] == "ok" for r in json.loads(node.mailctl("archive", "verify", "--json").stdout))
+    assert all(
+        r["result"] == "ok" for r in json.loads(node.mailctl("archive", "verify", "--json").stdout)
+    )
 
     def tags(n) -> dict:
         out: dict[str, int] = {}
@@ -291,14 +362,20 @@ def test_base_backups_retention_and_restore_from_a_base(make_node, archive):
             out[tag] = out.get(tag, 0) + 1
         return out
 
-    full = restored_node(make_node, archive, "--shard", str(shard))  # the newest base + the journal after it
+    full = restored_node(
+        make_node, archive, "--shard", str(shard)
+    )  # the newest base + the journal after it
     assert tags(full) == {"one": 30, "two": 30, "three": 30, "four": 30}
     # To a time before the newest base: the older kept base, then the journal up to that time.
-    earlier = restored_node(make_node, archive, "--shard", str(shard), "--until", f"{cuts[1] + 0.000001:.6f}")
+    earlier = restored_node(
+        make_node, archive, "--shard", str(shard), "--until", f"{cuts[1] + 0.000001:.6f}"
+    )
     assert tags(earlier) == {"one": 30, "two": 30}
     r = make_node(**archive.node_settings())
     r.write_config()
-    too_early = r.mailctl("restore", "--shard", str(shard), "--until", f"{cuts[0]:.6f}", check=False)
+    too_early = r.mailctl(
+        "restore", "--shard", str(shard), "--until", f"{cuts[0]:.6f}", check=False
+    )
     assert too_early.returncode == 1 and "archive starts at lsn" in too_early.stderr
 
 
@@ -307,7 +384,9 @@ def test_archive_refuses_stale_epochs_rewrites_gaps_and_strangers(archive, certs
 
     def channel(who: str):
         creds = channel_credentials(certs["ca"][0], *certs[who])
-        return grpc.secure_channel(archive.address, creds, options=[("grpc.ssl_target_name_override", "archive")])
+        return grpc.secure_channel(
+            archive.address, creds, options=[("grpc.ssl_target_name_override", "archive")]
+        )
 
     def frames(epoch: int, start: int, n: int, text: str = "x") -> bytes:
         out, lsn = b"", start
@@ -324,20 +403,41 @@ def test_archive_refuses_stale_epochs_rewrites_gaps_and_strangers(archive, certs
 
     ch = channel("node")
     first = frames(2, 0, 3)
-    replies = ship(ch, pb.ShipRequest(shard=7, epoch=2, node="a"),
-                   pb.ShipRequest(shard=7, epoch=2, node="a", start_lsn=0, data=first))
+    replies = ship(
+        ch,
+        pb.ShipRequest(shard=7, epoch=2, node="a"),
+        pb.ShipRequest(shard=7, epoch=2, node="a", start_lsn=0, data=first),
+    )
     assert replies[0].end_lsn == 0 and replies[-1].end_lsn == len(first)
     # A resend of what was acknowledged, byte for byte: accepted, nothing changes.
-    assert ship(ch, pb.ShipRequest(shard=7, epoch=2, node="a", start_lsn=0, data=first))[-1].end_lsn == len(first)
+    assert ship(ch, pb.ShipRequest(shard=7, epoch=2, node="a", start_lsn=0, data=first))[
+        -1
+    ].end_lsn == len(first)
     with pytest.raises(grpc.RpcError) as e:  # different bytes at an acknowledged lsn
         ship(ch, pb.ShipRequest(shard=7, epoch=3, node="b", start_lsn=0, data=frames(2, 0, 3, "y")))
-    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "acknowledged" in e.value.details()
+    assert (
+        e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        and "acknowledged" in e.value.details()
+    )
     with pytest.raises(grpc.RpcError) as e:  # a fenced primary (epoch 2 < 3 seen)
-        ship(ch, pb.ShipRequest(shard=7, epoch=2, node="a", start_lsn=len(first), data=frames(2, len(first), 1)))
+        ship(
+            ch,
+            pb.ShipRequest(
+                shard=7, epoch=2, node="a", start_lsn=len(first), data=frames(2, len(first), 1)
+            ),
+        )
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "epoch" in e.value.details()
     with pytest.raises(grpc.RpcError) as e:  # a gap
-        ship(ch, pb.ShipRequest(shard=7, epoch=3, node="b", start_lsn=len(first) + 100,
-                                data=frames(3, len(first) + 100, 1)))
+        ship(
+            ch,
+            pb.ShipRequest(
+                shard=7,
+                epoch=3,
+                node="b",
+                start_lsn=len(first) + 100,
+                data=frames(3, len(first) + 100, 1),
+            ),
+        )
     assert e.value.code() == grpc.StatusCode.OUT_OF_RANGE
     with pytest.raises(grpc.RpcError) as e:  # a bad checksum
         bad = bytearray(frames(3, len(first), 1))
@@ -346,25 +446,35 @@ def test_archive_refuses_stale_epochs_rewrites_gaps_and_strangers(archive, certs
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     # A new epoch must begin with its EpochStarted where the archive ends; else the histories differ.
     with pytest.raises(grpc.RpcError) as e:
-        ship(ch, pb.ShipRequest(shard=7, epoch=4, node="c", start_lsn=len(first), data=frames(4, len(first), 1)))
+        ship(
+            ch,
+            pb.ShipRequest(
+                shard=7, epoch=4, node="c", start_lsn=len(first), data=frames(4, len(first), 1)
+            ),
+        )
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "histor" in e.value.details()
     start = JournalRecord(lsn=len(first), epoch=4, timestamp_ns=time.time_ns())
     start.epoch_started.shard = 7
     start.epoch_started.node = "c"
     begun = frame(start.SerializeToString())
-    assert ship(ch, pb.ShipRequest(shard=7, epoch=4, node="c", start_lsn=len(first),
-                                   data=begun))[-1].end_lsn == len(first) + len(begun)
+    assert ship(ch, pb.ShipRequest(shard=7, epoch=4, node="c", start_lsn=len(first), data=begun))[
+        -1
+    ].end_lsn == len(first) + len(begun)
     ch.close()
     # Without a client certificate signed by the sites' CA there is no connection at all.
     other = make_ca(str(archive.dir / "other-pki"), ["stranger"])
     creds = channel_credentials(certs["ca"][0], *other["stranger"])
-    stranger = grpc.secure_channel(archive.address, creds, options=[("grpc.ssl_target_name_override", "archive")])
+    stranger = grpc.secure_channel(
+        archive.address, creds, options=[("grpc.ssl_target_name_override", "archive")]
+    )
     with pytest.raises(grpc.RpcError) as e:
         archive_pb2_grpc.ArchiveStub(stranger).Status(pb.StatusRequest(), timeout=5)
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     stranger.close()
-    assert 'mailcluster_archive_refused_total{reason="rewrite"} 1.0' in urllib.request.urlopen(
-        f"http://{archive.ip}:8181/metrics").read().decode()
+    assert (
+        'mailcluster_archive_refused_total{reason="rewrite"} 1.0'
+        in urllib.request.urlopen(f"http://{archive.ip}:8181/metrics").read().decode()
+    )
 
 
 def test_failover_mid_shipping_leaves_no_gap(cluster, archive, tmp_path, make_node):
@@ -380,8 +490,12 @@ def test_failover_mid_shipping_leaves_no_gap(cluster, archive, tmp_path, make_no
     accepted = accepted_numbers(log)
     new = cluster.primary_of(shard)
     assert new is not primary
-    wait_for(lambda: shipped_all(archive, new, shard), 30, what="the new primary to ship everything")
-    assert all(r["result"] == "ok" for r in json.loads(new.mailctl("archive", "verify", "--json").stdout))
+    wait_for(
+        lambda: shipped_all(archive, new, shard), 30, what="the new primary to ship everything"
+    )
+    assert all(
+        r["result"] == "ok" for r in json.loads(new.mailctl("archive", "verify", "--json").stdout)
+    )
     assert "refused" not in (archive.dir / "archive.log").read_text()
     # The archive alone holds every acknowledged message, once.
     cluster.stop()
@@ -395,14 +509,15 @@ def test_failover_mid_shipping_leaves_no_gap(cluster, archive, tmp_path, make_no
 
 def test_alert_rules_name_metrics_that_exist():
     import yaml
-
     from conftest import ROOT
 
     with open(os.path.join(ROOT, "deploy", "prometheus-alerts.yml")) as f:
         doc = yaml.safe_load(f)
     from pathlib import Path
 
-    code = "".join((Path(ROOT) / "mailnode" / p).read_text() for p in ("metrics.py", "archive/server.py"))
+    code = "".join(
+        (Path(ROOT) / "mailnode" / p).read_text() for p in ("metrics.py", "archive/server.py")
+    )
     rules = [r for g in doc["groups"] for r in g["rules"]]
     assert len(rules) >= 8
     for rule in rules:
@@ -413,38 +528,55 @@ def test_alert_rules_name_metrics_that_exist():
 
 def test_example_configs_load_and_bad_archive_config_is_named(tmp_path):
     from conftest import ROOT
+
     from mailnode import config
     from mailnode.archive import config as archive_config
 
     node = config.load(os.path.join(ROOT, "deploy", "examples", "node.toml"))
     assert node.archive.address and node.submission.listen and node.delivery.transport
-    assert archive_config.load(os.path.join(ROOT, "deploy", "examples", "archive.toml")).keep_bases == 2
+    assert (
+        archive_config.load(os.path.join(ROOT, "deploy", "examples", "archive.toml")).keep_bases
+        == 2
+    )
     bad = tmp_path / "archive.toml"
     bad.write_text('[archive]\nlisten = "nowhere"\n')
-    r = subprocess.run([sys.executable, "-m", "mailnode.cli", "archive", "--config", str(bad)],
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "mailnode.cli", "archive", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 2 and str(bad) in r.stderr and "[archive] listen" in r.stderr
     assert "Traceback" not in r.stderr
 
 
 def test_an_archive_that_lost_its_data_is_repaired_with_a_base_backup(make_node, archive, tmp_path):
-    node = make_node(**archive.node_settings(**{"journal.segment_size": 64 * 1024,
-                                                "archive.base_backup_interval": 0}))
+    node = make_node(
+        **archive.node_settings(
+            **{"journal.segment_size": 64 * 1024, "archive.base_backup_interval": 0}
+        )
+    )
     node.start()
     node.add_user(ALICE)
     shard = shard_of(ALICE, 2)
     proc, log = start_load(node, tmp_path, ALICE, 0, 300, "gap")
     proc.communicate(timeout=120)
     wait_for(lambda: shipped_all(archive, node, shard), 30, what="shipping")
-    wait_for(lambda: segment_name(0) not in os.listdir(node.journal_dir(shard)), 20,
-             what="archived segments removed from the node")
+    wait_for(
+        lambda: segment_name(0) not in os.listdir(node.journal_dir(shard)),
+        20,
+        what="archived segments removed from the node",
+    )
     # The remote site loses everything; the node has no journal from lsn 0 any more.
     archive.kill9()
     shutil.rmtree(archive.dir / "data")
     archive.start()
     wait_for(lambda: shipped_all(archive, node, shard), 30, what="shipping again")
-    st = lambda: next(r for r in json.loads(node.mailctl("archive", "status", "--json").stdout)  # noqa: E731
-                      if r["shard"] == shard)
+    st = lambda: next(
+        r
+        for r in json.loads(node.mailctl("archive", "status", "--json").stdout)
+        if r["shard"] == shard
+    )
     wait_for(lambda: st()["bases"], 30, what="a base backup repairing the archive")
     assert st()["first_lsn"] > 0
     assert f'mailcluster_archive_gaps_total{{shard="{shard}"}} 1.0' in node.metrics()
@@ -463,9 +595,15 @@ def test_undelivered_messages_come_back_queued_after_a_restore(make_node, archiv
     from mxtools import make_certificate
 
     cert, key = make_certificate(tmp_path, "mx.example.test")
-    settings = archive.node_settings(**{"tls.cert": cert, "tls.key": key, "submission.listen": "{ip}:5870",
-                                        "delivery.transport": {"remote.test": "127.0.0.2:9"},
-                                        "delivery.retry_initial": 60.0})
+    settings = archive.node_settings(
+        **{
+            "tls.cert": cert,
+            "tls.key": key,
+            "submission.listen": "{ip}:5870",
+            "delivery.transport": {"remote.test": "127.0.0.2:9"},
+            "delivery.retry_initial": 60.0,
+        }
+    )
     node = make_node(**settings)
     node.start()
     node.add_user(ALICE)
@@ -476,8 +614,11 @@ def test_undelivered_messages_come_back_queued_after_a_restore(make_node, archiv
         s.login(ALICE, PASSWORD)
         s.sendmail(ALICE, ["bob@remote.test"], b"Subject: pending\r\n\r\nstill to go\r\n")
     shard = shard_of(ALICE, 2)
-    wait_for(lambda: json.loads(node.mailctl("queue", "list", "--json").stdout)[0]["attempts"] == 1, 20,
-             what="a deferred attempt")
+    wait_for(
+        lambda: json.loads(node.mailctl("queue", "list", "--json").stdout)[0]["attempts"] == 1,
+        20,
+        what="a deferred attempt",
+    )
     wait_for(lambda: shipped_all(archive, node, shard), 20, what="shipping")
     node.kill9()
     shutil.rmtree(node.data_dir)
@@ -486,4 +627,8 @@ def test_undelivered_messages_come_back_queued_after_a_restore(make_node, archiv
     new.mailctl("restore")
     new.start()
     [entry] = json.loads(new.mailctl("queue", "list", "--json").stdout)
-    assert entry["recipients"] == ["bob@remote.test"] and entry["sender"] == ALICE and entry["attempts"] == 1
+    assert (
+        entry["recipients"] == ["bob@remote.test"]
+        and entry["sender"] == ALICE
+        and entry["attempts"] == 1
+    )

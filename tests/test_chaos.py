@@ -11,8 +11,8 @@ import sys
 from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-import chaos  # noqa: E402
-import pytest  # noqa: E402
+import chaos
+import pytest
 
 
 @pytest.mark.timeout(900)
@@ -26,9 +26,16 @@ def test_randomized_faults_lose_nothing_and_store_nothing_twice(tmp_path):
         result = run.run(faults, max_seconds=420)
     finally:
         run.stop()
-    print({k: result[k] for k in ("faults", "seconds", "acknowledged", "lost", "twice", "after_451", "rfc1047")})
+    print(
+        {
+            k: result[k]
+            for k in ("faults", "seconds", "acknowledged", "lost", "twice", "after_451", "rfc1047")
+        }
+    )
     print(result["kinds"])
     assert result["faults"] >= min(faults, 10), result
     assert result["acknowledged"] > 0
-    assert result["lost"] == 0 and result["twice"] == 0 and result["after_451"] == 0, result["shards"]
+    assert result["lost"] == 0 and result["twice"] == 0 and result["after_451"] == 0, result[
+        "shards"
+    ]
     assert result["given_up"] == 0, result["shards"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import threading
 
-from kazoo.client import KazooClient
-
 from clustertools import Cluster
 from conftest import DOMAIN, wait_for
+from kazoo.client import KazooClient
+
 from coordinator.coordinator import Coordinator
 
 
@@ -25,7 +25,9 @@ def expire(hosts: str, zk: KazooClient) -> None:
 def test_a_coordinator_stops_leading_when_its_session_is_replaced(ensemble, make_node, tmp_path):
     cluster = Cluster(ensemble, make_node, tmp_path)
     cluster.mailctl("init", "--shards", "1", "--domain", DOMAIN)
-    c = Coordinator("c-test", hosts=ensemble.connect, root=cluster.root, session_timeout=4.0, loop_interval=0.2)
+    c = Coordinator(
+        "c-test", hosts=ensemble.connect, root=cluster.root, session_timeout=4.0, loop_interval=0.2
+    )
     t = threading.Thread(target=c.run, daemon=True)
     t.start()
     try:

@@ -8,8 +8,14 @@ CONFIG = {"shards": 1, "spares_per_shard": 1, "failover_min_interval": 30.0}
 
 def snapshot(members, info: ShardInfo, paused=False, lsns=None) -> Cluster:
     lsns = lsns or {}
-    return Cluster(CONFIG, {m: Member(m, f"{m}:7070", {"shards": {"0": {"lsn": lsns.get(m, 0)}}}) for m in members},
-                   {0: info}, paused, None, -1)
+    return Cluster(
+        CONFIG,
+        {m: Member(m, f"{m}:7070", {"shards": {"0": {"lsn": lsns.get(m, 0)}}}) for m in members},
+        {0: info},
+        paused,
+        None,
+        -1,
+    )
 
 
 def shard(primary="a", spares=("b",), in_sync=("b",), epoch=3, last_failover=0.0) -> ShardInfo:

@@ -11,7 +11,6 @@ import ssl
 from email.policy import default as default_policy
 
 import pytest
-
 from conftest import DOMAIN, PASSWORD, wait_for
 from mailtools import pop3_messages
 from mxtools import DnsServer, SinkServer, free_port, make_certificate
@@ -48,10 +47,17 @@ def mailer(make_node, certificate, sink):
     """make(**extra): a node with submission on, remote.test routed to the sink, user alice."""
 
     def make(**extra):
-        n = make_node(**{"tls.cert": certificate[0], "tls.key": certificate[1],
-                         "submission.listen": "{ip}:5870", "submission.listen_tls": "{ip}:4650",
-                         "delivery.transport": {"remote.test": f"{sink.host}:{sink.port}"},
-                         **FAST_RETRIES, **extra})
+        n = make_node(
+            **{
+                "tls.cert": certificate[0],
+                "tls.key": certificate[1],
+                "submission.listen": "{ip}:5870",
+                "submission.listen_tls": "{ip}:4650",
+                "delivery.transport": {"remote.test": f"{sink.host}:{sink.port}"},
+                **FAST_RETRIES,
+                **extra,
+            }
+        )
         n.start()
         n.add_user(ALICE)
         return n
@@ -72,7 +78,10 @@ def queue(node, *args: str) -> list[dict]:
 
 
 def mailbox(node, user: str = ALICE) -> list[email.message.EmailMessage]:
-    return [email.message_from_bytes(m, policy=default_policy) for m in pop3_messages(node.pop3, user, PASSWORD)]
+    return [
+        email.message_from_bytes(m, policy=default_policy)
+        for m in pop3_messages(node.pop3, user, PASSWORD)
+    ]
 
 
 def dsn_fields(msg) -> list[dict]:
@@ -93,8 +102,14 @@ def test_down_then_tempfail_then_accepted_is_delivered_exactly_once(mailer, sink
     assert "451 4.4.1" in entry["last_reply"]["bob@remote.test"]
     sink.mode = "tempfail"
     sink.start()
-    wait_for(lambda: sink.attempts >= 1 and "451 4.3.0" in queue(node)[0]["last_reply"].get("bob@remote.test", ""),
-             20, what="a 4xx answer recorded")
+    wait_for(
+        lambda: (
+            sink.attempts >= 1
+            and "451 4.3.0" in queue(node)[0]["last_reply"].get("bob@remote.test", "")
+        ),
+        20,
+        what="a 4xx answer recorded",
+    )
     assert sink.messages == []
     sink.mode = "accept"
     wait_for(lambda: sink.count_with(b"MARK-RETRY") == 1, 20, what="delivery once the MX accepts")
@@ -108,8 +123,11 @@ def test_down_then_tempfail_then_accepted_is_delivered_exactly_once(mailer, sink
     text = node.metrics()
     assert 'mailcluster_delivery_attempts_total{result="delivered"} 1.0' in text
     assert 'mailcluster_delivery_deferrals_total{destination="' in text
-    wait_for(lambda: 'mailcluster_queue_messages{shard="0",state="deferred"} 0.0' in node.metrics(), 10,
-             what="the queue gauges to follow")  # updated every second
+    wait_for(
+        lambda: 'mailcluster_queue_messages{shard="0",state="deferred"} 0.0' in node.metrics(),
+        10,
+        what="the queue gauges to follow",
+    )  # updated every second
 
 
 def test_5xx_bounces_to_the_sender_read_over_pop3_and_a_null_sender_gets_none(mailer, sink):
@@ -133,7 +151,9 @@ def test_5xx_bounces_to_the_sender_read_over_pop3_and_a_null_sender_gets_none(ma
         s.starttls(context=client_tls())
         s.login(ALICE, PASSWORD)
         s.sendmail("<>", ["carol@remote.test"], b"Subject: from null\r\n\r\nx\r\n")
-    wait_for(lambda: "no DSN for a null sender" in node.read_log(), 20, what="the null-sender bounce")
+    wait_for(
+        lambda: "no DSN for a null sender" in node.read_log(), 20, what="the null-sender bounce"
+    )
     assert queue(node) == [] and len(mailbox(node)) == 1
     assert sink.messages == []
 
@@ -146,8 +166,13 @@ def test_lifetime_expiry_bounces_after_a_delay_warning(mailer, sink):
     assert warning["Subject"].startswith("Delayed Mail")
     assert {b["Action"] for b in dsn_fields(warning)} == {"delayed"}
     fields = dsn_fields(bounce)
-    assert sorted(b["Final-Recipient"] for b in fields) == ["rfc822; bob@remote.test", "rfc822; carol@remote.test"]
-    assert {b["Action"] for b in fields} == {"failed"} and {b["Status"] for b in fields} == {"5.4.7"}
+    assert sorted(b["Final-Recipient"] for b in fields) == [
+        "rfc822; bob@remote.test",
+        "rfc822; carol@remote.test",
+    ]
+    assert {b["Action"] for b in fields} == {"failed"} and {b["Status"] for b in fields} == {
+        "5.4.7"
+    }
     assert all("delivery time expired" in b["Diagnostic-Code"] for b in fields)
     assert queue(node) == []
     assert 'mailcluster_delivery_attempts_total{result="expired"} 2.0' in node.metrics()
@@ -157,17 +182,27 @@ def test_hold_release_delete(mailer, sink):
     node = mailer(**{"delivery.retry_initial": 60.0, "delivery.retry_max": 60.0})
     for tag in ("HELD", "FREE", "GONE", "REQ"):
         submit(node, ["bob@remote.test"], f"Subject: {tag}\r\n\r\nMARK-{tag}\r\n".encode())
-    wait_for(lambda: len(queue(node)) == 4 and all(e["attempts"] == 1 for e in queue(node)), 20,
-             what="four deferred messages")
+    wait_for(
+        lambda: len(queue(node)) == 4 and all(e["attempts"] == 1 for e in queue(node)),
+        20,
+        what="four deferred messages",
+    )
     by_subject = {}
     for e in queue(node):
         shown = node.mailctl("queue", "show", e["queue_id"], "--json").stdout
-        by_subject[json.loads(shown)["headers"].split("Subject: ")[1].split("\r\n")[0]] = e["queue_id"]
+        by_subject[json.loads(shown)["headers"].split("Subject: ")[1].split("\r\n")[0]] = e[
+            "queue_id"
+        ]
     held = node.mailctl("queue", "hold", by_subject["HELD"], by_subject["REQ"]).stdout
     assert held.startswith("held 2 message")
-    assert node.mailctl("queue", "delete", by_subject["GONE"]).stdout.startswith("deleted 1 message")
-    assert {e["queue_id"]: e["state"] for e in queue(node)} == {by_subject["HELD"]: "held", by_subject["REQ"]: "held",
-                                                                  by_subject["FREE"]: "deferred"}
+    assert node.mailctl("queue", "delete", by_subject["GONE"]).stdout.startswith(
+        "deleted 1 message"
+    )
+    assert {e["queue_id"]: e["state"] for e in queue(node)} == {
+        by_subject["HELD"]: "held",
+        by_subject["REQ"]: "held",
+        by_subject["FREE"]: "deferred",
+    }
     sink.start()
     node.mailctl("queue", "flush", "--all")  # the retry would be a minute away
     wait_for(lambda: sink.count_with(b"MARK-FREE") == 1, 20, what="the free message delivered")
@@ -175,11 +210,15 @@ def test_hold_release_delete(mailer, sink):
     assert sink.count_with(b"MARK-HELD") == 0 and {e["state"] for e in queue(node)} == {"held"}
     node.mailctl("queue", "release", by_subject["HELD"])  # due since the flush: tried at once
     wait_for(lambda: sink.count_with(b"MARK-HELD") == 1, 20, what="the released message delivered")
-    assert [e["queue_id"] for e in queue(node)] == [by_subject["REQ"]] and sink.count_with(b"MARK-REQ") == 0
+    assert [e["queue_id"] for e in queue(node)] == [by_subject["REQ"]] and sink.count_with(
+        b"MARK-REQ"
+    ) == 0
     node.mailctl("queue", "requeue", by_subject["REQ"])  # released and tried now
     wait_for(lambda: sink.count_with(b"MARK-REQ") == 1, 20, what="the requeued message delivered")
     wait_for(lambda: queue(node) == [], 10, what="an empty queue")
-    assert sink.count_with(b"MARK-GONE") == 0 and mailbox(node) == []  # deleted: no delivery, no DSN
+    assert (
+        sink.count_with(b"MARK-GONE") == 0 and mailbox(node) == []
+    )  # deleted: no delivery, no DSN
     r = node.mailctl("queue", "hold", "NOSUCHID", check=False)
     assert r.returncode == 1 and "held 0 message" in r.stdout and "NOSUCHID" in r.stderr
 
@@ -212,13 +251,17 @@ def test_relay_refused_and_auth_only_under_tls(mailer, sink):
         s.mail(ALICE)
         code, text = s.rcpt("bob@remote.test")
         assert code == 554 and text.startswith(b"5.7.1")
-        code, _ = s.docmd("AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode())
+        code, _ = s.docmd(
+            "AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
+        )
         assert code >= 500
     # Submission before STARTTLS: no AUTH offered, AUTH and MAIL refused.
     with smtplib.SMTP(*node.submission, timeout=30) as s:
         s.ehlo()
         assert "auth" not in s.esmtp_features and "starttls" in s.esmtp_features
-        code, text = s.docmd("AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode())
+        code, text = s.docmd(
+            "AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
+        )
         assert code == 530 and text.startswith(b"5.7.0")
         code, _ = s.docmd("MAIL FROM:<x@remote.test>")
         assert code == 530
@@ -243,7 +286,9 @@ def test_relay_refused_and_auth_only_under_tls(mailer, sink):
         assert code == 450 and text.startswith(b"4.7.1") and ALICE.encode() in text
     bob = f"bob@{DOMAIN}"
     node.add_user(bob)
-    with smtplib.SMTP(*node.submission, timeout=30) as s:  # same address: the third from it is the last
+    with smtplib.SMTP(
+        *node.submission, timeout=30
+    ) as s:  # same address: the third from it is the last
         s.starttls(context=client_tls())
         s.login(bob, PASSWORD)
         s.sendmail(bob, ["carol@remote.test"], b"Subject: 3\r\n\r\n3\r\n")
@@ -258,7 +303,9 @@ def test_relay_refused_and_auth_only_under_tls(mailer, sink):
 def test_tls_handshakes_with_test_certificates(mailer, sink, certificate, tmp_path):
     node = mailer()
     (tmp_path / "sink").mkdir()
-    remote = SinkServer(sink.host, sink.port, tls_cert=make_certificate(tmp_path / "sink", "sink.test"))
+    remote = SinkServer(
+        sink.host, sink.port, tls_cert=make_certificate(tmp_path / "sink", "sink.test")
+    )
     remote.start()
     try:
         # Implicit TLS on 465, the client verifying our certificate against the test CA.
@@ -266,9 +313,14 @@ def test_tls_handshakes_with_test_certificates(mailer, sink, certificate, tmp_pa
         verify.check_hostname = False  # the test certificate names mx.example.test, we dial 127.x
         with smtplib.SMTP_SSL(*node.submission_tls, context=verify, timeout=30) as s:
             s.ehlo()
-            assert s.esmtp_features["auth"].split() == ["LOGIN", "PLAIN"] and "starttls" not in s.esmtp_features
+            assert (
+                s.esmtp_features["auth"].split() == ["LOGIN", "PLAIN"]
+                and "starttls" not in s.esmtp_features
+            )
             s.login(ALICE, PASSWORD)
-            s.sendmail(ALICE, ["bob@remote.test", f"alice@{DOMAIN}"], b"Subject: tls\r\n\r\nMARK-TLS\r\n")
+            s.sendmail(
+                ALICE, ["bob@remote.test", f"alice@{DOMAIN}"], b"Subject: tls\r\n\r\nMARK-TLS\r\n"
+            )
         # Outbound: the remote offers STARTTLS, so the engine uses it.
         wait_for(lambda: remote.count_with(b"MARK-TLS") == 1, 20, what="delivery over STARTTLS")
         assert remote.messages[0].tls is True
@@ -287,19 +339,40 @@ def test_mx_lookup_through_dns(make_node, certificate, tmp_path):
     with DnsServer(dns_ip, free_port(dns_ip)) as dns, SinkServer(mx_ip, port) as backup:
         dns.add("remote.test", "MX", "10 mx1.remote.test.")
         dns.add("remote.test", "MX", "20 mx2.remote.test.")
-        dns.add("mx1.remote.test", "A", "127.0.0.2")  # nothing listens there: the backup MX takes it
+        dns.add(
+            "mx1.remote.test", "A", "127.0.0.2"
+        )  # nothing listens there: the backup MX takes it
         dns.add("mx2.remote.test", "A", mx_ip)
         dns.add("bare.test", "A", mx_ip)  # no MX: the domain's own address (RFC 5321 5.1)
-        node = make_node(**{"tls.cert": certificate[0], "tls.key": certificate[1],
-                            "delivery.dns_servers": [f"{dns.host}:{dns.port}"], "delivery.mx_port": port,
-                            **FAST_RETRIES})
+        node = make_node(
+            **{
+                "tls.cert": certificate[0],
+                "tls.key": certificate[1],
+                "delivery.dns_servers": [f"{dns.host}:{dns.port}"],
+                "delivery.mx_port": port,
+                **FAST_RETRIES,
+            }
+        )
         node.extra["submission.listen"] = "{ip}:5870"
         node.start()
         node.add_user(ALICE)
-        submit(node, ["bob@remote.test", "eve@bare.test", "x@nxdomain.test"], b"Subject: dns\r\n\r\nMARK-DNS\r\n")
-        wait_for(lambda: backup.count_with(b"MARK-DNS") == 2, 20, what="delivery via the MX and the A record")
-        assert sorted(r for m in backup.messages for r in m.rcpt_tos) == ["bob@remote.test", "eve@bare.test"]
-        wait_for(lambda: len(mailbox(node)) == 1, 20, what="a DSN for the domain that does not exist")
+        submit(
+            node,
+            ["bob@remote.test", "eve@bare.test", "x@nxdomain.test"],
+            b"Subject: dns\r\n\r\nMARK-DNS\r\n",
+        )
+        wait_for(
+            lambda: backup.count_with(b"MARK-DNS") == 2,
+            20,
+            what="delivery via the MX and the A record",
+        )
+        assert sorted(r for m in backup.messages for r in m.rcpt_tos) == [
+            "bob@remote.test",
+            "eve@bare.test",
+        ]
+        wait_for(
+            lambda: len(mailbox(node)) == 1, 20, what="a DSN for the domain that does not exist"
+        )
         [rcpt] = dsn_fields(mailbox(node)[0])
         assert rcpt["Final-Recipient"] == "rfc822; x@nxdomain.test" and rcpt["Status"] == "5.1.2"
 
@@ -309,15 +382,25 @@ def test_bad_delivery_config_names_file_and_key(make_node):
     node.write_config()
     r = node.mailctl("queue", "list", check=False)
     assert r.returncode == 1
-    assert "[delivery] transport" in r.stderr and "remote.test" in r.stderr and node.config in r.stderr
+    assert (
+        "[delivery] transport" in r.stderr and "remote.test" in r.stderr and node.config in r.stderr
+    )
 
 
 def test_cluster_outbound_is_queued_on_the_users_shard_and_delivered_once_after_failover(
-        cluster, sink, certificate):
+    cluster, sink, certificate
+):
     from mailnode.users import shard_of
 
-    cluster.start(**{"tls.cert": certificate[0], "tls.key": certificate[1], "submission.listen": "{ip}:5870",
-                     "delivery.transport": {"remote.test": f"{sink.host}:{sink.port}"}, **FAST_RETRIES})
+    cluster.start(
+        **{
+            "tls.cert": certificate[0],
+            "tls.key": certificate[1],
+            "submission.listen": "{ip}:5870",
+            "delivery.transport": {"remote.test": f"{sink.host}:{sink.port}"},
+            **FAST_RETRIES,
+        }
+    )
     shard = shard_of(ALICE, 2)
     primary = cluster.primary_of(shard)
     other = next(n for n in cluster.nodes if n is not primary)
@@ -341,15 +424,22 @@ def test_cluster_outbound_is_queued_on_the_users_shard_and_delivered_once_after_
     sink.start()
     wait_for(lambda: sink.count_with(b"MARK-CLUSTER") == 1, 30, what="delivery by the new primary")
     wait_for(lambda: queue(other) == [], 20, what="an empty queue")
-    assert sink.count_with(b"MARK-CLUSTER") == 1  # the spares, holding the same queue, never sent it
+    assert (
+        sink.count_with(b"MARK-CLUSTER") == 1
+    )  # the spares, holding the same queue, never sent it
 
 
 def test_dsn_for_non_ascii_addresses_is_a_global_delivery_status():
     from mailnode.delivery import dsn
 
-    data = dsn.build(reporting_mta="mx.example.test", queue_id="Q1", sender="jörg@example.test",
-                     arrival_ns=1_700_000_000_000_000_000, original=b"Subject: hi\r\n\r\nbody\r\n",
-                     recipients=[("zoë@exämple.test", "550 5.1.1 nö such user", "127.0.0.5:25")])
+    data = dsn.build(
+        reporting_mta="mx.example.test",
+        queue_id="Q1",
+        sender="jörg@example.test",
+        arrival_ns=1_700_000_000_000_000_000,
+        original=b"Subject: hi\r\n\r\nbody\r\n",
+        recipients=[("zoë@exämple.test", "550 5.1.1 nö such user", "127.0.0.5:25")],
+    )
     msg = dsn.parse(data)
     assert msg.get_param("report-type") == "global-delivery-status"
     assert msg["To"] == "jörg@example.test" and data.count(b"\n") == data.count(b"\r\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.metadata
-import os
 import pkgutil
 import re
 import sys
@@ -70,8 +69,10 @@ def test_every_module_imports(module):
     try:
         importlib.import_module(module)
     except ImportError as e:  # pragma: no cover - the failure message is the point
-        pytest.fail(f"{module} does not import in this environment: {e} "
-                    f"(is {e.name!r} declared in pyproject.toml?)")
+        pytest.fail(
+            f"{module} does not import in this environment: {e} "
+            f"(is {e.name!r} declared in pyproject.toml?)"
+        )
 
 
 def _check_declared(paths, declared: set[str], where: str):
@@ -82,8 +83,10 @@ def _check_declared(paths, declared: set[str], where: str):
         if not providers:
             missing.append(f"{top} (imported by {', '.join(sorted(files))}) is not installed")
         elif not providers & declared:
-            missing.append(f"{top} (imported by {', '.join(sorted(files))}) comes from "
-                           f"{', '.join(sorted(providers))}, which {where} does not declare")
+            missing.append(
+                f"{top} (imported by {', '.join(sorted(files))}) comes from "
+                f"{', '.join(sorted(providers))}, which {where} does not declare"
+            )
     assert not missing, "\n".join(missing)
 
 
@@ -103,23 +106,32 @@ def test_environment_is_the_projects_own():
     """scripts/test runs in a virtual environment, so nothing of the system's
     Python (or a developer's) can stand in for a missing declaration."""
     assert sys.prefix != sys.base_prefix, f"not a virtual environment: {sys.prefix}"
-    assert not any(p.endswith("site-packages") and not p.startswith(sys.prefix) for p in sys.path), sys.path
+    assert not any(
+        p.endswith("site-packages") and not p.startswith(sys.prefix) for p in sys.path
+    ), sys.path
 
 
 def test_installed_versions_satisfy_declared_bounds():
     """The generated code and the aiosmtpd subclass need these; pyproject must say so."""
     from packaging.requirements import Requirement
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for line in project["dependencies"]:
         req = Requirement(line)
         have = importlib.metadata.version(req.name)
-        assert req.specifier.contains(have, prereleases=True), f"{req.name} {have} is outside {req.specifier}"
+        assert req.specifier.contains(have, prereleases=True), (
+            f"{req.name} {have} is outside {req.specifier}"
+        )
     # The floors the committed generated files need (they refuse older runtimes).
     gen = (ROOT / "mailnode" / "proto" / "journal_pb2.py").read_text()
     protobuf_gen = re.search(r"Protobuf Python Version: (\S+)", gen).group(1)
-    grpc_gen = re.search(r"GRPC_GENERATED_VERSION = '([^']+)'",
-                         (ROOT / "mailnode" / "proto" / "journal_pb2_grpc.py").read_text()).group(1)
+    grpc_gen = re.search(
+        r"GRPC_GENERATED_VERSION = '([^']+)'",
+        (ROOT / "mailnode" / "proto" / "journal_pb2_grpc.py").read_text(),
+    ).group(1)
     reqs = {Requirement(r).name: Requirement(r) for r in project["dependencies"]}
     for name, need in (("protobuf", protobuf_gen), ("grpcio", grpc_gen)):
         floor = [s.version for s in reqs[name].specifier if s.operator == ">="]
-        assert floor == [need], f"pyproject's floor for {name} is {floor}, the generated code needs >= {need}"
+        assert floor == [need], (
+            f"pyproject's floor for {name} is {floor}, the generated code needs >= {need}"
+        )

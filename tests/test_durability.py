@@ -11,14 +11,14 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import DOMAIN, PASSWORD, ROOT, wait_for
 from mailtools import body_of, pop3_messages
+
 from mailnode.journal.format import MAGIC, list_segments
 from mailnode.users import shard_of
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-import loadgen  # noqa: E402
+import loadgen
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 SIZE = 1500
@@ -28,15 +28,44 @@ SUBJECT = re.compile(rb"^Subject: lg (\d+)", re.M)
 def start_load(node, tmp_path, rcpt: str, first: int, count: int, tag: str):
     log = tmp_path / f"accepted-{first}.log"
     proc = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "bench", "loadgen.py"), "--server", "%s:%d" % node.smtp,
-         "--sessions", "10", "--messages", str(count), "--size", str(SIZE), "--to", rcpt,
-         "--from", "load@remote.test", "--first", str(first), "--tag", tag, "--timeout", "10",
-         "--max-seconds", "120", "--error-delay", "0.2", "--accepted-log", str(log), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            os.path.join(ROOT, "bench", "loadgen.py"),
+            "--server",
+            "%s:%d" % node.smtp,
+            "--sessions",
+            "10",
+            "--messages",
+            str(count),
+            "--size",
+            str(SIZE),
+            "--to",
+            rcpt,
+            "--from",
+            "load@remote.test",
+            "--first",
+            str(first),
+            "--tag",
+            tag,
+            "--timeout",
+            "10",
+            "--max-seconds",
+            "120",
+            "--error-delay",
+            "0.2",
+            "--accepted-log",
+            str(log),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     return proc, log
 
 
-def stored_load_numbers(node, rcpt: str, tag: str, password: str = PASSWORD, *, others: bool = False) -> list[int]:
+def stored_load_numbers(
+    node, rcpt: str, tag: str, password: str = PASSWORD, *, others: bool = False
+) -> list[int]:
     """Numbers of the load generator's messages in the mailbox, each checked byte for byte
     (whole or absent). Other mail fails the check unless ``others`` (probes) is allowed."""
     numbers = []
@@ -63,10 +92,16 @@ def test_kill9_under_load_loses_no_acknowledged_message(make_node, tmp_path):
     node.add_user(ALICE)
     node.add_user(BOB)
     tag = "dur"
-    loads = [start_load(node, tmp_path, ALICE, 0, 1500, tag), start_load(node, tmp_path, BOB, 100000, 1500, tag)]
+    loads = [
+        start_load(node, tmp_path, ALICE, 0, 1500, tag),
+        start_load(node, tmp_path, BOB, 100000, 1500, tag),
+    ]
     # Kill in the middle of the load, with sessions in every stage of a transaction.
-    wait_for(lambda: sum(len(accepted_numbers(log)) for _, log in loads) >= 1000, 120,
-             what="1000 messages accepted before the kill")
+    wait_for(
+        lambda: sum(len(accepted_numbers(log)) for _, log in loads) >= 1000,
+        120,
+        what="1000 messages accepted before the kill",
+    )
     node.kill9()
     for proc, _ in loads:
         proc.communicate(timeout=180)
@@ -126,7 +161,9 @@ def test_power_loss_replay_restores_every_acknowledged_message_byte_for_byte(mak
     node.start()
     node.add_user(ALICE)
     proc, log = start_load(node, tmp_path, ALICE, 0, 900, "pwr")
-    wait_for(lambda: len(accepted_numbers(log)) >= 300, 120, what="300 messages accepted before the cut")
+    wait_for(
+        lambda: len(accepted_numbers(log)) >= 300, 120, what="300 messages accepted before the cut"
+    )
     node.kill9()
     proc.communicate(timeout=180)
     shard_dir = os.path.dirname(node.journal_dir(shard_of(ALICE, 2)))
@@ -138,7 +175,9 @@ def test_power_loss_replay_restores_every_acknowledged_message_byte_for_byte(mak
     numbers = stored_load_numbers(node, ALICE, "pwr")  # byte for byte, or the check fails
     assert len(numbers) == len(set(numbers)), "a message is in the mailbox twice"
     missing = set(acked) - set(numbers)
-    assert not missing, f"{len(missing)} acknowledged messages lost or damaged: {sorted(missing)[:10]}"
+    assert not missing, (
+        f"{len(missing)} acknowledged messages lost or damaged: {sorted(missing)[:10]}"
+    )
 
 
 def test_crash_during_store_rebuild_rebuilds_on_start(make_node):
@@ -154,8 +193,12 @@ def test_crash_during_store_rebuild_rebuilds_on_start(make_node):
     shard_dir = os.path.dirname(node.journal_dir(shard_of(ALICE, 2)))
     with open(os.path.join(shard_dir, "store.incomplete"), "w") as f:
         f.write("rebuild from the journal (test)")
-    new = [os.path.join(b, n) for b, _, names in os.walk(os.path.join(shard_dir, "maildir"))
-           if os.path.basename(b) == "new" for n in names]
+    new = [
+        os.path.join(b, n)
+        for b, _, names in os.walk(os.path.join(shard_dir, "maildir"))
+        if os.path.basename(b) == "new"
+        for n in names
+    ]
     for path in new[::2]:  # the rebuild had got half way
         os.unlink(path)
     node.start()
@@ -169,7 +212,11 @@ def fill(node, user: str, count: int) -> None:
 
     with smtplib.SMTP(*node.smtp) as s:
         for i in range(count):
-            s.sendmail("f@remote.test", [user], f"Subject: fill {i}\r\n\r\n{('z' * 98 + chr(13) + chr(10)) * 20}".encode())
+            s.sendmail(
+                "f@remote.test",
+                [user],
+                f"Subject: fill {i}\r\n\r\n{('z' * 98 + chr(13) + chr(10)) * 20}".encode(),
+            )
 
 
 def test_damaged_middle_segment_is_refused_then_salvaged(make_node):
@@ -188,8 +235,12 @@ def test_damaged_middle_segment_is_refused_then_salvaged(make_node):
         f.write(b"\xde\xad\xbe\xef" * 4)
 
     node.write_config()
-    r = subprocess.run([sys.executable, "-m", "mailnode.cli", "--config", node.config],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "mailnode.cli", "--config", node.config],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 3
     assert middle in r.stderr and "offset" in r.stderr and "salvage" in r.stderr
 
@@ -215,20 +266,35 @@ def test_salvage_refuses_a_running_node(node):
     assert r.returncode == 1 and "in use" in r.stderr
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("[node]\nname = 'n'\n", "data_dir is required"),
-    ("[node]\nname = 'n'\ndata_dir = 'd'\n[smtp]\nmax_message_size = 'big'\n", "[smtp] max_message_size: expected int"),
-    ("[node]\nname = 'n'\ndata_dir = 'd'\n[smtp]\nlisten = 'nowhere'\n", "expected \"host:port\""),
-    ("[node]\nname = 'n'\ndata_dir = 'd'\nfoo = 1\n", "unknown key 'foo'"),
-    ("[node]\nname = 'n'\ndata_dir = 'd'\n[smtp\n", "line 4"),
-    ("[node]\nname = 'n'\ndata_dir = 'd'\n[cluster]\nzookeeper = '127.0.0.1:2181'\n",
-     "[replication] secret_file is required in a cluster"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("[node]\nname = 'n'\n", "data_dir is required"),
+        (
+            "[node]\nname = 'n'\ndata_dir = 'd'\n[smtp]\nmax_message_size = 'big'\n",
+            "[smtp] max_message_size: expected int",
+        ),
+        (
+            "[node]\nname = 'n'\ndata_dir = 'd'\n[smtp]\nlisten = 'nowhere'\n",
+            'expected "host:port"',
+        ),
+        ("[node]\nname = 'n'\ndata_dir = 'd'\nfoo = 1\n", "unknown key 'foo'"),
+        ("[node]\nname = 'n'\ndata_dir = 'd'\n[smtp\n", "line 4"),
+        (
+            "[node]\nname = 'n'\ndata_dir = 'd'\n[cluster]\nzookeeper = '127.0.0.1:2181'\n",
+            "[replication] secret_file is required in a cluster",
+        ),
+    ],
+)
 def test_bad_config_names_file_and_key(tmp_path, content, needle):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(content)
-    r = subprocess.run([sys.executable, "-m", "mailnode.cli", "--config", str(cfg)],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "mailnode.cli", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert str(cfg) in r.stderr and needle in r.stderr, r.stderr
     assert "Traceback" not in r.stderr

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import smtplib
 
+from clustertools import Cluster
 from conftest import DOMAIN, PASSWORD, wait_for
 from mailtools import body_of, pop3_messages
-from mailnode.users import shard_of
-from clustertools import Cluster
 from test_durability import accepted_numbers, start_load, stored_load_numbers
+
+from mailnode.users import shard_of
 
 USERS = [f"user{i}@{DOMAIN}" for i in range(6)]
 
@@ -28,18 +29,28 @@ def test_every_node_takes_mail_for_every_shard_and_serves_pop3(cluster):
     for node in cluster.nodes:
         with smtplib.SMTP(*node.smtp, timeout=60) as s:
             for user in USERS:
-                s.sendmail("x@remote.test", [user], f"Subject: via-{node.name}\r\n\r\nhi {user}\r\n".encode())
+                s.sendmail(
+                    "x@remote.test",
+                    [user],
+                    f"Subject: via-{node.name}\r\n\r\nhi {user}\r\n".encode(),
+                )
             # One message for recipients of both shards: 250 only once both committed.
-            s.sendmail("x@remote.test", USERS, f"Subject: all-via-{node.name}\r\n\r\nall\r\n".encode())
+            s.sendmail(
+                "x@remote.test", USERS, f"Subject: all-via-{node.name}\r\n\r\nall\r\n".encode()
+            )
             code, text = s.rcpt(f"nobody@{DOMAIN}") if s.mail("x@remote.test") else (0, b"")
             assert code == 550 and text.startswith(b"5.1.1")
             s.rset()
     for user in USERS:
         for node in cluster.nodes:  # POP3 through every node
-            subjects = sorted(m.split(b"\r\n\r\n")[0].split(b"Subject: ")[1].decode()
-                              for m in (body_of(x) for x in pop3_messages(node.pop3, user, PASSWORD)))
-            assert subjects == sorted([f"via-{n.name}" for n in cluster.nodes] +
-                                      [f"all-via-{n.name}" for n in cluster.nodes])
+            subjects = sorted(
+                m.split(b"\r\n\r\n")[0].split(b"Subject: ")[1].decode()
+                for m in (body_of(x) for x in pop3_messages(node.pop3, user, PASSWORD))
+            )
+            assert subjects == sorted(
+                [f"via-{n.name}" for n in cluster.nodes]
+                + [f"all-via-{n.name}" for n in cluster.nodes]
+            )
     text = cluster.nodes[0].metrics()
     assert "mailcluster_frontend_routed_total" in text
 
@@ -63,8 +74,12 @@ def test_kill9_primary_while_sending_through_another_node_gives_no_error(cluster
     user = USERS[0]
     shard = shard_of(user, 2)
     primary = cluster.primary_of(shard)
-    front = next(n for n in cluster.nodes if n is not primary and
-                 not any(r["node"] == n.name for r in cluster.status() if r["shard"] == shard))
+    front = next(
+        n
+        for n in cluster.nodes
+        if n is not primary
+        and not any(r["node"] == n.name for r in cluster.status() if r["shard"] == shard)
+    )
     proc, log = start_load(front, tmp_path, user, 0, 800, "fe")
     wait_for(lambda: len(accepted_numbers(log)) >= 200, 60, what="200 acked through the front node")
     primary.kill9()

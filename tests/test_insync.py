@@ -11,8 +11,14 @@ from mailnode.replication.primary import NotReplicated, ReplicationPrimary
 
 def primary(committed: int) -> ReplicationPrimary:
     shard = SimpleNamespace(id=0, journal=SimpleNamespace(committed_lsn=committed))
-    rp = ReplicationPrimary(shard, policy="sync", strict=False, sync_timeout=1.0, max_lag_bytes=1 << 30,
-                            max_lag_seconds=5.0)
+    rp = ReplicationPrimary(
+        shard,
+        policy="sync",
+        strict=False,
+        sync_timeout=1.0,
+        max_lag_bytes=1 << 30,
+        max_lag_seconds=5.0,
+    )
     rp.answered_end = committed  # as Shard.start does: nothing known to be on a spare
     return rp
 
@@ -93,6 +99,7 @@ def test_a_commit_waits_for_every_in_sync_spare():
         rp.acknowledged(c, 200)
         await asyncio.wait_for(fut, 1)
         assert rp.answered_end == 200
+
     asyncio.run(run())
 
 
@@ -108,6 +115,7 @@ def test_a_spare_that_does_not_acknowledge_is_unpublished_before_the_answer():
         async def publish():
             written.append(rp.in_sync())
             rp.published = frozenset(rp.in_sync())
+
         rp.publish = publish
         fut = _commit(rp, 200)
         rp.acknowledged(b, 200)  # c never acknowledges
@@ -118,12 +126,14 @@ def test_a_spare_that_does_not_acknowledge_is_unpublished_before_the_answer():
         assert not c.in_sync
         rp.acknowledged(c, 200)
         assert c.in_sync
+
     asyncio.run(run())
 
 
 def test_every_degraded_commit_after_a_spare_flaps_back_publishes_again():
     """F9: the degraded state is what ZooKeeper holds, not a flag: after the spare came
     back (and was published) and dropped again, the next commit publishes [] first."""
+
     async def run():
         rp = primary(100)
         rp.clustered = True
@@ -133,6 +143,7 @@ def test_every_degraded_commit_after_a_spare_flaps_back_publishes_again():
         async def publish():
             written.append(rp.in_sync())
             rp.published = frozenset(rp.in_sync())
+
         rp.publish = publish
         b = rp.connected("b", 100)
         rp.disconnected(b)
@@ -143,14 +154,17 @@ def test_every_degraded_commit_after_a_spare_flaps_back_publishes_again():
         rp.disconnected(b)
         await _commit(rp, 300)
         assert written == [[], []]
+
     asyncio.run(run())
 
 
 def test_a_clustered_shard_refuses_commits_it_cannot_publish_for():
     """F2: before the agent can reach ZooKeeper, nothing is answered."""
+
     async def run():
         rp = primary(100)
         rp.clustered = True  # published unknown, no publisher yet
         with pytest.raises(NotReplicated, match="cannot be published"):
             await _commit(rp, 200)
+
     asyncio.run(run())

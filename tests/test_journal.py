@@ -21,7 +21,9 @@ def write(directory, n, *, segment_size=1 << 20, size=100):
     batches = []
 
     async def main():
-        j = Journal(directory, segment_size=segment_size, on_batch=lambda r, b, s: batches.append(r))
+        j = Journal(
+            directory, segment_size=segment_size, on_batch=lambda r, b, s: batches.append(r)
+        )
         j.open()
         j.allow_writes(j.epoch)
         j.start(asyncio.get_running_loop())
@@ -107,7 +109,9 @@ def test_new_directories_are_synced_into_their_parents(tmp_path, monkeypatch):
 
     synced = []
     real = jmod.fsync_dir
-    monkeypatch.setattr(jmod, "fsync_dir", lambda p: (synced.append(os.path.relpath(p, tmp_path)), real(p)))
+    monkeypatch.setattr(
+        jmod, "fsync_dir", lambda p: (synced.append(os.path.relpath(p, tmp_path)), real(p))
+    )
     j = Journal(str(tmp_path / "shards" / "0" / "journal"))
     j.open()
     j.close()

@@ -11,15 +11,19 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import DOMAIN, PASSWORD, wait_for
 from mailtools import body_of, pop3_messages
+
 from mailnode.users import shard_of
 
 
 def mailctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "mailnode.mailctl", *args], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "mailnode.mailctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check and r.returncode != 0:
         raise AssertionError(f"mailctl {' '.join(args)}: {r.returncode}\n{r.stdout}\n{r.stderr}")
     return r
@@ -41,10 +45,32 @@ def cluster(tmp_path):
 
 def test_local_up_serves_mail_with_tls_and_resumes(cluster):
     d, base = cluster
-    up = json.loads(mailctl("local", "up", "--dir", d, "--json", "--base-address", base, "--nodes", "1",
-                            "--shards", "1").stdout)
+    up = json.loads(
+        mailctl(
+            "local",
+            "up",
+            "--dir",
+            d,
+            "--json",
+            "--base-address",
+            base,
+            "--nodes",
+            "1",
+            "--shards",
+            "1",
+        ).stdout
+    )
     [node] = up["nodes"]
-    assert set(node) == {"name", "pid", "smtp", "submission", "submission_tls", "pop3", "http", "grpc"}
+    assert set(node) == {
+        "name",
+        "pid",
+        "smtp",
+        "submission",
+        "submission_tls",
+        "pop3",
+        "http",
+        "grpc",
+    }
     assert node["smtp"].startswith(base + ".")
     mailctl("--dir", d, "user", "add", f"alice@{DOMAIN}", "--password", PASSWORD)
     users = json.loads(mailctl("--dir", d, "user", "list", "--json").stdout)
@@ -57,19 +83,32 @@ def test_local_up_serves_mail_with_tls_and_resumes(cluster):
     with smtplib.SMTP(*addr(node["smtp"])) as s:
         s.starttls(context=ctx)
         s.sendmail("x@remote.test", [f"alice@{DOMAIN}"], msg)
-    got = wait_for(lambda: pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True), 20, what="mail")
+    got = wait_for(
+        lambda: pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True), 20, what="mail"
+    )
     assert body_of(got[0]) == msg and b"with ESMTPS id" in got[0]
     note = b"Subject: note to self\r\n\r\nsubmitted\r\n"
     with smtplib.SMTP_SSL(*addr(node["submission_tls"]), context=ctx) as s:
         s.login(f"alice@{DOMAIN}", PASSWORD)
         s.sendmail(f"alice@{DOMAIN}", [f"alice@{DOMAIN}"], note)
-    got = wait_for(lambda: len(pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True)) == 2, 20,
-                   what="the submitted message")
+    got = wait_for(
+        lambda: len(pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True)) == 2,
+        20,
+        what="the submitted message",
+    )
     assert json.loads(mailctl("--dir", d, "queue", "list", "--json").stdout) == []
     # The local remote site (mTLS with the cluster's own CA) holds the journal.
-    committed = json.loads(mailctl("--dir", d, "status", "--json").stdout)["shards"][0]["committed_lsn"]
-    wait_for(lambda: json.loads(mailctl("--dir", d, "archive", "status", "--json").stdout)[0]["end_lsn"]
-             == committed, 20, what="the archive to hold the journal")
+    committed = json.loads(mailctl("--dir", d, "status", "--json").stdout)["shards"][0][
+        "committed_lsn"
+    ]
+    wait_for(
+        lambda: (
+            json.loads(mailctl("--dir", d, "archive", "status", "--json").stdout)[0]["end_lsn"]
+            == committed
+        ),
+        20,
+        what="the archive to hold the journal",
+    )
 
     st = json.loads(mailctl("local", "status", "--dir", d, "--json").stdout)
     assert st["nodes"][0]["alive"] is True
@@ -97,7 +136,11 @@ def test_mailctl_errors_are_one_line(cluster, tmp_path):
 def test_local_cluster_with_zookeeper_fails_over(cluster):
     d, base = cluster
     up = json.loads(mailctl("local", "up", "--dir", d, "--json", "--base-address", base).stdout)
-    assert len(up["nodes"]) == 3 and len(up["coordinators"]) == 2 and up["zookeeper"].count(":2181") == 3
+    assert (
+        len(up["nodes"]) == 3
+        and len(up["coordinators"]) == 2
+        and up["zookeeper"].count(":2181") == 3
+    )
     mailctl("--dir", d, "user", "add", f"alice@{DOMAIN}", "--password", PASSWORD)
     rows = json.loads(mailctl("--dir", d, "status", "--json").stdout)["members"]
     shard = shard_of(f"alice@{DOMAIN}", 2)
@@ -110,8 +153,17 @@ def test_local_cluster_with_zookeeper_fails_over(cluster):
 
     def new_primary():
         rows = json.loads(mailctl("--dir", d, "status", "--json").stdout)["members"]
-        return next((r for r in rows if r["shard"] == shard and r["role"] == "primary" and r["alive"]
-                     and r["node"] != primary["node"]), None)
+        return next(
+            (
+                r
+                for r in rows
+                if r["shard"] == shard
+                and r["role"] == "primary"
+                and r["alive"]
+                and r["node"] != primary["node"]
+            ),
+            None,
+        )
 
     new = wait_for(new_primary, 30, what="failover in the local cluster")
     pop3 = next(n["pop3"] for n in up["nodes"] if n["name"] == new["node"])

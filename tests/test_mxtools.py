@@ -15,7 +15,6 @@ import dns.rcode
 import dns.resolver
 import pytest
 from cryptography import x509
-
 from mxtools import DnsServer, SinkServer, free_port, make_certificate
 
 SINK_IP = "127.0.77.1"
@@ -68,13 +67,16 @@ def test_accept_records_exact_bytes(sink):
     assert (sink.messages, sink.attempts, sink.connections) == ([], 0, 0)
 
 
-@pytest.mark.parametrize("mode, rcpt, data", [
-    ("accept", (250, b"2.1.5 OK"), (250, b"2.0.0 OK queued")),
-    ("tempfail", (451, b"4.3.0 try again later"), None),
-    ("reject", (550, b"5.1.1 no such user"), None),
-    ("tempfail_data", (250, b"2.1.5 OK"), (451, b"4.3.0 try again later")),
-    ("reject_data", (250, b"2.1.5 OK"), (554, b"5.6.0 message rejected")),
-])
+@pytest.mark.parametrize(
+    "mode, rcpt, data",
+    [
+        ("accept", (250, b"2.1.5 OK"), (250, b"2.0.0 OK queued")),
+        ("tempfail", (451, b"4.3.0 try again later"), None),
+        ("reject", (550, b"5.1.1 no such user"), None),
+        ("tempfail_data", (250, b"2.1.5 OK"), (451, b"4.3.0 try again later")),
+        ("reject_data", (250, b"2.1.5 OK"), (554, b"5.6.0 message rejected")),
+    ],
+)
 def test_modes(sink, mode, rcpt, data):
     sink.mode = mode
     assert transaction(sink, ["b@remote.test"]) == ([rcpt], data)
@@ -126,7 +128,9 @@ def test_starttls(certificate):
         with smtplib.SMTP(*sink.address, timeout=10) as client:
             client.sendmail("a@here.test", ["c@remote.test"], MESSAGE)
         assert [(m.rcpt_tos, m.tls, m.data) for m in sink.messages] == [
-            (["b@remote.test"], True, MESSAGE), (["c@remote.test"], False, MESSAGE)]
+            (["b@remote.test"], True, MESSAGE),
+            (["c@remote.test"], False, MESSAGE),
+        ]
         assert sink.connections == 2  # STARTTLS is not a new connection
 
 
@@ -172,7 +176,9 @@ def test_stop_start_same_port(certificate):
 def test_client_vanishing_is_fine(sink):
     with socket.create_connection(sink.address, timeout=10) as s:
         assert s.recv(1024).startswith(b"220 ")
-        s.sendall(b"EHLO client.test\r\nMAIL FROM:<a@here.test>\r\nRCPT TO:<b@remote.test>\r\nDATA\r\npartial")
+        s.sendall(
+            b"EHLO client.test\r\nMAIL FROM:<a@here.test>\r\nRCPT TO:<b@remote.test>\r\nDATA\r\npartial"
+        )
     with smtplib.SMTP(*sink.address, timeout=10) as client:
         client.sendmail("a@here.test", ["b@remote.test"], MESSAGE)
     assert [m.data for m in sink.messages] == [MESSAGE]
@@ -186,6 +192,7 @@ def test_busy_port_fails_at_once(sink):
 
 
 # -- DNS -------------------------------------------------------------------
+
 
 @pytest.fixture
 def dns_server():
@@ -219,7 +226,9 @@ def test_dns_lookups(dns_server):
     mx, a = asyncio.run(lookups())
     # lower(): name compression may reuse the question's spelling ("REMOTE.test").
     assert sorted((r.preference, r.exchange.to_text().lower()) for r in mx) == [
-        (10, "mx1.remote.test."), (20, "mx2.remote.test.")]
+        (10, "mx1.remote.test."),
+        (20, "mx2.remote.test."),
+    ]
     assert [r.address for r in a] == ["127.0.5.1"] and a.rrset.ttl == 30
 
 
@@ -237,7 +246,9 @@ def test_dns_flags_and_remove(dns_server):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"junk", dns_server.address)
     query = dns.message.make_query("remote.test", "MX")
-    assert len(dns.query.udp(query, dns_server.host, port=dns_server.port, timeout=5).answer[0]) == 2
+    assert (
+        len(dns.query.udp(query, dns_server.host, port=dns_server.port, timeout=5).answer[0]) == 2
+    )
 
 
 def test_dns_restart():

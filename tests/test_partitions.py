@@ -15,18 +15,19 @@ import signal
 import time
 
 import pytest
-from kazoo.client import KazooClient
-
-from clustertools import SESSION
 from conftest import DOMAIN, wait_for
-from mailnode.users import shard_of
+from kazoo.client import KazooClient
 from mailtools import pop3_messages
 from partition import Partitions, RetryingSender, log_since, log_size, stored_counters, tally
 from test_archive import archive, certs, restored_node, shipped_all  # noqa: F401 - fixtures used by name
 
+from mailnode.users import shard_of
+
 ALICE = f"alice@{DOMAIN}"
 SHARD = shard_of(ALICE, 2)
-HOLD = 8.0  # [frontend] hold_timeout: a held transaction ends in 451 well inside the sender's timeout
+HOLD = (
+    8.0  # [frontend] hold_timeout: a held transaction ends in 451 well inside the sender's timeout
+)
 
 
 @pytest.fixture
@@ -42,6 +43,7 @@ def net(cluster):
 
 # -- cluster state ---------------------------------------------------------------------
 
+
 def rows(cluster) -> list[dict]:
     return [r for r in cluster.status() if r["shard"] == SHARD]
 
@@ -52,7 +54,9 @@ def primary_name(cluster) -> str | None:
 
 
 def in_sync_spares(cluster) -> set[str]:
-    return {r["node"] for r in rows(cluster) if r["role"] == "spare" and r["alive"] and r["in_sync"]}
+    return {
+        r["node"] for r in rows(cluster) if r["role"] == "spare" and r["alive"] and r["in_sync"]
+    }
 
 
 def settled(cluster, spares: int) -> bool:
@@ -69,13 +73,20 @@ def promotions(cluster) -> list[tuple[float, str]]:
     finally:
         zk.stop()
         zk.close()
-    return [(d["time"], d["sentence"]) for d in docs
-            if d["sentence"].startswith("promoted") and f"for shard {SHARD}:" in d["sentence"]]
+    return [
+        (d["time"], d["sentence"])
+        for d in docs
+        if d["sentence"].startswith("promoted") and f"for shard {SHARD}:" in d["sentence"]
+    ]
 
 
 def wait_promotion(cluster, old, timeout: float = 40.0):
-    name = wait_for(lambda: (n := primary_name(cluster)) not in (None, old.name) and n, timeout,
-                    interval=0.1, what=f"a promotion replacing {old.name}")
+    name = wait_for(
+        lambda: (n := primary_name(cluster)) not in (None, old.name) and n,
+        timeout,
+        interval=0.1,
+        what=f"a promotion replacing {old.name}",
+    )
     return cluster.node(name)
 
 
@@ -94,20 +105,36 @@ def suspended(node, since: int) -> bool:
 
 # -- load and counting -------------------------------------------------------------------
 
+
 def start(cluster, tag: str, *, spares: int = 1, settings: dict | None = None):
     if spares != 1:  # `mailctl init` sets spares_per_shard; Cluster.start's own init then leaves it
-        cluster.mailctl("init", "--shards", "2", "--domain", DOMAIN, "--failover-min-interval", "5",
-                        "--spares", str(spares))
+        cluster.mailctl(
+            "init",
+            "--shards",
+            "2",
+            "--domain",
+            DOMAIN,
+            "--failover-min-interval",
+            "5",
+            "--spares",
+            str(spares),
+        )
     cluster.start(**{"frontend.hold_timeout": HOLD, **(settings or {})})
-    wait_for(lambda: settled(cluster, spares), 60, what=f"shard {SHARD} with {spares} spare(s) in sync")
+    wait_for(
+        lambda: settled(cluster, spares), 60, what=f"shard {SHARD} with {spares} spare(s) in sync"
+    )
     primary = cluster.primary_of(SHARD)
     primary.add_user(ALICE)
     others = [n for n in cluster.nodes if n is not primary]
     # Workers start on the primary's own port and on the other nodes', and move on to the
     # next one after each refusal.
-    sender = RetryingSender([primary.smtp, others[0].smtp, primary.smtp, others[1].smtp], ALICE, tag)
+    sender = RetryingSender(
+        [primary.smtp, others[0].smtp, primary.smtp, others[1].smtp], ALICE, tag
+    )
     sender.start()
-    wait_for(lambda: sender.acknowledged() >= 100, 60, what="100 messages acknowledged before the fault")
+    wait_for(
+        lambda: sender.acknowledged() >= 100, 60, what="100 messages acknowledged before the fault"
+    )
     return primary, others, sender
 
 
@@ -116,13 +143,19 @@ def more_load(sender, n: int = 100, timeout: float = 60.0) -> None:
     wait_for(lambda: sender.acknowledged() >= base + n, timeout, what=f"{n} more acknowledged")
 
 
-def finish(cluster, sender, tag: str, tmp_path, *, spares: int = 1, rejoined=(), extra: dict | None = None) -> dict:
+def finish(
+    cluster, sender, tag: str, tmp_path, *, spares: int = 1, rejoined=(), extra: dict | None = None
+) -> dict:
     """Stop the load, wait until the shard has settled (every node in ``rejoined`` back
     as an in-sync spare: any salvage done), count, assert."""
     sender.stop()
     want = {n.name for n in rejoined}
-    wait_for(lambda: settled(cluster, spares) and want <= in_sync_spares(cluster), 90, interval=0.2,
-             what=f"shard {SHARD} settled, {sorted(want)} in sync again")
+    wait_for(
+        lambda: settled(cluster, spares) and want <= in_sync_spares(cluster),
+        90,
+        interval=0.2,
+        what=f"shard {SHARD} settled, {sorted(want)} in sync again",
+    )
     primary = cluster.node(primary_name(cluster))
     result = tally(sender, stored_counters(pop3_messages(primary.pop3, ALICE), tag))
     result.update(extra or {})
@@ -139,11 +172,15 @@ def late_250s(cluster, sender, old, since: float, until: float) -> list[int]:
     ``since`` and before ``until`` (0.5 s allowed for a reply already on its way)."""
     after = [t for t, _ in promotions(cluster) if t > since]
     assert after, "no promotion during the cut"
-    return sorted(n for n, t in sender.ok_at.items()
-                  if sender.ok_by[n] == old.smtp and after[0] + 0.5 < t < until)
+    return sorted(
+        n
+        for n, t in sender.ok_at.items()
+        if sender.ok_by[n] == old.smtp and after[0] + 0.5 < t < until
+    )
 
 
 # -- the scenarios ---------------------------------------------------------------------
+
 
 def test_primary_cut_from_zookeeper_only(cluster, net, tmp_path):
     primary, others, sender = start(cluster, "zkonly")
@@ -156,8 +193,14 @@ def test_primary_cut_from_zookeeper_only(cluster, net, tmp_path):
     net.heal()
     log = log_since(primary, mark)
     assert "self-fenced" in log or "fenced by" in log, log[-3000:]
-    finish(cluster, sender, "zkonly", tmp_path, rejoined=[primary],
-           extra={"new_primary": new.name, "suspended_during_cut": saw_suspended})
+    finish(
+        cluster,
+        sender,
+        "zkonly",
+        tmp_path,
+        rejoined=[primary],
+        extra={"new_primary": new.name, "suspended_during_cut": saw_suspended},
+    )
     assert saw_suspended, f"{primary.name} never saw its ZooKeeper connection suspended while cut"
 
 
@@ -170,8 +213,11 @@ def test_primary_cut_from_zookeeper_and_peers_while_clients_reach_it(cluster, ne
     new = wait_promotion(cluster, primary)  # its session expired: the cut is one
     more_load(sender)
     # Its SMTP port is reached throughout: it must refuse (451) what it cannot replicate.
-    wait_for(lambda: any(primary.smtp in v for v in sender.refused_by.values()), 30,
-             what=f"a 4xx from the isolated {primary.name}")
+    wait_for(
+        lambda: any(primary.smtp in v for v in sender.refused_by.values()),
+        30,
+        what=f"a 4xx from the isolated {primary.name}",
+    )
     dropped = net.dropped_packets()
     assert zk_cut_dropped(net, primary, cluster.ensemble), dropped
     saw_suspended = suspended(primary, mark)
@@ -179,11 +225,23 @@ def test_primary_cut_from_zookeeper_and_peers_while_clients_reach_it(cluster, ne
     net.heal()
     late = late_250s(cluster, sender, primary, cut_at, healed_at)
     assert saw_suspended, f"{primary.name} never saw its ZooKeeper connection suspended while cut"
-    assert not late, f"{len(late)} messages got 250 from the isolated {primary.name} after the promotion"
-    finish(cluster, sender, "isolated", tmp_path, rejoined=[primary],
-           extra={"new_primary": new.name, "late_250_from_old_primary": late,
-                  "rules_that_dropped": sum(1 for v in dropped.values() if v), "rules": len(dropped),
-                  "suspended_during_cut": saw_suspended})
+    assert not late, (
+        f"{len(late)} messages got 250 from the isolated {primary.name} after the promotion"
+    )
+    finish(
+        cluster,
+        sender,
+        "isolated",
+        tmp_path,
+        rejoined=[primary],
+        extra={
+            "new_primary": new.name,
+            "late_250_from_old_primary": late,
+            "rules_that_dropped": sum(1 for v in dropped.values() if v),
+            "rules": len(dropped),
+            "suspended_during_cut": saw_suspended,
+        },
+    )
 
 
 def test_primary_and_one_spare_cut_from_zookeeper_and_the_other_spare(cluster, net, tmp_path):
@@ -203,11 +261,24 @@ def test_primary_and_one_spare_cut_from_zookeeper_and_the_other_spare(cluster, n
     net.heal()
     late = late_250s(cluster, sender, primary, cut_at, healed_at)
     assert all(saw_suspended.values()), f"never saw ZooKeeper suspended while cut: {saw_suspended}"
-    assert not late, f"{len(late)} messages got 250 from the cut-off {primary.name} after the promotion"
-    finish(cluster, sender, "minority", tmp_path, spares=2, rejoined=[primary, c],
-           extra={"new_primary": b.name, "late_250_from_old_primary": late,
-                  "rules_that_dropped": sum(1 for v in dropped.values() if v), "rules": len(dropped),
-                  "suspended_during_cut": saw_suspended})
+    assert not late, (
+        f"{len(late)} messages got 250 from the cut-off {primary.name} after the promotion"
+    )
+    finish(
+        cluster,
+        sender,
+        "minority",
+        tmp_path,
+        spares=2,
+        rejoined=[primary, c],
+        extra={
+            "new_primary": b.name,
+            "late_250_from_old_primary": late,
+            "rules_that_dropped": sum(1 for v in dropped.values() if v),
+            "rules": len(dropped),
+            "suspended_during_cut": saw_suspended,
+        },
+    )
 
 
 def test_flapping_link_between_primary_and_spare(cluster, net, tmp_path):
@@ -215,12 +286,18 @@ def test_flapping_link_between_primary_and_spare(cluster, net, tmp_path):
     spare = next(n for n in others if cluster.spare_in_sync(n, SHARD))
     # First check that a cut of this link is one: the spare leaves the in-sync set.
     net.cut(primary, spare)
-    wait_for(lambda: spare.name not in in_sync_spares(cluster), 20, what=f"{spare.name} out of sync while cut")
+    wait_for(
+        lambda: spare.name not in in_sync_spares(cluster),
+        20,
+        what=f"{spare.name} out of sync while cut",
+    )
     dropped = net.dropped_packets()
     assert any(dropped.values()), f"the cut dropped nothing: {dropped}"
     net.heal()
     wait_for(lambda: spare.name in in_sync_spares(cluster), 30, what=f"{spare.name} in sync again")
-    for i in range(16):  # bounded: 16 cycles of 200-500 ms cuts (the fault's schedule, not synchronisation)
+    for i in range(
+        16
+    ):  # bounded: 16 cycles of 200-500 ms cuts (the fault's schedule, not synchronisation)
         net.cut(primary, spare)
         time.sleep(0.2 + 0.3 * (i % 4) / 3)
         net.heal()
@@ -236,9 +313,17 @@ def test_flapping_link_between_primary_and_spare(cluster, net, tmp_path):
     on_new = set(stored_counters(pop3_messages(new.pop3, ALICE), "flap"))
     missing = sorted(acked - on_new)
     primary.start()
-    finish(cluster, sender, "flap", tmp_path, rejoined=[primary],
-           extra={"new_primary": new.name, "missing_on_promoted_before_rejoin": missing})
-    assert not missing, f"acknowledged but not on the promoted {new.name} before the old primary rejoined: {missing[:20]}"
+    finish(
+        cluster,
+        sender,
+        "flap",
+        tmp_path,
+        rejoined=[primary],
+        extra={"new_primary": new.name, "missing_on_promoted_before_rejoin": missing},
+    )
+    assert not missing, (
+        f"acknowledged but not on the promoted {new.name} before the old primary rejoined: {missing[:20]}"
+    )
 
 
 def test_node_restarted_within_its_session_timeout_repeatedly(cluster, net, tmp_path):
@@ -261,8 +346,18 @@ def test_node_restarted_within_its_session_timeout_repeatedly(cluster, net, tmp_
     acked = set(sender.out.ok)
     missing = sorted(acked - set(stored_counters(pop3_messages(new.pop3, ALICE), "restart")))
     current.start()
-    finish(cluster, sender, "restart", tmp_path, rejoined=[current],
-           extra={"killed_last": current.name, "new_primary": new.name, "missing_on_promoted": missing})
+    finish(
+        cluster,
+        sender,
+        "restart",
+        tmp_path,
+        rejoined=[current],
+        extra={
+            "killed_last": current.name,
+            "new_primary": new.name,
+            "missing_on_promoted": missing,
+        },
+    )
     assert not missing, f"acknowledged but not on the promoted {new.name}: {missing[:20]}"
 
 
@@ -280,12 +375,21 @@ def test_two_spares_one_far_behind_then_the_primary_dies(cluster, net, tmp_path)
     acked = set(sender.out.ok)
     missing = sorted(acked - set(stored_counters(pop3_messages(new.pop3, ALICE), "behind")))
     primary.start()
-    finish(cluster, sender, "behind", tmp_path, spares=2, rejoined=[primary],
-           extra={"new_primary": new.name, "missing_on_promoted": missing})
+    finish(
+        cluster,
+        sender,
+        "behind",
+        tmp_path,
+        spares=2,
+        rejoined=[primary],
+        extra={"new_primary": new.name, "missing_on_promoted": missing},
+    )
     assert not missing, f"{new.name} was promoted lacking acknowledged mail: {missing[:20]}"
 
 
-def test_an_isolated_primary_ships_nothing_its_spare_lacks(cluster, net, archive, make_node, tmp_path):
+def test_an_isolated_primary_ships_nothing_its_spare_lacks(
+    cluster, net, archive, make_node, tmp_path
+):
     """F10: cut off from ZooKeeper and its peers, the primary's local in-sync set empties;
     it must not ship its unacknowledged tail to the archive (which stays reachable), or the
     new primary's shipping fails ("ahead"/"diverged") and a restore brings back messages
@@ -300,8 +404,12 @@ def test_an_isolated_primary_ships_nothing_its_spare_lacks(cluster, net, archive
     net.heal()
     finish(cluster, sender, "arch", tmp_path, rejoined=[primary], extra={"new_primary": new.name})
     wait_for(lambda: shipped_all(archive, new, SHARD), 30, what=f"{new.name} to ship everything")
-    errors = [line for line in new.metrics().splitlines()
-              if line.startswith("mailcluster_archive_shipping_errors_total{") and not line.endswith(" 0.0")]
+    errors = [
+        line
+        for line in new.metrics().splitlines()
+        if line.startswith("mailcluster_archive_shipping_errors_total{")
+        and not line.endswith(" 0.0")
+    ]
     assert not errors, errors
     assert "refused" not in (archive.dir / "archive.log").read_text()
     cluster.stop()

@@ -1,4 +1,5 @@
 """POP3 server against Python's poplib and raw sockets, on a real 127.0.0.1 port."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,11 +25,17 @@ MAILBOX = "alice@example.org"
 PASSWORD = "s3cret pass phrase"
 AUTH_DELAY = 0.2
 
-DOTS = (b"From: bob@example.org\r\nSubject: dots\r\n\r\n"
-        b".leading dot\r\n..two dots\r\n.\r\nafter a lone dot\r\n.")
+DOTS = (
+    b"From: bob@example.org\r\nSubject: dots\r\n\r\n"
+    b".leading dot\r\n..two dots\r\n.\r\nafter a lone dot\r\n."
+)
 NO_CRLF = b"Subject: unterminated\r\n\r\nline one\r\nno CRLF at the end"
-EIGHT_BIT = (b"Subject: 8bit\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-             + "Grüße, ça va? 日本語\r\n".encode() + bytes(range(128, 256)) + b"\r\n")
+EIGHT_BIT = (
+    b"Subject: 8bit\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    + "Grüße, ça va? 日本語\r\n".encode()
+    + bytes(range(128, 256))
+    + b"\r\n"
+)
 BIG = b"Subject: big\r\n\r\n" + b"".join(b".%06d %s\r\n" % (i, b"x" * 90) for i in range(1200))
 MESSAGES = {"u1": DOTS, "u2": NO_CRLF, "u3": EIGHT_BIT, "u4": BIG}
 
@@ -87,7 +94,9 @@ class ServerThread:
     def __init__(self, backend, **kwargs):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server = Pop3Server(backend, hostname="pop.test", auth_failure_delay=AUTH_DELAY, **kwargs)
+        self.server = Pop3Server(
+            backend, hostname="pop.test", auth_failure_delay=AUTH_DELAY, **kwargs
+        )
 
     def call(self, coro, timeout=10.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -180,6 +189,7 @@ def read_until_end(rfile):
 
 # -- retrieval -------------------------------------------------------------
 
+
 def test_greeting_and_capa(srv, connect):
     client = connect(srv)
     assert client.getwelcome() == b"+OK pop.test POP3 ready"
@@ -207,7 +217,10 @@ def test_retr_wire_format_is_dot_stuffed(srv, raw, backend):
     sock, rfile = raw(srv)
     sock.sendall(f"USER alice\r\nPASS {PASSWORD}\r\nRETR 1\r\nQUIT\r\n".encode())
     size = len(backend.store[MAILBOX]["a"])
-    assert [rfile.readline() for _ in range(3)][1:] == [b"+OK\r\n", b"+OK Logged in, 1 messages (%d octets)\r\n" % size]
+    assert [rfile.readline() for _ in range(3)][1:] == [
+        b"+OK\r\n",
+        b"+OK Logged in, 1 messages (%d octets)\r\n" % size,
+    ]
     assert read_until_end(rfile) == b"+OK %d octets\r\n..a\r\nb\r\n...c\nd\n..e\r\n.\r\n" % size
     assert rfile.readline() == b"+OK pop.test POP3 server signing off\r\n"
     assert rfile.readline() == b""
@@ -234,7 +247,13 @@ def test_top(srv, connect):
     client = connect(srv)
     login(client)
     assert client.top(1, 0)[1] == [b"From: bob@example.org", b"Subject: dots", b""]
-    assert client.top(1, 2)[1] == [b"From: bob@example.org", b"Subject: dots", b"", b".leading dot", b"..two dots"]
+    assert client.top(1, 2)[1] == [
+        b"From: bob@example.org",
+        b"Subject: dots",
+        b"",
+        b".leading dot",
+        b"..two dots",
+    ]
     assert b"\r\n".join(client.top(2, 99)[1]) + b"\r\n" == expected_retr(NO_CRLF)
     with pytest.raises(poplib.error_proto, match="Syntax"):
         client._shortcmd("TOP 1")
@@ -258,6 +277,7 @@ def test_vanished_message_and_backend_error(srv, connect, backend, caplog):
 
 
 # -- deletion --------------------------------------------------------------
+
 
 def test_dele_quit_expunges_marked_uids(srv, connect, backend):
     client = connect(srv)
@@ -307,6 +327,7 @@ def test_failed_expunge_is_reported(srv, connect, backend):
 
 
 # -- authorization ---------------------------------------------------------
+
 
 def test_wrong_password_is_delayed_and_third_failure_closes(srv, connect, backend):
     client = connect(srv)
@@ -366,24 +387,38 @@ def test_peer_is_loopback():
 
 # -- STLS ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pop.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("pop.test"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("pop.test"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     directory = tmp_path_factory.mktemp("tls")
     cert_file, key_file = directory / "cert.pem", directory / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_file, key_file
 
 
@@ -438,6 +473,7 @@ def test_stls_without_tls_context(srv, connect):
 
 # -- robustness ------------------------------------------------------------
 
+
 def test_long_lines_and_garbage_keep_session_usable(srv, connect, raw):
     client = connect(srv)
     with pytest.raises(poplib.error_proto, match="Line too long"):
@@ -461,12 +497,21 @@ def test_long_lines_and_garbage_keep_session_usable(srv, connect, raw):
 
 def test_pipelined_commands_answered_in_order(srv, raw, backend):
     sock, rfile = raw(srv)
-    sock.sendall(f"user alice\r\npass {PASSWORD}\r\nstat\r\ndele 1\r\nlist 1\r\nuidl 2\r\nquit\r\n".encode())
+    sock.sendall(
+        f"user alice\r\npass {PASSWORD}\r\nstat\r\ndele 1\r\nlist 1\r\nuidl 2\r\nquit\r\n".encode()
+    )
     replies = rfile.read().split(b"\r\n")
     assert replies == [
-        b"+OK pop.test POP3 ready", b"+OK", b"+OK Logged in, 4 messages (%d octets)" % sum(map(len, MESSAGES.values())),
-        b"+OK 4 %d" % sum(map(len, MESSAGES.values())), b"+OK Message 1 deleted", b"-ERR Message already deleted",
-        b"+OK 2 u2", b"+OK pop.test POP3 server signing off", b""]
+        b"+OK pop.test POP3 ready",
+        b"+OK",
+        b"+OK Logged in, 4 messages (%d octets)" % sum(map(len, MESSAGES.values())),
+        b"+OK 4 %d" % sum(map(len, MESSAGES.values())),
+        b"+OK Message 1 deleted",
+        b"-ERR Message already deleted",
+        b"+OK 2 u2",
+        b"+OK pop.test POP3 server signing off",
+        b"",
+    ]
     assert backend.expunged == [(MAILBOX, ["u1"])]
 
 
@@ -497,10 +542,17 @@ def test_metrics_hooks(make_server, connect):
     events = []
 
     class Recorder(pop3.Pop3Metrics):
-        def session_started(self): events.append("start")
-        def session_ended(self): events.append("end")
-        def login_failed(self): events.append("fail")
-        def retrieved(self, nbytes): events.append(nbytes)
+        def session_started(self):
+            events.append("start")
+
+        def session_ended(self):
+            events.append("end")
+
+        def login_failed(self):
+            events.append("fail")
+
+        def retrieved(self, nbytes):
+            events.append(nbytes)
 
     client = connect(make_server(metrics=Recorder()))
     client.user("alice")
@@ -511,7 +563,13 @@ def test_metrics_hooks(make_server, connect):
     client.top(1, 0)
     client.quit()
     wait_for(lambda: "end" in events)
-    assert events == ["start", "fail", len(NO_CRLF), len(b"From: bob@example.org\r\nSubject: dots\r\n\r\n"), "end"]
+    assert events == [
+        "start",
+        "fail",
+        len(NO_CRLF),
+        len(b"From: bob@example.org\r\nSubject: dots\r\n\r\n"),
+        "end",
+    ]
 
 
 def test_commands_pipelined_behind_stls_are_discarded(tls_server, raw):
@@ -519,7 +577,10 @@ def test_commands_pipelined_behind_stls_are_discarded(tls_server, raw):
     rfile.readline()
     sock.sendall(b"STLS\r\nUSER alice\r\n")  # the USER arrives in cleartext: must not count
     assert rfile.readline() == b"+OK Begin TLS negotiation\r\n"
-    with client_context().wrap_socket(sock, server_hostname="pop.test") as tls, tls.makefile("rb") as tfile:
+    with (
+        client_context().wrap_socket(sock, server_hostname="pop.test") as tls,
+        tls.makefile("rb") as tfile,
+    ):
         tls.sendall(f"PASS {PASSWORD}\r\nQUIT\r\n".encode())
         assert tfile.readline() == b"-ERR Send USER first\r\n"
         assert tfile.readline() == b"+OK pop.test POP3 server signing off\r\n"

@@ -12,11 +12,11 @@ import smtplib
 import time
 
 import pytest
-
 from conftest import DOMAIN, wait_for
 from mailtools import RawSMTP, body_of, pop3_messages
-from mailnode.users import shard_of
 from test_durability import SUBJECT, accepted_numbers, start_load, stored_load_numbers
+
+from mailnode.users import shard_of
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 
@@ -27,18 +27,25 @@ def status(node) -> list[dict]:
 
 def spares_in_sync(primary, spare_name: str) -> bool:
     rows = status(primary)
-    return all(r["role"] == "primary" and any(p["name"] == spare_name and p["in_sync"] for p in r["spares"])
-               for r in rows)
+    return all(
+        r["role"] == "primary"
+        and any(p["name"] == spare_name and p["in_sync"] for p in r["spares"])
+        for r in rows
+    )
 
 
 def send(node, rcpt: str, subjects: list[str]) -> None:
     with smtplib.SMTP(*node.smtp, timeout=30) as s:
         for subject in subjects:
-            s.sendmail("x@remote.test", [rcpt], f"Subject: {subject}\r\n\r\nbody of {subject}\r\n".encode())
+            s.sendmail(
+                "x@remote.test", [rcpt], f"Subject: {subject}\r\n\r\nbody of {subject}\r\n".encode()
+            )
 
 
 def subjects(node, rcpt: str) -> list[str]:
-    return sorted(re.search(rb"Subject: (\S+)", m).group(1).decode() for m in pop3_messages(node.pop3, rcpt))
+    return sorted(
+        re.search(rb"Subject: (\S+)", m).group(1).decode() for m in pop3_messages(node.pop3, rcpt)
+    )
 
 
 def promote_all(node) -> None:
@@ -63,8 +70,13 @@ def test_spare_has_every_acknowledged_message_after_kill9(pair, tmp_path):
     a, b = pair
     assert {r["role"] for r in status(b)} == {"follower"}
     tag = "rep"
-    loads = [start_load(a, tmp_path, ALICE, 0, 1200, tag), start_load(a, tmp_path, BOB, 100000, 1200, tag)]
-    wait_for(lambda: sum(len(accepted_numbers(log)) for _, log in loads) >= 600, 120, what="600 acked")
+    loads = [
+        start_load(a, tmp_path, ALICE, 0, 1200, tag),
+        start_load(a, tmp_path, BOB, 100000, 1200, tag),
+    ]
+    wait_for(
+        lambda: sum(len(accepted_numbers(log)) for _, log in loads) >= 600, 120, what="600 acked"
+    )
     a.kill9()
     t0 = time.monotonic()
     promote_all(b)
@@ -76,7 +88,9 @@ def test_spare_has_every_acknowledged_message_after_kill9(pair, tmp_path):
         numbers = stored_load_numbers(b, rcpt, tag)
         assert len(numbers) == len(set(numbers)), "a message is on the spare twice"
         missing = acked - set(numbers)
-        assert not missing, f"{len(missing)} acknowledged messages not on the spare: {sorted(missing)[:10]}"
+        assert not missing, (
+            f"{len(missing)} acknowledged messages not on the spare: {sorted(missing)[:10]}"
+        )
         assert len(set(numbers) - acked) <= 10
     # The promoted spare serves at once, at a new epoch.
     send(b, ALICE, ["after-failover"])
@@ -95,8 +109,11 @@ def test_sigstopped_primary_is_fenced_and_rejoins_as_spare(pair):
     finally:
         a.signal(signal.SIGCONT)
     # The new primary fences the old one as soon as it runs again; it then follows.
-    wait_for(lambda: all(s["role"] == "follower" and s["epoch"] == 2 for s in a.shards().values()), 30,
-             what="the old primary fenced")
+    wait_for(
+        lambda: all(s["role"] == "follower" and s["epoch"] == 2 for s in a.shards().values()),
+        30,
+        what="the old primary fenced",
+    )
     with RawSMTP(a.smtp) as c:
         c.cmd("EHLO x.test")
         c.cmd("MAIL FROM:<x@remote.test>")
@@ -125,12 +142,19 @@ def test_diverged_primary_salvages_what_it_accepted_alone(pair):
     for shard in (0, 1):
         out = a.mailctl("shard", "demote", "--shard", str(shard), "--to", b.grpc).stdout
         assert "spare" in out
-    want = sorted([f"common{i}" for i in range(5)] + [f"alone{i}" for i in range(7)] + [f"new{i}" for i in range(3)])
+    want = sorted(
+        [f"common{i}" for i in range(5)]
+        + [f"alone{i}" for i in range(7)]
+        + [f"new{i}" for i in range(3)]
+    )
     wait_for(lambda: subjects(b, ALICE) == want, 30, what="salvaged messages on the new primary")
     wait_for(lambda: subjects(a, ALICE) == want, 30, what="the old primary's store rebuilt")
     shard = shard_of(ALICE, 2)
     assert f'mailcluster_replication_salvaged_messages_total{{shard="{shard}"}} 7.0' in a.metrics()
-    assert re.search(r"diverged .* re-submitted 7 acknowledged records \(7 messages, 0 take-backs\)", a.read_log())
+    assert re.search(
+        r"diverged .* re-submitted 7 acknowledged records \(7 messages, 0 take-backs\)",
+        a.read_log(),
+    )
     wait_for(lambda: spares_in_sync(b, a.name), 30, what="old primary in sync")
 
 
@@ -147,8 +171,11 @@ def test_new_spare_bootstraps_from_a_snapshot_during_load(make_node, tmp_path):
     wait_for(lambda: spares_in_sync(a, c.name), 60, what="the new spare in sync")
     assert "installed snapshot" in c.read_log()
     acked = set(accepted_numbers(log))
-    wait_for(lambda: len(pop3_messages(c.pop3, ALICE)) == len(pop3_messages(a.pop3, ALICE)), 30,
-             what="the spare's store to catch up")
+    wait_for(
+        lambda: len(pop3_messages(c.pop3, ALICE)) == len(pop3_messages(a.pop3, ALICE)),
+        30,
+        what="the spare's store to catch up",
+    )
     on_spare = [body_of(m) for m in pop3_messages(c.pop3, ALICE)]
     numbers = {int(SUBJECT.search(m).group(1)) for m in on_spare if m.startswith(b"Subject: lg ")}
     assert acked <= numbers
@@ -169,14 +196,23 @@ def test_new_spare_bootstraps_from_a_snapshot_during_load(make_node, tmp_path):
     c.start()
     wait_for(lambda: spares_in_sync(a, c.name), 60, what="the spare in sync again")
     assert "left half replaced" in c.read_log() and c.read_log().count("installed snapshot") == 2
-    wait_for(lambda: len(pop3_messages(c.pop3, ALICE)) == len(pop3_messages(a.pop3, ALICE)), 30,
-             what="the spare's store to catch up again")
+    wait_for(
+        lambda: len(pop3_messages(c.pop3, ALICE)) == len(pop3_messages(a.pop3, ALICE)),
+        30,
+        what="the spare's store to catch up again",
+    )
     assert sorted(body_of(m) for m in pop3_messages(c.pop3, ALICE)) == sorted(on_spare)
 
 
 @pytest.mark.parametrize("policy,strict", [("sync", True), ("sync", False), ("async", False)])
 def test_commit_policy_when_the_spare_stops(make_node, policy, strict):
-    a = make_node(**{"replication.policy": policy, "replication.strict": strict, "replication.sync_timeout": 0.5})
+    a = make_node(
+        **{
+            "replication.policy": policy,
+            "replication.strict": strict,
+            "replication.sync_timeout": 0.5,
+        }
+    )
     a.start()
     b = make_node(**{"replication.follow": a.grpc})
     b.start()
@@ -229,11 +265,17 @@ def test_snapshot_stream_resumes_and_demands_the_cluster_secret(make_node):
             list(stub.Snapshot(pb.SnapshotRequest(shard=shard, follower="t"), timeout=10))
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
-        full = list(stub.Snapshot(pb.SnapshotRequest(shard=shard, follower="t"), metadata=secret, timeout=30))
+        full = list(
+            stub.Snapshot(
+                pb.SnapshotRequest(shard=shard, follower="t"), metadata=secret, timeout=30
+            )
+        )
         files = [c.path for c in full if c.end_of_file]
         assert full[-1].end_of_snapshot and "state.json" in files and len(files) >= 31
         # A stream broken after ten files resumes after the last whole one.
-        stream = stub.Snapshot(pb.SnapshotRequest(shard=shard, follower="t"), metadata=secret, timeout=30)
+        stream = stub.Snapshot(
+            pb.SnapshotRequest(shard=shard, follower="t"), metadata=secret, timeout=30
+        )
         got = []
         for chunk in stream:
             got.append(chunk)
@@ -241,10 +283,26 @@ def test_snapshot_stream_resumes_and_demands_the_cluster_secret(make_node):
                 break
         stream.cancel()
         first = [c.path for c in got if c.end_of_file]
-        rest = list(stub.Snapshot(pb.SnapshotRequest(shard=shard, follower="t", snapshot_id=got[0].snapshot_id,
-                                                     resume_after=first[-1]), metadata=secret, timeout=30))
+        rest = list(
+            stub.Snapshot(
+                pb.SnapshotRequest(
+                    shard=shard,
+                    follower="t",
+                    snapshot_id=got[0].snapshot_id,
+                    resume_after=first[-1],
+                ),
+                metadata=secret,
+                timeout=30,
+            )
+        )
         assert first + [c.path for c in rest if c.end_of_file] == files
         assert rest[-1].end_of_snapshot and rest[-1].lsn == got[0].lsn
         with pytest.raises(grpc.RpcError) as e:
-            list(stub.Snapshot(pb.SnapshotRequest(shard=shard, snapshot_id="0" * 32), metadata=secret, timeout=10))
+            list(
+                stub.Snapshot(
+                    pb.SnapshotRequest(shard=shard, snapshot_id="0" * 32),
+                    metadata=secret,
+                    timeout=10,
+                )
+            )
         assert e.value.code() == grpc.StatusCode.NOT_FOUND

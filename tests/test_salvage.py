@@ -22,7 +22,11 @@ BOX = "alice@example.test"
 def message(n: int, *, relay: str = "") -> JournalRecord:
     r = JournalRecord()
     m = r.message_accepted
-    m.queue_id, m.mail_from, m.data = f"q{n}", "s@example.org", f"Subject: {n}\r\n\r\nbody {n}\r\n".encode()
+    m.queue_id, m.mail_from, m.data = (
+        f"q{n}",
+        "s@example.org",
+        f"Subject: {n}\r\n\r\nbody {n}\r\n".encode(),
+    )
     m.recipients.append(BOX)
     if relay:
         m.relay_recipients.append(relay)
@@ -30,9 +34,21 @@ def message(n: int, *, relay: str = "") -> JournalRecord:
 
 
 def make_shard(tmp_path, **replication) -> Shard:
-    shard = Shard(0, str(tmp_path / "shard"), node="node1", segment_size=1 << 20, checkpoint_interval=3600,
-                  replication={"policy": "sync", "strict": False, "sync_timeout": 0.2,
-                               "max_lag_bytes": 1 << 30, "max_lag_seconds": 5.0, **replication})
+    shard = Shard(
+        0,
+        str(tmp_path / "shard"),
+        node="node1",
+        segment_size=1 << 20,
+        checkpoint_interval=3600,
+        replication={
+            "policy": "sync",
+            "strict": False,
+            "sync_timeout": 0.2,
+            "max_lag_bytes": 1 << 30,
+            "max_lag_seconds": 5.0,
+            **replication,
+        },
+    )
     shard.open()
     return shard
 
@@ -57,7 +73,10 @@ def test_a_fenced_journal_refuses_appends_but_takes_the_new_primarys_frames(tmp_
         theirs.lsn, theirs.epoch = j.end_lsn, 2
         await j.append_frame(theirs.lsn, frame(theirs.SerializeToString()), theirs)
         j.close()
-        return [(fr.record.epoch, fr.record.message_accepted.queue_id) for fr in iter_frames(str(tmp_path))]
+        return [
+            (fr.record.epoch, fr.record.message_accepted.queue_id)
+            for fr in iter_frames(str(tmp_path))
+        ]
 
     assert asyncio.run(main()) == [(1, "q1"), (2, "q3")]
 
@@ -82,7 +101,9 @@ def test_a_commit_refused_after_demotion_writes_nothing_into_the_followed_journa
         commit = asyncio.create_task(shard.commit(message(1)))
         deadline = asyncio.get_running_loop().time() + 10
         while not rp._publish_lock.locked():  # the commit is durable and waits for ZooKeeper
-            assert asyncio.get_running_loop().time() < deadline, "the commit never waited for ZooKeeper"
+            assert asyncio.get_running_loop().time() < deadline, (
+                "the commit never waited for ZooKeeper"
+            )
             await asyncio.sleep(0.01)
         end_before = shard.journal.end_lsn
         shard.become_spare("127.0.0.2:7000", 2)  # fenced by the new primary (roles.demote)
@@ -108,11 +129,15 @@ def test_a_commit_failed_by_demotion_is_kept_to_be_taken_back(tmp_path):
         shard.start(asyncio.get_running_loop())
         rp = shard.replication
         rp.clustered, rp.published = True, frozenset({"node2"})
-        assert rp.connected("node2", shard.journal.committed_lsn).in_sync  # caught up; never acks again
+        assert rp.connected(
+            "node2", shard.journal.committed_lsn
+        ).in_sync  # caught up; never acks again
         commit = asyncio.create_task(shard.commit(message(7)))
         deadline = asyncio.get_running_loop().time() + 10
         while not rp._waiters:
-            assert asyncio.get_running_loop().time() < deadline, "the commit never waited for its spare"
+            assert asyncio.get_running_loop().time() < deadline, (
+                "the commit never waited for its spare"
+            )
             await asyncio.sleep(0.01)
         shard.become_spare("127.0.0.2:7000", 2)
         rp.fail_waiters(NotPrimary("shard 0 demoted on node1"))  # what roles.demote does
@@ -155,17 +180,31 @@ def test_only_commits_answered_alone_are_salvaged(tmp_path):
 
     divergence, ok = asyncio.run(main())
     assert published == [[]]
-    assert kinds(shard.journal.directory) == ["epoch_started", "message_accepted", "answered_alone",
-                                              "message_accepted", "aborted", "message_accepted",
-                                              "message_accepted"]
-    todo = salvage.plan(iter_frames(shard.journal.directory, divergence), divergence,
-                        marked_only=True, origin="node1")
+    assert kinds(shard.journal.directory) == [
+        "epoch_started",
+        "message_accepted",
+        "answered_alone",
+        "message_accepted",
+        "aborted",
+        "message_accepted",
+        "message_accepted",
+    ]
+    todo = salvage.plan(
+        iter_frames(shard.journal.directory, divergence),
+        divergence,
+        marked_only=True,
+        origin="node1",
+    )
     assert [r.message_accepted.queue_id for r in todo.records] == ["q1"]
     assert todo.records[0].message_accepted.salvaged_from == f"node1/1/{ok}"
     assert todo.unanswered == 3
     # async/local shards answer at the local fsync: everything but the taken-back one
-    todo = salvage.plan(iter_frames(shard.journal.directory, divergence), divergence,
-                        marked_only=False, origin="node1")
+    todo = salvage.plan(
+        iter_frames(shard.journal.directory, divergence),
+        divergence,
+        marked_only=False,
+        origin="node1",
+    )
     assert [r.message_accepted.queue_id for r in todo.records] == ["q1", "q3", "q4"]
 
 
@@ -185,10 +224,17 @@ def test_acknowledged_expunges_deliveries_and_user_changes_are_carried_over(tmp_
         lsns = [await j.append(r) for r in recs]
         exp = JournalRecord()
         exp.expunged.mailbox = BOX
-        exp.expunged.uids.extend([message_name(0, old, 0, len(old_rec.message_accepted.data)),
-                                  message_name(0, lsns[1], 0, 10)])
+        exp.expunged.uids.extend(
+            [
+                message_name(0, old, 0, len(old_rec.message_accepted.data)),
+                message_name(0, lsns[1], 0, 10),
+            ]
+        )
         res_old, res_new = JournalRecord(), JournalRecord()
-        for res, lsn, rcpt in ((res_old, old, "bob@remote.example"), (res_new, lsns[0], "carol@remote.example")):
+        for res, lsn, rcpt in (
+            (res_old, old, "bob@remote.example"),
+            (res_new, lsns[0], "carol@remote.example"),
+        ):
             res.delivery_result.message_lsn = lsn
             res.delivery_result.recipients.add(address=rcpt, outcome=DeliveryResult.DELIVERED)
         user = JournalRecord()
@@ -201,13 +247,22 @@ def test_acknowledged_expunges_deliveries_and_user_changes_are_carried_over(tmp_
         return old, divergence, lsns
 
     old, divergence, lsns = asyncio.run(main())
-    todo = salvage.plan(iter_frames(str(tmp_path), divergence), divergence, marked_only=True, origin="n1")
+    todo = salvage.plan(
+        iter_frames(str(tmp_path), divergence), divergence, marked_only=True, origin="n1"
+    )
     got = [(r.WhichOneof("body"), r) for r in todo.records]
-    assert [k for k, _ in got] == ["message_accepted", "expunged", "delivery_result", "password_changed"]
+    assert [k for k, _ in got] == [
+        "message_accepted",
+        "expunged",
+        "delivery_result",
+        "password_changed",
+    ]
     m1 = got[0][1].message_accepted
     assert m1.queue_id == "q1" and list(m1.recipients) == [BOX] and list(m1.relay_recipients) == []
     # q2 was expunged in the tail: nothing of it is re-submitted; the old message's expunge is
-    assert [u for u in got[1][1].expunged.uids] == [f for f in got[1][1].expunged.uids if f"L{old}." in f]
+    assert [u for u in got[1][1].expunged.uids] == [
+        f for f in got[1][1].expunged.uids if f"L{old}." in f
+    ]
     assert len(got[1][1].expunged.uids) == 1
     assert got[2][1].delivery_result.message_lsn == old
     assert todo.messages == 1
@@ -238,9 +293,12 @@ def test_a_take_back_of_a_message_the_new_primary_holds_is_carried_over(tmp_path
         return held, divergence
 
     held, divergence = asyncio.run(main())
-    todo = salvage.plan(iter_frames(str(tmp_path), divergence), divergence, marked_only=True, origin="n1")
-    assert [(r.WhichOneof("body"), r.aborted.lsn, r.aborted.queue_id) for r in todo.records] == \
-        [("aborted", held, "q1")]
+    todo = salvage.plan(
+        iter_frames(str(tmp_path), divergence), divergence, marked_only=True, origin="n1"
+    )
+    assert [(r.WhichOneof("body"), r.aborted.lsn, r.aborted.queue_id) for r in todo.records] == [
+        ("aborted", held, "q1")
+    ]
     assert todo.take_backs == 1 and todo.messages == 0 and todo.unanswered == 1
 
 
@@ -264,15 +322,24 @@ def test_the_new_primary_takes_back_only_what_nobody_was_answered_250_for(tmp_pa
         shard.become_spare("127.0.0.9:7000", 1)
         await shard.start_epoch(2)  # promoted: q1..q3 are inherited
         own = await shard.commit(message(4))
-        assert await shard.commit_message(message(2), retry=True) == (lsns[1], True)  # 250 to a retry
+        assert await shard.commit_message(message(2), retry=True) == (
+            lsns[1],
+            True,
+        )  # 250 to a retry
 
         taken = await shard.take_back(aborted_for(lsns[0], "q1").aborted, "node1")
         assert taken > 0
-        assert await shard.take_back(aborted_for(lsns[0], "q1").aborted, "node1") == 0  # already done
-        assert await shard.take_back(aborted_for(lsns[1], "q2").aborted, "node1") == 0  # answered 250
+        assert (
+            await shard.take_back(aborted_for(lsns[0], "q1").aborted, "node1") == 0
+        )  # already done
+        assert (
+            await shard.take_back(aborted_for(lsns[1], "q2").aborted, "node1") == 0
+        )  # answered 250
         shard._retry_answered.clear()  # as after a restart: the journal still says so
         assert await shard.take_back(aborted_for(lsns[1], "q2").aborted, "node1") == 0
-        assert await shard.take_back(aborted_for(lsns[2], "q9").aborted, "node1") == 0  # not that message
+        assert (
+            await shard.take_back(aborted_for(lsns[2], "q9").aborted, "node1") == 0
+        )  # not that message
         assert await shard.take_back(aborted_for(own, "q4").aborted, "node1") == 0  # our own epoch
         assert box_subjects(shard) == ["Subject: 2", "Subject: 3", "Subject: 4"]
 
@@ -280,8 +347,11 @@ def test_the_new_primary_takes_back_only_what_nobody_was_answered_250_for(tmp_pa
         assert not dup and lsn > own
         (_, dup3), taken3 = await asyncio.gather(
             shard.commit_message(message(3), retry=True),
-            shard.take_back(aborted_for(lsns[2], "q3").aborted, "node1"))
-        assert dup3 != bool(taken3)  # answered as the old copy, or the old copy went and it committed anew
+            shard.take_back(aborted_for(lsns[2], "q3").aborted, "node1"),
+        )
+        assert dup3 != bool(
+            taken3
+        )  # answered as the old copy, or the old copy went and it committed anew
         await shard.wait_applied(shard.journal.committed_lsn - 1)
         assert box_subjects(shard) == ["Subject: 1", "Subject: 2", "Subject: 3", "Subject: 4"]
         shard.stop()

@@ -31,10 +31,14 @@ class AdminClient:
 
     def _call(self, method: str, request, timeout: float | None = None):
         try:
-            return getattr(self._stub, method)(request, metadata=self._metadata, timeout=timeout or self._timeout)
+            return getattr(self._stub, method)(
+                request, metadata=self._metadata, timeout=timeout or self._timeout
+            )
         except grpc.RpcError as e:
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise AdminError(f"node at {self.address} is not reachable ({e.code().name.lower()})") from None
+                raise AdminError(
+                    f"node at {self.address} is not reachable ({e.code().name.lower()})"
+                ) from None
             raise AdminError(e.details() or e.code().name) from None
 
     def add_user(self, address: str, password: str) -> admin_pb2.UserReply:
@@ -58,12 +62,16 @@ class AdminClient:
     def status(self) -> admin_pb2.StatusReply:
         return self._call("Status", admin_pb2.StatusRequest())
 
-    def queue(self, action: str, ids: list[str] | None = None, all: bool = False) -> queue_pb2.QueueReply:
+    def queue(
+        self, action: str, ids: list[str] | None = None, all: bool = False
+    ) -> queue_pb2.QueueReply:
         return self._call("Queue", queue_pb2.QueueRequest(action=action, ids=ids or [], all=all))
 
     def backup(self, shard: int):
         """The Backup stream (chunks); gRPC errors surface while iterating."""
-        return self._stub.Backup(admin_pb2.BackupRequest(shard=shard), metadata=self._metadata, timeout=3600)
+        return self._stub.Backup(
+            admin_pb2.BackupRequest(shard=shard), metadata=self._metadata, timeout=3600
+        )
 
     def base_backup(self, shard: int) -> admin_pb2.BaseBackupReply:
         return self._call("BaseBackup", admin_pb2.BackupRequest(shard=shard), timeout=3600)

@@ -15,9 +15,9 @@ import grpc
 
 from mailnode.delivery.ops import ACTIONS, queue_op
 from mailnode.frontend.router import HoldExpired
+from mailnode.journal import JournalError
 from mailnode.proto import admin_pb2, admin_pb2_grpc, queue_pb2
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.journal import JournalError
 from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.users import AddressError, check_address, hash_password
 
@@ -43,8 +43,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         domain = addr.rpartition("@")[2]
         if domain not in self.node.domains:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"{domain} is not a domain of this cluster ({', '.join(sorted(self.node.domains))})")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{domain} is not a domain of this cluster ({', '.join(sorted(self.node.domains))})",
+            )
         exists = self.node.user_exists(addr)
         if must_exist and not exists:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no such user: {addr}")
@@ -54,7 +56,9 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     async def _password(self, request, context) -> str:
         if len(request.password) < 8:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "password must have at least 8 characters")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "password must have at least 8 characters"
+            )
         return await asyncio.to_thread(hash_password, request.password)
 
     async def _commit(self, addr: str, record: JournalRecord, context) -> admin_pb2.UserReply:
@@ -91,22 +95,40 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     async def ListUsers(self, request, context):
         await self._authorize(context)
-        users = [admin_pb2.UserReply(address=a, shard=s.id)
-                 for s in self.node.shards.values() for a in sorted(s.state.users)]
+        users = [
+            admin_pb2.UserReply(address=a, shard=s.id)
+            for s in self.node.shards.values()
+            for a in sorted(s.state.users)
+        ]
         return admin_pb2.ListUsersReply(users=users)
 
     def _shard_status(self, s) -> admin_pb2.ShardStatus:
         st = admin_pb2.ShardStatus(
-            shard=s.id, epoch=s.epoch, committed_lsn=s.journal.committed_lsn,
-            applied_lsn=s.applied_lsn, segments=s.journal.segments, journal_bytes=s.journal.size,
-            users=len(s.state.users), role=s.role, primary=s.primary_address,
-            policy=s.replication.policy, degraded=s.role == "primary" and s.replication.degraded)
+            shard=s.id,
+            epoch=s.epoch,
+            committed_lsn=s.journal.committed_lsn,
+            applied_lsn=s.applied_lsn,
+            segments=s.journal.segments,
+            journal_bytes=s.journal.size,
+            users=len(s.state.users),
+            role=s.role,
+            primary=s.primary_address,
+            policy=s.replication.policy,
+            degraded=s.role == "primary" and s.replication.degraded,
+        )
         if s.role == "primary":
             for spare in s.replication.spares.values():
                 nbytes, seconds = s.replication.lag(spare)
-                st.spares.append(admin_pb2.SpareStatus(name=spare.name, acked_lsn=spare.acked, lag_bytes=nbytes,
-                                                       lag_seconds=seconds, in_sync=spare.in_sync,
-                                                       connected=spare.connected))
+                st.spares.append(
+                    admin_pb2.SpareStatus(
+                        name=spare.name,
+                        acked_lsn=spare.acked,
+                        lag_bytes=nbytes,
+                        lag_seconds=seconds,
+                        in_sync=spare.in_sync,
+                        connected=spare.connected,
+                    )
+                )
         return st
 
     async def Status(self, request, context):
@@ -119,7 +141,9 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def _shard(self, request, context):
         shard = self.node.shards.get(request.shard)
         if shard is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no shard {request.shard} on {self.node.name}")
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"no shard {request.shard} on {self.node.name}"
+            )
         return shard
 
     async def Promote(self, request, context):
@@ -139,8 +163,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def Queue(self, request, context):
         await self._authorize(context)
         if request.action not in ("list", "show", *ACTIONS):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"unknown queue action {request.action!r} (known: list, show, {', '.join(ACTIONS)})")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown queue action {request.action!r} (known: list, show, {', '.join(ACTIONS)})",
+            )
         if request.action != "list" and not request.ids and not request.all:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name queue ids, or all")
         if request.action != "list":
@@ -154,9 +180,16 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             req.CopyFrom(request)
             req.shard = n
             try:
-                return await self.node.router.call_primary(n, "Queue", req, lambda: queue_op(self.node, shard, req),
-                                                           hold=QUEUE_HOLD)
-            except (HoldExpired, grpc.aio.AioRpcError, NotPrimary, NotReplicated, JournalError) as e:
+                return await self.node.router.call_primary(
+                    n, "Queue", req, lambda: queue_op(self.node, shard, req), hold=QUEUE_HOLD
+                )
+            except (
+                HoldExpired,
+                grpc.aio.AioRpcError,
+                NotPrimary,
+                NotReplicated,
+                JournalError,
+            ) as e:
                 detail = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
                 return f"shard {n}: {detail}"
 
@@ -178,23 +211,33 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         copy = await backup.take(shard)
         log.info("shard %d: backup at lsn %d, journal to %d", shard.id, copy.lsn, copy.end_lsn)
         async for p in backup.pieces(shard, copy, journal=True):
-            yield admin_pb2.BackupChunk(path=p.path, offset=p.offset, data=p.data, end_of_file=p.end_of_file,
-                                        lsn=copy.lsn)
-        yield admin_pb2.BackupChunk(lsn=copy.lsn, end_lsn=copy.end_lsn, done=True, created_ns=copy.created_ns,
-                                    shard=shard.id)
+            yield admin_pb2.BackupChunk(
+                path=p.path, offset=p.offset, data=p.data, end_of_file=p.end_of_file, lsn=copy.lsn
+            )
+        yield admin_pb2.BackupChunk(
+            lsn=copy.lsn,
+            end_lsn=copy.end_lsn,
+            done=True,
+            created_ns=copy.created_ns,
+            shard=shard.id,
+        )
 
     async def BaseBackup(self, request, context):
         """Make this node upload a base backup of the shard to the archive now."""
         await self._authorize(context)
         shard = await self._shard(request, context)
         if not self.node.shipper.enabled:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no [archive] address configured")
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "no [archive] address configured"
+            )
         from mailnode.archive.backup import upload_base
 
         try:
             info = await upload_base(self.node, shard, self.node.shipper.stub())
         except grpc.aio.AioRpcError as e:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"archive: {e.code().name.lower()}: {e.details()}")
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"archive: {e.code().name.lower()}: {e.details()}"
+            )
         return admin_pb2.BaseBackupReply(lsn=info.lsn, bytes=info.bytes, files=info.files)
 
 
@@ -202,8 +245,12 @@ async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:
     from mailnode.proto import replication_pb2_grpc
     from mailnode.replication.service import ReplicationService
 
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20),
-                                      ("grpc.max_send_message_length", 64 << 20)])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.max_send_message_length", 64 << 20),
+        ]
+    )
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), server)
     replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(node), server)
     from mailnode.frontend.service import ShardService

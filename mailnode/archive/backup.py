@@ -34,8 +34,12 @@ class Backup:
 
 async def take(shard) -> Backup:
     snap_id, lsn = await asyncio.to_thread(snapshot._make, shard)
-    return Backup(lsn, shard.journal.committed_lsn, time.time_ns(),
-                  os.path.join(shard.directory, "snapshots", snap_id))
+    return Backup(
+        lsn,
+        shard.journal.committed_lsn,
+        time.time_ns(),
+        os.path.join(shard.directory, "snapshots", snap_id),
+    )
 
 
 async def pieces(shard, backup: Backup, *, journal: bool):
@@ -45,11 +49,18 @@ async def pieces(shard, backup: Backup, *, journal: bool):
             yield Piece(rel, offset, data, last)
         # The journal of a copy starts at its lsn, with the epoch history before it.
         epochs = [(e, s) for e, s in shard.journal.epochs if s < backup.lsn]
-        yield Piece("journal/epochs.json", 0, json.dumps({"start_lsn": backup.lsn, "epochs": epochs}).encode(), True)
+        yield Piece(
+            "journal/epochs.json",
+            0,
+            json.dumps({"start_lsn": backup.lsn, "epochs": epochs}).encode(),
+            True,
+        )
         if journal:
             path, pos = f"journal/{segment_name(backup.lsn)}", backup.lsn
             while pos < backup.end_lsn:
-                data = await asyncio.to_thread(read_range, shard.journal.directory, pos, backup.end_lsn, 1 << 20)
+                data = await asyncio.to_thread(
+                    read_range, shard.journal.directory, pos, backup.end_lsn, 1 << 20
+                )
                 yield Piece(path, pos - backup.lsn, data, False)
                 pos += len(data)
             if pos > backup.lsn:
@@ -66,10 +77,24 @@ async def upload_base(node, shard, stub) -> object:
 
     async def chunks():
         async for p in pieces(shard, backup, journal=False):
-            yield pb.BaseChunk(shard=shard.id, lsn=backup.lsn, path=p.path, offset=p.offset, data=p.data,
-                               end_of_file=p.end_of_file, created_ns=backup.created_ns, node=node.name,
-                               epoch=shard.epoch)
-        yield pb.BaseChunk(shard=shard.id, lsn=backup.lsn, done=True, created_ns=backup.created_ns, node=node.name,
-                           epoch=shard.epoch)
+            yield pb.BaseChunk(
+                shard=shard.id,
+                lsn=backup.lsn,
+                path=p.path,
+                offset=p.offset,
+                data=p.data,
+                end_of_file=p.end_of_file,
+                created_ns=backup.created_ns,
+                node=node.name,
+                epoch=shard.epoch,
+            )
+        yield pb.BaseChunk(
+            shard=shard.id,
+            lsn=backup.lsn,
+            done=True,
+            created_ns=backup.created_ns,
+            node=node.name,
+            epoch=shard.epoch,
+        )
 
     return await stub.PutBase(chunks(), timeout=3600)

@@ -27,7 +27,9 @@ class RestoreError(Exception):
     pass
 
 
-def archive_channel(address: str, tls: tuple[str, str, str] | None, server_name: str) -> grpc.Channel:
+def archive_channel(
+    address: str, tls: tuple[str, str, str] | None, server_name: str
+) -> grpc.Channel:
     options = [("grpc.max_receive_message_length", 64 << 20)]
     if tls and all(tls):
         from mailnode.archive.tls import channel_credentials
@@ -63,10 +65,16 @@ def write_backup(chunks, dest: str) -> dict:
             if chunk.path:
                 write_piece(dest, chunk)
             if chunk.done:
-                summary = {"shard": chunk.shard, "lsn": chunk.lsn, "end_lsn": chunk.end_lsn,
-                           "created_ns": chunk.created_ns}
+                summary = {
+                    "shard": chunk.shard,
+                    "lsn": chunk.lsn,
+                    "end_lsn": chunk.end_lsn,
+                    "created_ns": chunk.created_ns,
+                }
     except grpc.RpcError as e:
-        raise RestoreError(f"backup stream failed: {e.code().name.lower()}: {e.details()}") from None
+        raise RestoreError(
+            f"backup stream failed: {e.code().name.lower()}: {e.details()}"
+        ) from None
     if not summary:
         raise RestoreError("the backup stream ended early")
     with open(os.path.join(dest, "backup.json"), "w") as f:
@@ -88,8 +96,9 @@ def _fetch_base(stub, shard: int, shard_dir: str, until_ns: int) -> str:
     except grpc.RpcError as e:
         if e.code() == grpc.StatusCode.NOT_FOUND:
             return ""  # no base backup: the journal from its start
-        raise RestoreError(f"shard {shard}: base backup from the archive: {e.code().name.lower()}: "
-                           f"{e.details()}") from None
+        raise RestoreError(
+            f"shard {shard}: base backup from the archive: {e.code().name.lower()}: {e.details()}"
+        ) from None
     if lsn is None:
         raise RestoreError(f"shard {shard}: the archive's base backup stream ended early")
     for dirpath, _, _ in os.walk(shard_dir):
@@ -115,21 +124,30 @@ def _cut_after(journal: str, until_ns: int) -> None:
             return
 
 
-def restore_shard(channel: grpc.Channel, shard: int, shard_dir: str, *, until_ns: int = 0,
-                  base: str | None = None) -> dict:
+def restore_shard(
+    channel: grpc.Channel, shard: int, shard_dir: str, *, until_ns: int = 0, base: str | None = None
+) -> dict:
     """Build ``shard_dir`` from a backup (``base``) and/or the archive, to ``until_ns``."""
-    if os.path.exists(os.path.join(shard_dir, "journal")) and os.listdir(os.path.join(shard_dir, "journal")):
-        raise RestoreError(f"{shard_dir}: already has a journal; restore goes to a new node's data directory")
+    if os.path.exists(os.path.join(shard_dir, "journal")) and os.listdir(
+        os.path.join(shard_dir, "journal")
+    ):
+        raise RestoreError(
+            f"{shard_dir}: already has a journal; restore goes to a new node's data directory"
+        )
     if base:
         try:
             with open(os.path.join(base, "backup.json")) as f:
                 made = json.load(f)
         except (OSError, ValueError):
-            raise RestoreError(f"{base}: not a backup made by `mailctl backup` (no backup.json)") from None
+            raise RestoreError(
+                f"{base}: not a backup made by `mailctl backup` (no backup.json)"
+            ) from None
         if made.get("shard", shard) != shard:
             raise RestoreError(f"{base} is a backup of shard {made['shard']}, not of shard {shard}")
         if until_ns and made.get("created_ns", 0) > until_ns:
-            raise RestoreError(f"{base} was made after the point in time asked for; use an older backup")
+            raise RestoreError(
+                f"{base} was made after the point in time asked for; use an older backup"
+            )
         shutil.rmtree(shard_dir, ignore_errors=True)
         shutil.copytree(base, shard_dir)
         if until_ns:
@@ -145,21 +163,27 @@ def restore_shard(channel: grpc.Channel, shard: int, shard_dir: str, *, until_ns
     if held is None:
         raise RestoreError(f"the archive has nothing of shard {shard}")
     if start < held.first_lsn:
-        raise RestoreError(f"shard {shard}: the archive starts at lsn {held.first_lsn}, the restore needs lsn "
-                           f"{start}: give a backup made after that with --base")
+        raise RestoreError(
+            f"shard {shard}: the archive starts at lsn {held.first_lsn}, the restore needs lsn "
+            f"{start}: give a backup made after that with --base"
+        )
     records, last_ns, pos = 0, 0, start
     out = None
     try:
         for chunk in stub.Fetch(pb.FetchRequest(shard=shard, from_lsn=start), timeout=3600):
             if chunk.start_lsn != pos:
-                raise RestoreError(f"shard {shard}: the archive sent lsn {chunk.start_lsn}, expected {pos}")
+                raise RestoreError(
+                    f"shard {shard}: the archive sent lsn {chunk.start_lsn}, expected {pos}"
+                )
             off, stop = 0, False
             while off < len(chunk.data):
                 try:
                     fr = parse_frame(chunk.data, off, chunk.start_lsn)
                 except BadFrame as e:
-                    raise RestoreError(f"shard {shard}: bad frame from the archive at lsn "
-                                       f"{chunk.start_lsn + off}: {e.reason}") from None
+                    raise RestoreError(
+                        f"shard {shard}: bad frame from the archive at lsn "
+                        f"{chunk.start_lsn + off}: {e.reason}"
+                    ) from None
                 if until_ns and fr.record.timestamp_ns > until_ns:
                     stop = True
                     break
@@ -174,12 +198,21 @@ def restore_shard(channel: grpc.Channel, shard: int, shard_dir: str, *, until_ns
             if stop:
                 break
     except grpc.RpcError as e:
-        raise RestoreError(f"shard {shard}: fetching from the archive: {e.code().name.lower()}: {e.details()}") from None
+        raise RestoreError(
+            f"shard {shard}: fetching from the archive: {e.code().name.lower()}: {e.details()}"
+        ) from None
     finally:
         if out is not None:
             out.flush()
             os.fsync(out.fileno())
             out.close()
     fsync_dir(journal)
-    return {"shard": shard, "from_lsn": start, "to_lsn": pos, "records": records, "last_record_ns": last_ns,
-            "archive_end_lsn": held.end_lsn, "base": base or ""}
+    return {
+        "shard": shard,
+        "from_lsn": start,
+        "to_lsn": pos,
+        "records": records,
+        "last_record_ns": last_ns,
+        "archive_end_lsn": held.end_lsn,
+        "base": base or "",
+    }

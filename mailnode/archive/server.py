@@ -19,15 +19,15 @@ import signal
 
 import grpc
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 
 from mailnode.journal import Journal
 from mailnode.journal.format import BadFrame, iter_frames, list_segments, parse_frame, read_range
 from mailnode.journal.journal import JournalDamaged, fsync_dir
-from mailnode.replication.snapshot import file_chunks, write_chunk
-from mailnode.store.state import write_atomic
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
+from mailnode.replication.snapshot import file_chunks, write_chunk
+from mailnode.store.state import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -74,54 +74,86 @@ class ShardArchive:
         STORED_BYTES.labels(str(self.shard)).set(self.journal.size)
 
     def position(self) -> pb.ShipReply:
-        return pb.ShipReply(end_lsn=self.journal.committed_lsn, first_lsn=self.journal.first_lsn, epoch=self.epoch)
+        return pb.ShipReply(
+            end_lsn=self.journal.committed_lsn, first_lsn=self.journal.first_lsn, epoch=self.epoch
+        )
 
     def hello(self, epoch: int, node: str) -> None:
         if epoch < self.epoch:
-            raise Refused("stale_epoch", f"shard {self.shard}: {node} ships at epoch {epoch}, the archive has "
-                                         f"seen epoch {self.epoch}: a fenced primary's upload is refused")
+            raise Refused(
+                "stale_epoch",
+                f"shard {self.shard}: {node} ships at epoch {epoch}, the archive has "
+                f"seen epoch {self.epoch}: a fenced primary's upload is refused",
+            )
         if epoch > self.epoch:
             self.epoch = epoch
             write_atomic(self.epoch_path, json.dumps({"epoch": epoch}).encode())
 
     async def accept(self, start: int, data: bytes, epoch: int, node: str) -> None:
         """Check and append whole frames; returns once they are durable."""
-        if self.journal.committed_lsn == 0 and self.journal.first_lsn == 0 and not list_segments(
-                self.journal.directory) and start > 0:
+        if (
+            self.journal.committed_lsn == 0
+            and self.journal.first_lsn == 0
+            and not list_segments(self.journal.directory)
+            and start > 0
+        ):
             # The shipper's journal starts after a snapshot: the archive starts there too.
             await asyncio.to_thread(self.journal.reset, start, [])
         end = self.journal.committed_lsn
         if start > end:
-            raise Refused("gap", f"shard {self.shard}: frames start at lsn {start}, the archive ends at {end}",
-                          grpc.StatusCode.OUT_OF_RANGE)
+            raise Refused(
+                "gap",
+                f"shard {self.shard}: frames start at lsn {start}, the archive ends at {end}",
+                grpc.StatusCode.OUT_OF_RANGE,
+            )
         if start < self.journal.first_lsn:
-            raise Refused("before_start", f"shard {self.shard}: lsn {start} is before the archive's first "
-                                          f"lsn {self.journal.first_lsn}")
+            raise Refused(
+                "before_start",
+                f"shard {self.shard}: lsn {start} is before the archive's first "
+                f"lsn {self.journal.first_lsn}",
+            )
         off, last = 0, None
         while off < len(data):
             try:
                 fr = parse_frame(data, off, start)
             except BadFrame as e:
-                raise Refused("bad_frame", f"shard {self.shard}: frame at lsn {start + off}: {e.reason}",
-                              grpc.StatusCode.INVALID_ARGUMENT) from None
-            raw = data[off: off + fr.size]
+                raise Refused(
+                    "bad_frame",
+                    f"shard {self.shard}: frame at lsn {start + off}: {e.reason}",
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ) from None
+            raw = data[off : off + fr.size]
             if fr.lsn < end:  # a resend of an acknowledged range: must be identical
-                have = await asyncio.to_thread(read_range, self.journal.directory, fr.lsn, end, fr.size)
+                have = await asyncio.to_thread(
+                    read_range, self.journal.directory, fr.lsn, end, fr.size
+                )
                 if have[: fr.size] != raw:
-                    raise Refused("rewrite", f"shard {self.shard}: {node} sends different bytes at lsn {fr.lsn}, "
-                                             f"which the archive acknowledged (epoch {self.epoch}); refused")
+                    raise Refused(
+                        "rewrite",
+                        f"shard {self.shard}: {node} sends different bytes at lsn {fr.lsn}, "
+                        f"which the archive acknowledged (epoch {self.epoch}); refused",
+                    )
             else:
                 if not self.record_epoch <= fr.record.epoch <= epoch:
-                    raise Refused("bad_epoch", f"shard {self.shard}: record at lsn {fr.lsn} has epoch "
-                                               f"{fr.record.epoch}; the log is at epoch {self.record_epoch} and "
-                                               f"the shipper at {epoch}")
-                if (fr.record.epoch > self.record_epoch and fr.lsn != self.journal.first_lsn
-                        and fr.record.WhichOneof("body") != "epoch_started"):
+                    raise Refused(
+                        "bad_epoch",
+                        f"shard {self.shard}: record at lsn {fr.lsn} has epoch "
+                        f"{fr.record.epoch}; the log is at epoch {self.record_epoch} and "
+                        f"the shipper at {epoch}",
+                    )
+                if (
+                    fr.record.epoch > self.record_epoch
+                    and fr.lsn != self.journal.first_lsn
+                    and fr.record.WhichOneof("body") != "epoch_started"
+                ):
                     # A new epoch begins with its EpochStarted right where the old one ended;
                     # anything else continues a history this archive does not hold.
-                    raise Refused("diverged", f"shard {self.shard}: {node}'s epoch {fr.record.epoch} continues at "
-                                              f"lsn {fr.lsn} without starting there: its history and the archive's "
-                                              f"differ")
+                    raise Refused(
+                        "diverged",
+                        f"shard {self.shard}: {node}'s epoch {fr.record.epoch} continues at "
+                        f"lsn {fr.lsn} without starting there: its history and the archive's "
+                        f"differ",
+                    )
                 self.record_epoch = fr.record.epoch
                 last = self.journal.append_frame(fr.lsn, raw, fr.record)
             off += fr.size
@@ -156,8 +188,13 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
                     if req.data:
                         await shard.accept(req.start_lsn, req.data, req.epoch, req.node)
                     else:
-                        log.info("shard %d: %s ships at epoch %d; the archive ends at lsn %d", req.shard,
-                                 req.node, req.epoch, shard.journal.committed_lsn)
+                        log.info(
+                            "shard %d: %s ships at epoch %d; the archive ends at lsn %d",
+                            req.shard,
+                            req.node,
+                            req.epoch,
+                            shard.journal.committed_lsn,
+                        )
                     reply = shard.position()
                 yield reply
         except Refused as e:
@@ -168,13 +205,20 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
     async def Fetch(self, request, context):
         shard = self.archive.shards.get(request.shard)
         if shard is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"the archive has nothing of shard {request.shard}")
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"the archive has nothing of shard {request.shard}"
+            )
         pos = max(request.from_lsn, shard.journal.first_lsn)
-        end = shard.journal.committed_lsn if not request.until_lsn else min(request.until_lsn,
-                                                                                shard.journal.committed_lsn)
+        end = (
+            shard.journal.committed_lsn
+            if not request.until_lsn
+            else min(request.until_lsn, shard.journal.committed_lsn)
+        )
         if request.from_lsn < shard.journal.first_lsn:
-            await context.abort(grpc.StatusCode.OUT_OF_RANGE,
-                                f"shard {request.shard}: the archive starts at lsn {shard.journal.first_lsn}")
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"shard {request.shard}: the archive starts at lsn {shard.journal.first_lsn}",
+            )
         while pos < end:
             data = await asyncio.to_thread(read_range, shard.journal.directory, pos, end, 1 << 20)
             if not data:  # an until_lsn inside a frame: nothing whole is left
@@ -190,11 +234,18 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
                 if staging is None:
                     async with shard.lock:
                         shard.hello(chunk.epoch, chunk.node)  # a fenced primary's base is refused
-                    staging = os.path.join(self.archive.base_root(chunk.shard), f".incoming-{chunk.lsn}-{id(chunk)}")
+                    staging = os.path.join(
+                        self.archive.base_root(chunk.shard), f".incoming-{chunk.lsn}-{id(chunk)}"
+                    )
                     await asyncio.to_thread(os.makedirs, staging, exist_ok=True)
                 if chunk.done:
-                    info = pb.BaseInfo(shard=chunk.shard, lsn=chunk.lsn, created_ns=chunk.created_ns, files=files,
-                                       node=chunk.node)
+                    info = pb.BaseInfo(
+                        shard=chunk.shard,
+                        lsn=chunk.lsn,
+                        created_ns=chunk.created_ns,
+                        files=files,
+                        node=chunk.node,
+                    )
                     break
                 await asyncio.to_thread(_write_piece, staging, chunk)
                 files += chunk.end_of_file
@@ -202,8 +253,14 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the base backup ended early")
             info.bytes = await asyncio.to_thread(_du, staging)
             await asyncio.to_thread(self.archive.keep_base, shard, staging, info)
-            log.info("shard %d: base backup at lsn %d from %s (%d files, %d bytes)", info.shard, info.lsn,
-                     info.node, info.files, info.bytes)
+            log.info(
+                "shard %d: base backup at lsn %d from %s (%d files, %d bytes)",
+                info.shard,
+                info.lsn,
+                info.node,
+                info.files,
+                info.bytes,
+            )
             return info
         except Refused as e:
             REFUSED.labels(e.reason).inc()
@@ -213,28 +270,49 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
                 await asyncio.to_thread(shutil.rmtree, staging, True)
 
     async def GetBase(self, request, context):
-        bases = [b for b in self.archive.bases(request.shard)
-                 if not request.until_ns or b.created_ns <= request.until_ns]
+        bases = [
+            b
+            for b in self.archive.bases(request.shard)
+            if not request.until_ns or b.created_ns <= request.until_ns
+        ]
         if not bases:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no base backup of shard {request.shard}"
-                                + (" made before that time" if request.until_ns else ""))
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no base backup of shard {request.shard}"
+                + (" made before that time" if request.until_ns else ""),
+            )
         base = bases[-1]
         root = os.path.join(self.archive.base_root(request.shard), str(base.lsn))
         async for rel, offset, data, last in file_chunks(root, skip="base.json"):
-            yield pb.BaseChunk(shard=request.shard, lsn=base.lsn, path=rel, offset=offset, data=data,
-                               end_of_file=last, created_ns=base.created_ns)
-        yield pb.BaseChunk(shard=request.shard, lsn=base.lsn, done=True, created_ns=base.created_ns,
-                           node=base.node)
+            yield pb.BaseChunk(
+                shard=request.shard,
+                lsn=base.lsn,
+                path=rel,
+                offset=offset,
+                data=data,
+                end_of_file=last,
+                created_ns=base.created_ns,
+            )
+        yield pb.BaseChunk(
+            shard=request.shard, lsn=base.lsn, done=True, created_ns=base.created_ns, node=base.node
+        )
 
     async def Status(self, request, context):
         reply = pb.StatusReply(name=self.archive.name)
         for n in sorted(self.archive.shards):
             s = self.archive.shards[n]
-            reply.shards.append(pb.ShardArchive(shard=n, first_lsn=s.journal.first_lsn,
-                                                end_lsn=s.journal.committed_lsn, epoch=s.epoch,
-                                                segments=len(list_segments(s.journal.directory)),
-                                                bytes=s.journal.size, last_node=s.last_node,
-                                                bases=self.archive.bases(n)))
+            reply.shards.append(
+                pb.ShardArchive(
+                    shard=n,
+                    first_lsn=s.journal.first_lsn,
+                    end_lsn=s.journal.committed_lsn,
+                    epoch=s.epoch,
+                    segments=len(list_segments(s.journal.directory)),
+                    bytes=s.journal.size,
+                    last_node=s.last_node,
+                    bases=self.archive.bases(n),
+                )
+            )
         return reply
 
     async def Verify(self, request, context):
@@ -254,7 +332,11 @@ class Archive:
 
     def shard(self, n: int) -> ShardArchive:
         if n >= MAX_SHARDS:
-            raise Refused("bad_shard", f"no shard {n} here (at most {MAX_SHARDS})", grpc.StatusCode.INVALID_ARGUMENT)
+            raise Refused(
+                "bad_shard",
+                f"no shard {n} here (at most {MAX_SHARDS})",
+                grpc.StatusCode.INVALID_ARGUMENT,
+            )
         s = self.shards.get(n)
         if s is None:
             s = ShardArchive(n, os.path.join(self.root, str(n)), self.cfg.segment_size)
@@ -286,11 +368,23 @@ class Archive:
     def keep_base(self, shard: ShardArchive, staging: str, info: pb.BaseInfo) -> None:
         """Install a received base backup, then apply the retention (blocking)."""
         if info.lsn > shard.journal.committed_lsn:
-            raise Refused("base_ahead", f"shard {info.shard}: base backup at lsn {info.lsn}, beyond the archived "
-                                        f"journal's end {shard.journal.committed_lsn}")
+            raise Refused(
+                "base_ahead",
+                f"shard {info.shard}: base backup at lsn {info.lsn}, beyond the archived "
+                f"journal's end {shard.journal.committed_lsn}",
+            )
         with open(os.path.join(staging, "base.json"), "w") as f:
-            json.dump({"shard": info.shard, "lsn": info.lsn, "created_ns": info.created_ns, "bytes": info.bytes,
-                       "files": info.files, "node": info.node}, f)
+            json.dump(
+                {
+                    "shard": info.shard,
+                    "lsn": info.lsn,
+                    "created_ns": info.created_ns,
+                    "bytes": info.bytes,
+                    "files": info.files,
+                    "node": info.node,
+                },
+                f,
+            )
         for dirpath, _, names in os.walk(staging):
             for name in names:
                 fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
@@ -310,13 +404,19 @@ class Archive:
         bases = self.bases(n)
         if not bases:
             return  # without a base backup every byte of journal is needed for a restore
-        drop, keep = bases[:-self.cfg.keep_bases], bases[-self.cfg.keep_bases:]
+        drop, keep = bases[: -self.cfg.keep_bases], bases[-self.cfg.keep_bases :]
         for b in drop:
             shutil.rmtree(os.path.join(self.base_root(n), str(b.lsn)), ignore_errors=True)
         removed = self.shards[n].journal.remove_before(keep[0].lsn)
         if drop or removed:
-            log.info("shard %d: retention: %d base backups and %d journal segments removed; the journal "
-                     "starts at lsn %d", n, len(drop), removed, self.shards[n].journal.first_lsn)
+            log.info(
+                "shard %d: retention: %d base backups and %d journal segments removed; the journal "
+                "starts at lsn %d",
+                n,
+                len(drop),
+                removed,
+                self.shards[n].journal.first_lsn,
+            )
 
     def verify(self, n: int) -> pb.VerifyResult:
         """Every frame of every stored segment, read back from disk (blocking)."""
@@ -330,8 +430,10 @@ class Archive:
                 result.records += 1
                 expected = fr.lsn + fr.size
             if expected != s.journal.committed_lsn:
-                result.error = (f"readable frames end at lsn {expected}, "
-                                f"{s.journal.committed_lsn - expected} bytes after it do not check out")
+                result.error = (
+                    f"readable frames end at lsn {expected}, "
+                    f"{s.journal.committed_lsn - expected} bytes after it do not check out"
+                )
         except (OSError, JournalDamaged) as e:
             result.error = str(e)
         result.end_lsn = expected
@@ -344,14 +446,20 @@ class Archive:
             if name.isdigit():
                 self.shard(int(name))
                 await asyncio.to_thread(self.apply_retention, int(name))
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20),
-                                          ("grpc.max_send_message_length", 64 << 20)])
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.max_send_message_length", 64 << 20),
+            ]
+        )
         archive_pb2_grpc.add_ArchiveServicer_to_server(ArchiveService(self), server)
         if self.cfg.tls_ca:
             from mailnode.archive.tls import server_credentials
 
-            port = server.add_secure_port(self.cfg.listen, server_credentials(
-                self.cfg.tls_ca, self.cfg.tls_cert, self.cfg.tls_key))
+            port = server.add_secure_port(
+                self.cfg.listen,
+                server_credentials(self.cfg.tls_ca, self.cfg.tls_cert, self.cfg.tls_key),
+            )
         else:
             port = server.add_insecure_port(self.cfg.listen)
         if port == 0:
@@ -381,12 +489,21 @@ class Archive:
         from mailnode.config import parse_address
 
         async def metrics(request):
-            return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+            return web.Response(
+                body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            )
 
         async def health(request):
-            return web.json_response({"archive": self.name, "status": "ok",
-                                      "shards": {str(n): {"end_lsn": s.journal.committed_lsn, "epoch": s.epoch}
-                                                 for n, s in self.shards.items()}})
+            return web.json_response(
+                {
+                    "archive": self.name,
+                    "status": "ok",
+                    "shards": {
+                        str(n): {"end_lsn": s.journal.committed_lsn, "epoch": s.epoch}
+                        for n, s in self.shards.items()
+                    },
+                }
+            )
 
         app = web.Application()
         app.router.add_get("/metrics", metrics)

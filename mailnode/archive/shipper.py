@@ -58,22 +58,29 @@ class Shipper:
 
     def stub(self) -> archive_pb2_grpc.ArchiveStub:
         if self._channel is None:
-            options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+            options = [
+                ("grpc.max_send_message_length", 64 << 20),
+                ("grpc.max_receive_message_length", 64 << 20),
+            ]
             if self.cfg.tls_ca:
                 from mailnode.archive.tls import channel_credentials
 
                 options.append(("grpc.ssl_target_name_override", self.cfg.server_name))
                 self._channel = grpc.aio.secure_channel(
-                    self.cfg.address, channel_credentials(self.cfg.tls_ca, self.cfg.tls_cert, self.cfg.tls_key),
-                    options=options)
+                    self.cfg.address,
+                    channel_credentials(self.cfg.tls_ca, self.cfg.tls_cert, self.cfg.tls_key),
+                    options=options,
+                )
             else:
                 self._channel = grpc.aio.insecure_channel(self.cfg.address, options=options)
         return archive_pb2_grpc.ArchiveStub(self._channel)
 
     def start(self) -> None:
         if self.enabled:
-            self._tasks = [asyncio.create_task(self._loop(shard), name=f"ship:{shard.id}")
-                           for shard in self.node.shards.values()]
+            self._tasks = [
+                asyncio.create_task(self._loop(shard), name=f"ship:{shard.id}")
+                for shard in self.node.shards.values()
+            ]
             if self.cfg.base_backup_interval:
                 self._tasks.append(asyncio.create_task(self._bases(), name="base-backups"))
 
@@ -87,16 +94,30 @@ class Shipper:
             await asyncio.sleep(min(interval / 4, 60.0))
             try:
                 status = await self.stub().Status(pb.StatusRequest(), timeout=30)
-                newest = {s.shard: max((b.created_ns for b in s.bases), default=0) for s in status.shards}
+                newest = {
+                    s.shard: max((b.created_ns for b in s.bases), default=0) for s in status.shards
+                }
                 for shard in self.node.shards.values():
-                    if shard.accepting and shard.id in newest and time.time_ns() - newest[shard.id] >= interval * 1e9:
+                    if (
+                        shard.accepting
+                        and shard.id in newest
+                        and time.time_ns() - newest[shard.id] >= interval * 1e9
+                    ):
                         info = await upload_base(self.node, shard, self.stub())
-                        log.info("shard %d: base backup at lsn %d uploaded to the archive (%d bytes)", shard.id,
-                                 info.lsn, info.bytes)
+                        log.info(
+                            "shard %d: base backup at lsn %d uploaded to the archive (%d bytes)",
+                            shard.id,
+                            info.lsn,
+                            info.bytes,
+                        )
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # keep making base backups whatever went wrong this time
-                detail = f"{e.code().name.lower()}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError) else repr(e)
+                detail = (
+                    f"{e.code().name.lower()}: {e.details()}"
+                    if isinstance(e, grpc.aio.AioRpcError)
+                    else repr(e)
+                )
                 log.warning("base backup to the archive: %s", detail)
 
     async def stop(self) -> None:
@@ -117,15 +138,22 @@ class Shipper:
         bisect.insort(self._waiters.setdefault(shard.id, []), (end, self._seq, fut))
         try:
             await asyncio.wait_for(fut, self.cfg.timeout)
-        except asyncio.TimeoutError:
-            raise NotReplicated(f"shard {shard.id}: the archive did not acknowledge within "
-                                f"{self.cfg.timeout:.1f}s (remote_sync)") from None
+        except TimeoutError:
+            raise NotReplicated(
+                f"shard {shard.id}: the archive did not acknowledge within "
+                f"{self.cfg.timeout:.1f}s (remote_sync)"
+            ) from None
 
     def _acknowledged(self, shard, end: int) -> None:
         if end < self.acked.get(shard.id, 0):
             metrics.ARCHIVE_GAPS.labels(str(shard.id)).inc()
-            log.warning("shard %d: the archive now ends at lsn %d, before the %d it acknowledged; "
-                        "shipping that range again", shard.id, end, self.acked[shard.id])
+            log.warning(
+                "shard %d: the archive now ends at lsn %d, before the %d it acknowledged; "
+                "shipping that range again",
+                shard.id,
+                end,
+                self.acked[shard.id],
+            )
         self.acked[shard.id] = end
         metrics.ARCHIVE_SHIPPED_LSN.labels(str(shard.id)).set(end)
         waiters = self._waiters.get(shard.id, [])
@@ -173,7 +201,13 @@ class Shipper:
                 kind = e.code().name.lower()
                 metrics.ARCHIVE_ERRORS.labels(str(shard.id), kind).inc()
                 if delay >= 1.0 or e.code() != grpc.StatusCode.UNAVAILABLE:
-                    log.warning("shard %d: shipping to %s: %s: %s", shard.id, self.cfg.address, kind, e.details())
+                    log.warning(
+                        "shard %d: shipping to %s: %s: %s",
+                        shard.id,
+                        self.cfg.address,
+                        kind,
+                        e.details(),
+                    )
                 delay = min(delay * 2, 5.0)
             except asyncio.CancelledError:
                 raise
@@ -207,22 +241,34 @@ class Shipper:
             if first is grpc.aio.EOF:
                 raise ShipError("closed", "the archive closed the stream")
             if first.end_lsn > shard.journal.committed_lsn:
-                raise ShipError("ahead", f"the archive holds up to lsn {first.end_lsn}, beyond this journal's "
-                                         f"{shard.journal.committed_lsn}: it has bytes this primary lacks")
+                raise ShipError(
+                    "ahead",
+                    f"the archive holds up to lsn {first.end_lsn}, beyond this journal's "
+                    f"{shard.journal.committed_lsn}: it has bytes this primary lacks",
+                )
             if 0 < first.end_lsn < shard.journal.first_lsn:  # an empty archive starts where we do
-                raise ShipError("gap", f"the archive ends at lsn {first.end_lsn}, this journal starts at "
-                                       f"{shard.journal.first_lsn}: the range between is lost to it")
+                raise ShipError(
+                    "gap",
+                    f"the archive ends at lsn {first.end_lsn}, this journal starts at "
+                    f"{shard.journal.first_lsn}: the range between is lost to it",
+                )
             if first.end_lsn == 0 and shard.journal.first_lsn > 0:
                 # An empty archive (new, or it lost its data) gets this journal from where it
                 # starts now, and a base backup so that it can restore without the older part.
                 metrics.ARCHIVE_GAPS.labels(str(shard.id)).inc()
-                log.warning("shard %d: the archive is empty and this journal starts at lsn %d: shipping from "
-                            "there, then a base backup", shard.id, shard.journal.first_lsn)
+                log.warning(
+                    "shard %d: the archive is empty and this journal starts at lsn %d: shipping from "
+                    "there, then a base backup",
+                    shard.id,
+                    shard.journal.first_lsn,
+                )
                 self._need_base.add(shard.id)
                 self.acked[shard.id] = 0  # counted here, once
             self._acknowledged(shard, first.end_lsn)
             sent = max(first.end_lsn, shard.journal.first_lsn)
-            log.info("shard %d: shipping to the archive from lsn %d (epoch %d)", shard.id, sent, epoch)
+            log.info(
+                "shard %d: shipping to the archive from lsn %d (epoch %d)", shard.id, sent, epoch
+            )
             reader = asyncio.create_task(self._read_acks(shard, call))
             try:
                 while shard.accepting and shard.epoch == epoch and not reader.done():
@@ -233,12 +279,22 @@ class Shipper:
                         try:
                             parse_frame(data, 0, sent)
                         except BadFrame:
-                            raise ShipError("diverged", f"the archive ends at lsn {sent}, which is not a record "
-                                                       f"boundary of this journal: their histories differ") from None
+                            raise ShipError(
+                                "diverged",
+                                f"the archive ends at lsn {sent}, which is not a record "
+                                f"boundary of this journal: their histories differ",
+                            ) from None
                         data = data[: frame_boundary(data, safe - sent)]
                         if data:
-                            await requests.put(pb.ShipRequest(shard=shard.id, epoch=epoch, node=self.node.name,
-                                                              start_lsn=sent, data=data))
+                            await requests.put(
+                                pb.ShipRequest(
+                                    shard=shard.id,
+                                    epoch=epoch,
+                                    node=self.node.name,
+                                    start_lsn=sent,
+                                    data=data,
+                                )
+                            )
                             sent += len(data)
                             continue
                     if shard.id in self._need_base and self.acked[shard.id] >= shard.applied_lsn:
@@ -267,7 +323,11 @@ class Shipper:
             raise
         except Exception as e:
             self._need_base.add(shard.id)  # the shipping loop tries again
-            detail = f"{e.code().name.lower()}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError) else repr(e)
+            detail = (
+                f"{e.code().name.lower()}: {e.details()}"
+                if isinstance(e, grpc.aio.AioRpcError)
+                else repr(e)
+            )
             log.warning("shard %d: base backup to the archive: %s", shard.id, detail)
 
     async def _read_acks(self, shard, call) -> None:
@@ -284,7 +344,9 @@ class Shipper:
         if behind == 0:
             self.caught_up_at[shard.id] = now
         metrics.ARCHIVE_LAG_BYTES.labels(label).set(behind)
-        metrics.ARCHIVE_LAG_SECONDS.labels(label).set(now - self.caught_up_at.get(shard.id, now) if behind else 0)
+        metrics.ARCHIVE_LAG_SECONDS.labels(label).set(
+            now - self.caught_up_at.get(shard.id, now) if behind else 0
+        )
 
     # -- journal segment removal ---------------------------------------------------------
     async def _trim_spare(self, shard) -> None:
@@ -314,7 +376,13 @@ class Shipper:
                 return 0
             if any(name not in rp.spares for name in assigned) and now - rp.primary_since < wait:
                 return 0
-        return min([self.acked.get(shard.id, 0), shard.state.checkpoint_lsn, *(s.acked for s in waited_for)])
+        return min(
+            [
+                self.acked.get(shard.id, 0),
+                shard.state.checkpoint_lsn,
+                *(s.acked for s in waited_for),
+            ]
+        )
 
     async def _maybe_remove(self, shard) -> None:
         if self.cfg.remove_archived and shard.journal.segments >= 2:
@@ -335,5 +403,11 @@ class Shipper:
             removed = shard.journal.remove_before(below)
         if removed:
             metrics.ARCHIVE_REMOVED_SEGMENTS.labels(str(shard.id)).inc(removed)
-            log.info("shard %d: removed %d archived journal segments (log starts at lsn %d; %d queued "
-                     "messages spooled)", shard.id, removed, shard.journal.first_lsn, spooled)
+            log.info(
+                "shard %d: removed %d archived journal segments (log starts at lsn %d; %d queued "
+                "messages spooled)",
+                shard.id,
+                removed,
+                shard.journal.first_lsn,
+                spooled,
+            )

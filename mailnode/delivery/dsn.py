@@ -31,32 +31,47 @@ def status_of(reply: str, failed: bool) -> str:
 
 def headers_of(data: bytes) -> bytes:
     end = data.find(b"\r\n\r\n")
-    return data if end < 0 else data[:end + 2]
+    return data if end < 0 else data[: end + 2]
 
 
-def build(*, reporting_mta: str, queue_id: str, sender: str, arrival_ns: int, original: bytes,
-          recipients: list[tuple[str, str, str]], delayed: bool = False, expires_after: str = "") -> bytes:
+def build(
+    *,
+    reporting_mta: str,
+    queue_id: str,
+    sender: str,
+    arrival_ns: int,
+    original: bytes,
+    recipients: list[tuple[str, str, str]],
+    delayed: bool = False,
+    expires_after: str = "",
+) -> bytes:
     """The DSN's bytes. ``recipients``: (address, remote reply, remote host)."""
     action = "delayed" if delayed else "failed"
     if delayed:
-        text = (f"This is the mail system at host {reporting_mta}.\n\n"
-                "####################################################################\n"
-                "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
-                "####################################################################\n\n"
-                "Your message could not be delivered yet. The mail system will keep trying"
-                + (f" until it has been queued for {expires_after}" if expires_after else "") + ".\n\n")
+        text = (
+            f"This is the mail system at host {reporting_mta}.\n\n"
+            "####################################################################\n"
+            "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
+            "####################################################################\n\n"
+            "Your message could not be delivered yet. The mail system will keep trying"
+            + (f" until it has been queued for {expires_after}" if expires_after else "")
+            + ".\n\n"
+        )
     else:
-        text = (f"This is the mail system at host {reporting_mta}.\n\n"
-                "I'm sorry to have to inform you that your message could not\n"
-                "be delivered to one or more recipients. It's attached below.\n\n")
+        text = (
+            f"This is the mail system at host {reporting_mta}.\n\n"
+            "I'm sorry to have to inform you that your message could not\n"
+            "be delivered to one or more recipients. It's attached below.\n\n"
+        )
     for addr, reply, remote in recipients:
         text += f"<{addr}>: " + (f"host {remote} said: " if remote else "") + f"{reply}\n"
 
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = f"Mail Delivery System <MAILER-DAEMON@{reporting_mta}>"
     report["To"] = sender
-    report["Subject"] = ("Delayed Mail (still being retried)" if delayed
-                         else "Undelivered Mail Returned to Sender")
+    report["Subject"] = (
+        "Delayed Mail (still being retried)" if delayed else "Undelivered Mail Returned to Sender"
+    )
     report["Date"] = email.utils.formatdate(usegmt=True)
     report["Message-ID"] = email.utils.make_msgid(domain=reporting_mta)
     report["Auto-Submitted"] = "auto-replied"  # RFC 3834: no vacation replies to this

@@ -35,7 +35,12 @@ from mailnode.smtp.handler import queue_id
 log = logging.getLogger(__name__)
 
 EXPIRED = DeliveryResult.EXPIRED
-RESULT_NAMES = {DELIVERED: "delivered", DEFERRED: "deferred", BOUNCED: "bounced", EXPIRED: "expired"}
+RESULT_NAMES = {
+    DELIVERED: "delivered",
+    DEFERRED: "deferred",
+    BOUNCED: "bounced",
+    EXPIRED: "expired",
+}
 MAX_DESTINATION_LABELS = 200  # per-destination metrics stop growing here ("other")
 NS = 1_000_000_000
 SCAN_INTERVAL = 0.02  # seconds between two looks at the queues, at least
@@ -54,15 +59,21 @@ class DeliveryEngine:
         self.node = node
         cfg = self.cfg = node.config.delivery
         self.routes = Router(node, cfg)
-        self.client = SmtpClient(helo=cfg.helo_name or node.hostname, timeout=cfg.timeout,
-                                 connect_timeout=cfg.connect_timeout, starttls=cfg.starttls)
+        self.client = SmtpClient(
+            helo=cfg.helo_name or node.hostname,
+            timeout=cfg.timeout,
+            connect_timeout=cfg.connect_timeout,
+            starttls=cfg.starttls,
+        )
         self._slots = asyncio.Semaphore(cfg.concurrency)
         self._per_destination: dict[str, asyncio.Semaphore] = {}
         self._running: dict[tuple[int, int], asyncio.Task] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._destination_labels: set[str] = set()
-        self._failed_until: dict[tuple[int, int], float] = {}  # attempts that went wrong: not before
+        self._failed_until: dict[
+            tuple[int, int], float
+        ] = {}  # attempts that went wrong: not before
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -92,7 +103,9 @@ class DeliveryEngine:
                     if len(self._running) >= 2 * self.cfg.concurrency:  # the rest on a later look
                         later = now
                         break
-                    self._running[(shard.id, entry.lsn)] = asyncio.create_task(self._attempt(shard, entry))
+                    self._running[(shard.id, entry.lsn)] = asyncio.create_task(
+                        self._attempt(shard, entry)
+                    )
                 if later is not None and (next_due is None or later < next_due):
                     next_due = later
             # Wake for the next due entry, on news, and at least every second (role changes);
@@ -101,7 +114,7 @@ class DeliveryEngine:
             await asyncio.sleep(SCAN_INTERVAL)
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, delay - SCAN_INTERVAL))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _due(self, shard, now: int) -> tuple[list[QueueEntry], int | None]:
@@ -118,7 +131,11 @@ class DeliveryEngine:
                 if e.held or key in self._running or self._failed_until.get(key, 0) > mono:
                     continue
                 if e.next_attempt_ns <= now:
-                    due.append(dataclasses.replace(e, pending=list(e.pending), last_reply=dict(e.last_reply)))
+                    due.append(
+                        dataclasses.replace(
+                            e, pending=list(e.pending), last_reply=dict(e.last_reply)
+                        )
+                    )
                 elif later is None or e.next_attempt_ns < later:
                     later = e.next_attempt_ns
         finally:
@@ -133,13 +150,22 @@ class DeliveryEngine:
             async with self._slots:  # also bounds how many messages are read into memory
                 record = await asyncio.to_thread(shard.read_queued, entry.lsn)
                 body = record.WhichOneof("body")
-                message = record.message_accepted if body == "message_accepted" else record.delivery_result.dsn
+                message = (
+                    record.message_accepted
+                    if body == "message_accepted"
+                    else record.delivery_result.dsn
+                )
                 groups: dict[Destination, list[str]] = {}
                 for rcpt in entry.pending:
                     groups.setdefault(self.routes.destination(rcpt), []).append(rcpt)
                 # Every group finishes (recorded or not) before the entry may be looked at again.
-                results = await asyncio.gather(*(self._deliver_group(shard, entry, message, dest, rcpts)
-                                                 for dest, rcpts in groups.items()), return_exceptions=True)
+                results = await asyncio.gather(
+                    *(
+                        self._deliver_group(shard, entry, message, dest, rcpts)
+                        for dest, rcpts in groups.items()
+                    ),
+                    return_exceptions=True,
+                )
             errors = [r for r in results if isinstance(r, BaseException)]
             for e in errors:
                 if isinstance(e, asyncio.CancelledError):
@@ -148,13 +174,22 @@ class DeliveryEngine:
                 raise errors[0]
             ok = True
         except (NotPrimary, NotReplicated, JournalError, HoldExpired) as e:
-            log.warning("shard %d: queue %s: result not recorded (%s); tried again in %.0fs", shard.id,
-                        entry.queue_id, e, FAILURE_BACKOFF)
+            log.warning(
+                "shard %d: queue %s: result not recorded (%s); tried again in %.0fs",
+                shard.id,
+                entry.queue_id,
+                e,
+                FAILURE_BACKOFF,
+            )
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("shard %d: queue %s: delivery attempt failed; tried again in %.0fs", shard.id,
-                          entry.queue_id, FAILURE_BACKOFF)
+            log.exception(
+                "shard %d: queue %s: delivery attempt failed; tried again in %.0fs",
+                shard.id,
+                entry.queue_id,
+                FAILURE_BACKOFF,
+            )
         finally:
             self._running.pop(key, None)
             if ok:
@@ -167,11 +202,15 @@ class DeliveryEngine:
         sem = self._per_destination.get(key)
         if sem is None:
             if len(self._per_destination) > 10_000:  # forget idle destinations
-                self._per_destination = {k: v for k, v in self._per_destination.items() if v.locked()}
+                self._per_destination = {
+                    k: v for k, v in self._per_destination.items() if v.locked()
+                }
             sem = self._per_destination[key] = asyncio.Semaphore(self.cfg.destination_concurrency)
         return sem
 
-    async def _deliver_group(self, shard, entry: QueueEntry, message, dest: Destination, rcpts: list[str]) -> None:
+    async def _deliver_group(
+        self, shard, entry: QueueEntry, message, dest: Destination, rcpts: list[str]
+    ) -> None:
         async with self._semaphore(dest.key):
             if not shard.accepting:
                 return
@@ -189,7 +228,9 @@ class DeliveryEngine:
                     outcome = await self.client.send(hosts, entry.sender, rcpts, message.data)
         await self._record(shard, entry, message, dest, outcome)
 
-    async def _to_shard(self, entry: QueueEntry, message, dest: Destination, rcpts: list[str]) -> Outcome:
+    async def _to_shard(
+        self, entry: QueueEntry, message, dest: Destination, rcpts: list[str]
+    ) -> Outcome:
         """A mailbox of this cluster on another shard: a commit there, idempotent by queue id."""
         rec = JournalRecord()
         m = rec.message_accepted
@@ -214,7 +255,9 @@ class DeliveryEngine:
         return Outcome(results, dest.key)
 
     # -- recording the outcome ------------------------------------------------------------
-    async def _record(self, shard, entry: QueueEntry, message, dest: Destination, outcome: Outcome) -> None:
+    async def _record(
+        self, shard, entry: QueueEntry, message, dest: Destination, outcome: Outcome
+    ) -> None:
         now = time.time_ns()
         age = (now - entry.arrival_ns) / NS
         expired = age >= self.cfg.lifetime
@@ -239,15 +282,26 @@ class DeliveryEngine:
             # As long as the message has been queued, within [initial, max]: Postfix's back-off.
             wait = min(max(age, self.cfg.retry_initial), self.cfg.retry_max)
             r.next_attempt_ns = now + int(wait * NS)
-            label = dest.key if (dest.key in self._destination_labels
-                                 or len(self._destination_labels) < MAX_DESTINATION_LABELS) else "other"
+            label = (
+                dest.key
+                if (
+                    dest.key in self._destination_labels
+                    or len(self._destination_labels) < MAX_DESTINATION_LABELS
+                )
+                else "other"
+            )
             self._destination_labels.add(label)
             metrics.DEFERRALS.labels(label).inc(len(delayed))
         notice = None
         if failed:
             notice = self._notice(shard, entry, message, failed, delayed=False)
             kind = "bounce"
-        elif delayed and self.cfg.delay_warning and not entry.warned and age >= self.cfg.delay_warning:
+        elif (
+            delayed
+            and self.cfg.delay_warning
+            and not entry.warned
+            and age >= self.cfg.delay_warning
+        ):
             notice = self._notice(shard, entry, message, delayed, delayed=True)
             r.delay_warned = True
             kind = "delay"
@@ -258,10 +312,18 @@ class DeliveryEngine:
             log.info("shard %d: queue %s: <%s> bounced: %s", shard.id, entry.queue_id, rcpt, reply)
         for rcpt, (result, reply) in outcome.results.items():
             if result == DELIVERED:
-                log.info("shard %d: queue %s: <%s> delivered via %s: %s", shard.id, entry.queue_id, rcpt,
-                         outcome.remote or dest.key, reply)
+                log.info(
+                    "shard %d: queue %s: <%s> delivered via %s: %s",
+                    shard.id,
+                    entry.queue_id,
+                    rcpt,
+                    outcome.remote or dest.key,
+                    reply,
+                )
             elif result == DEFERRED and not expired:
-                log.info("shard %d: queue %s: <%s> deferred: %s", shard.id, entry.queue_id, rcpt, reply)
+                log.info(
+                    "shard %d: queue %s: <%s> deferred: %s", shard.id, entry.queue_id, rcpt, reply
+                )
         await shard.commit(rec, applied=True)
 
     def _notice(self, shard, entry: QueueEntry, message, recipients, *, delayed: bool):
@@ -269,9 +331,16 @@ class DeliveryEngine:
         if not entry.sender:
             log.info("shard %d: queue %s: no DSN for a null sender", shard.id, entry.queue_id)
             return None
-        data = dsn.build(reporting_mta=self.node.hostname, queue_id=entry.queue_id, sender=entry.sender,
-                         arrival_ns=entry.arrival_ns, original=message.data, recipients=recipients,
-                         delayed=delayed, expires_after=human(self.cfg.lifetime))
+        data = dsn.build(
+            reporting_mta=self.node.hostname,
+            queue_id=entry.queue_id,
+            sender=entry.sender,
+            arrival_ns=entry.arrival_ns,
+            original=message.data,
+            recipients=recipients,
+            delayed=delayed,
+            expires_after=human(self.cfg.lifetime),
+        )
         m = JournalRecord().message_accepted
         m.queue_id = queue_id()
         m.mail_from = ""
@@ -279,12 +348,19 @@ class DeliveryEngine:
         m.client_address = "127.0.0.1"
         m.helo = self.node.hostname
         sender = entry.sender.lower()
-        if sender.rpartition("@")[2] in self.node.domains and self.node.shard_id(sender) == shard.id:
+        if (
+            sender.rpartition("@")[2] in self.node.domains
+            and self.node.shard_id(sender) == shard.id
+        ):
             if sender in shard.state.users:
                 m.recipients.append(sender)
             else:
-                log.warning("shard %d: queue %s: DSN to unknown local sender <%s> dropped", shard.id,
-                            entry.queue_id, sender)
+                log.warning(
+                    "shard %d: queue %s: DSN to unknown local sender <%s> dropped",
+                    shard.id,
+                    entry.queue_id,
+                    sender,
+                )
                 return None
         else:
             m.relay_recipients.append(entry.sender)

@@ -12,8 +12,13 @@ from mailnode.delivery.dsn import headers_of
 from mailnode.proto import queue_pb2
 from mailnode.proto.journal_pb2 import JournalRecord, QueueControl
 
-ACTIONS = {"hold": QueueControl.HOLD, "release": QueueControl.RELEASE, "delete": QueueControl.DELETE,
-           "flush": QueueControl.FLUSH, "requeue": QueueControl.REQUEUE}
+ACTIONS = {
+    "hold": QueueControl.HOLD,
+    "release": QueueControl.RELEASE,
+    "delete": QueueControl.DELETE,
+    "flush": QueueControl.FLUSH,
+    "requeue": QueueControl.REQUEUE,
+}
 
 
 class QueueOpError(Exception):
@@ -21,10 +26,19 @@ class QueueOpError(Exception):
 
 
 def entry_pb(shard_id: int, e) -> queue_pb2.QueueEntry:
-    return queue_pb2.QueueEntry(shard=shard_id, queue_id=e.queue_id, lsn=e.lsn, sender=e.sender,
-                                arrival_ns=e.arrival_ns, size=e.size, recipients=e.pending,
-                                next_attempt_ns=e.next_attempt_ns, attempts=e.attempts, held=e.held,
-                                last_reply=e.last_reply)
+    return queue_pb2.QueueEntry(
+        shard=shard_id,
+        queue_id=e.queue_id,
+        lsn=e.lsn,
+        sender=e.sender,
+        arrival_ns=e.arrival_ns,
+        size=e.size,
+        recipients=e.pending,
+        next_attempt_ns=e.next_attempt_ns,
+        attempts=e.attempts,
+        held=e.held,
+        last_reply=e.last_reply,
+    )
 
 
 def _matches(shard_id: int, e, ids: set[str]) -> bool:
@@ -36,8 +50,11 @@ async def queue_op(node, shard, request: queue_pb2.QueueRequest) -> queue_pb2.Qu
 
     def select() -> list[queue_pb2.QueueEntry]:
         with shard.apply_lock:  # in a thread: the lock may be held long (a snapshot)
-            return [entry_pb(shard.id, e) for e in shard.state.queue.entries.values()
-                    if request.all or request.action == "list" or _matches(shard.id, e, ids)]
+            return [
+                entry_pb(shard.id, e)
+                for e in shard.state.queue.entries.values()
+                if request.all or request.action == "list" or _matches(shard.id, e, ids)
+            ]
 
     entries = await asyncio.to_thread(select)
     if request.action == "list":
@@ -46,12 +63,18 @@ async def queue_op(node, shard, request: queue_pb2.QueueRequest) -> queue_pb2.Qu
         reply = queue_pb2.QueueReply(entries=entries[:1])
         if entries:
             rec = await asyncio.to_thread(shard.read_queued, entries[0].lsn)
-            m = rec.message_accepted if rec.WhichOneof("body") == "message_accepted" else rec.delivery_result.dsn
+            m = (
+                rec.message_accepted
+                if rec.WhichOneof("body") == "message_accepted"
+                else rec.delivery_result.dsn
+            )
             reply.headers = headers_of(m.data)
         return reply
     action = ACTIONS.get(request.action)
     if action is None:
-        raise QueueOpError(f"unknown queue action {request.action!r} (known: list, show, {', '.join(ACTIONS)})")
+        raise QueueOpError(
+            f"unknown queue action {request.action!r} (known: list, show, {', '.join(ACTIONS)})"
+        )
     if not entries:
         return queue_pb2.QueueReply()
     rec = JournalRecord()

@@ -19,16 +19,16 @@ FINAL = (DeliveryResult.DELIVERED, DeliveryResult.BOUNCED, DeliveryResult.EXPIRE
 
 @dataclass
 class QueueEntry:
-    lsn: int                     # the record holding the message
+    lsn: int  # the record holding the message
     queue_id: str
-    sender: str                  # "" for the null sender (a DSN)
+    sender: str  # "" for the null sender (a DSN)
     arrival_ns: int
     size: int
-    pending: list[str]           # recipients not yet delivered or bounced
-    next_attempt_ns: int = 0     # 0: due now
-    attempts: int = 0            # deferred attempts so far
+    pending: list[str]  # recipients not yet delivered or bounced
+    next_attempt_ns: int = 0  # 0: due now
+    attempts: int = 0  # deferred attempts so far
     held: bool = False
-    warned: bool = False         # a delay warning was sent
+    warned: bool = False  # a delay warning was sent
     last_reply: dict[str, str] = field(default_factory=dict)  # recipient -> last reply
 
     def to_json(self) -> dict:
@@ -48,9 +48,14 @@ class Queue:
     def add(self, lsn: int, m: MessageAccepted, timestamp_ns: int) -> None:
         if not m.relay_recipients:
             return
-        self.entries[lsn] = QueueEntry(lsn=lsn, queue_id=m.queue_id, sender=m.mail_from,
-                                       arrival_ns=timestamp_ns, size=len(m.data),
-                                       pending=list(dict.fromkeys(m.relay_recipients)))
+        self.entries[lsn] = QueueEntry(
+            lsn=lsn,
+            queue_id=m.queue_id,
+            sender=m.mail_from,
+            arrival_ns=timestamp_ns,
+            size=len(m.data),
+            pending=list(dict.fromkeys(m.relay_recipients)),
+        )
 
     def result(self, r: DeliveryResult) -> None:
         entry = self.entries.get(r.message_lsn)

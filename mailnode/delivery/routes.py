@@ -29,8 +29,8 @@ class RouteError(Exception):
 class Destination:
     """A group of recipients that share one delivery attempt."""
 
-    kind: str   # "cluster" (a mailbox of another shard), "relay" (a fixed next hop) or "mx"
-    key: str    # the domain or the next hop "host:port": concurrency is limited per key
+    kind: str  # "cluster" (a mailbox of another shard), "relay" (a fixed next hop) or "mx"
+    key: str  # the domain or the next hop "host:port": concurrency is limited per key
     shard: int = -1
     hop: tuple[str, int] | None = None
 
@@ -41,13 +41,19 @@ class Router:
         self.mx_port = cfg.mx_port
         # Fixed next hops ("host:port", never an MX lookup); config.py has checked them and
         # lower-cased the domains.
-        self.smarthost = parse_address(cfg.smarthost, "[delivery] smarthost") if cfg.smarthost else None
-        self.transport = {domain: parse_address(hop, f"[delivery] transport {domain!r}")
-                          for domain, hop in cfg.transport.items()}
+        self.smarthost = (
+            parse_address(cfg.smarthost, "[delivery] smarthost") if cfg.smarthost else None
+        )
+        self.transport = {
+            domain: parse_address(hop, f"[delivery] transport {domain!r}")
+            for domain, hop in cfg.transport.items()
+        }
         self.resolver = dns.asyncresolver.Resolver(configure=not cfg.dns_servers)
         if cfg.dns_servers:
-            host, port = parse_address(cfg.dns_servers[0] if ":" in cfg.dns_servers[0] else
-                                       cfg.dns_servers[0] + ":53", "[delivery] dns_servers")
+            host, port = parse_address(
+                cfg.dns_servers[0] if ":" in cfg.dns_servers[0] else cfg.dns_servers[0] + ":53",
+                "[delivery] dns_servers",
+            )
             self.resolver.nameservers = [host]
             self.resolver.port = port
         self.resolver.lifetime = cfg.dns_timeout
@@ -55,7 +61,9 @@ class Router:
     def destination(self, rcpt: str) -> Destination:
         domain = rcpt.rpartition("@")[2].lower()
         if domain in self.node.domains:
-            return Destination("cluster", f"shard {self.node.shard_id(rcpt)}", self.node.shard_id(rcpt))
+            return Destination(
+                "cluster", f"shard {self.node.shard_id(rcpt)}", self.node.shard_id(rcpt)
+            )
         hop = self.transport.get(domain) or self.transport.get("*") or self.smarthost
         if hop is not None:
             return Destination("relay", f"{hop[0]}:{hop[1]}", hop=hop)
@@ -71,18 +79,25 @@ class Router:
             mxs = sorted(answer, key=lambda r: r.preference)
             names = [str(r.exchange).rstrip(".") for r in mxs]
             if names == [""]:  # RFC 7505 null MX: the domain accepts no mail
-                raise RouteError(f"550 5.1.10 {domain} does not accept mail (null MX)", permanent=True)
+                raise RouteError(
+                    f"550 5.1.10 {domain} does not accept mail (null MX)", permanent=True
+                )
         except dns.resolver.NXDOMAIN:
             raise RouteError(f"550 5.1.2 {domain}: domain not found", permanent=True) from None
         except dns.resolver.NoAnswer:
             names = [domain]  # RFC 5321 5.1: no MX, the domain itself (A/AAAA)
         except dns.exception.DNSException as e:
-            raise RouteError(f"451 4.4.3 {domain}: MX lookup failed: {e.__class__.__name__}", permanent=False) from None
+            raise RouteError(
+                f"451 4.4.3 {domain}: MX lookup failed: {e.__class__.__name__}", permanent=False
+            ) from None
         hosts: list[tuple[str, int, str]] = []
         for name in names:
             hosts.extend((addr, self.mx_port, name) for addr in await self._addresses(name))
         if not hosts:
-            raise RouteError(f"451 4.4.4 {domain}: no address for its mail hosts {', '.join(names)}", permanent=False)
+            raise RouteError(
+                f"451 4.4.4 {domain}: no address for its mail hosts {', '.join(names)}",
+                permanent=False,
+            )
         return hosts
 
     async def _addresses(self, name: str) -> list[str]:

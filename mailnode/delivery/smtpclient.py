@@ -8,7 +8,6 @@ it and checks the certificate. A 5xx is final for its recipient, anything else
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from dataclasses import dataclass
 
@@ -16,7 +15,11 @@ import aiosmtplib
 
 from mailnode.proto.journal_pb2 import DeliveryResult
 
-DELIVERED, DEFERRED, BOUNCED = DeliveryResult.DELIVERED, DeliveryResult.DEFERRED, DeliveryResult.BOUNCED
+DELIVERED, DEFERRED, BOUNCED = (
+    DeliveryResult.DELIVERED,
+    DeliveryResult.DEFERRED,
+    DeliveryResult.BOUNCED,
+)
 
 
 @dataclass
@@ -50,13 +53,21 @@ class SmtpClient:
             self.tls_context.check_hostname = False
             self.tls_context.verify_mode = ssl.CERT_NONE
 
-    async def send(self, hosts: list[tuple[str, int, str]], sender: str, rcpts: list[str], data: bytes) -> Outcome:
+    async def send(
+        self, hosts: list[tuple[str, int, str]], sender: str, rcpts: list[str], data: bytes
+    ) -> Outcome:
         """``hosts``: (address, port, name); the name is what a certificate must show."""
         last = "451 4.4.1 no mail host answered"
         for host, port, name in hosts:
-            client = aiosmtplib.SMTP(hostname=host, port=port, local_hostname=self.helo, timeout=self.timeout,
-                                     start_tls=False, validate_certs=self.starttls == "encrypt",
-                                     tls_context=self.tls_context)
+            client = aiosmtplib.SMTP(
+                hostname=host,
+                port=port,
+                local_hostname=self.helo,
+                timeout=self.timeout,
+                start_tls=False,
+                validate_certs=self.starttls == "encrypt",
+                tls_context=self.tls_context,
+            )
             try:
                 await client.connect(timeout=self.connect_timeout)
                 await client.ehlo()
@@ -64,7 +75,7 @@ class SmtpClient:
                 last = _reply(e.code, e.message)
                 client.close()
                 continue
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
                 last = _one_line(f"451 4.4.1 connect to {host}:{port}: {e.__class__.__name__}: {e}")
                 client.close()
                 continue
@@ -74,15 +85,24 @@ class SmtpClient:
                 client.close()
         return Outcome({r: (DEFERRED, last) for r in rcpts})
 
-    async def _transaction(self, client: aiosmtplib.SMTP, remote: str, name: str, sender: str, rcpts: list[str],
-                           data: bytes) -> Outcome:
+    async def _transaction(
+        self,
+        client: aiosmtplib.SMTP,
+        remote: str,
+        name: str,
+        sender: str,
+        rcpts: list[str],
+        data: bytes,
+    ) -> Outcome:
         results: dict[str, tuple[int, str]] = {}
         try:
             if self.starttls != "none" and client.supports_extension("starttls"):
                 await client.starttls(server_hostname=name)
                 await client.ehlo()  # RFC 3207: what the server offers may change under TLS
             elif self.starttls == "encrypt":
-                return Outcome({r: (DEFERRED, "451 4.7.4 TLS required but not offered") for r in rcpts}, remote)
+                return Outcome(
+                    {r: (DEFERRED, "451 4.7.4 TLS required but not offered") for r in rcpts}, remote
+                )
             utf8 = not all(a.isascii() for a in [sender, *rcpts])
             options, encoding = [], "ascii"
             if utf8:
@@ -93,7 +113,9 @@ class SmtpClient:
             try:
                 await client.mail(sender, options=options, encoding=encoding)
             except aiosmtplib.SMTPResponseException as e:
-                return Outcome({r: (_outcome(e.code), _reply(e.code, e.message)) for r in rcpts}, remote)
+                return Outcome(
+                    {r: (_outcome(e.code), _reply(e.code, e.message)) for r in rcpts}, remote
+                )
             accepted = []
             for rcpt in rcpts:
                 try:
@@ -111,9 +133,9 @@ class SmtpClient:
                         results[rcpt] = (_outcome(e.code), _reply(e.code, e.message))
             try:
                 await client.quit()
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 pass  # the outcome is known; a lost QUIT changes nothing
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
             # The connection broke mid-transaction: whatever has no final reply is tried again.
             reply = _one_line(f"451 4.4.2 {remote}: connection lost: {e.__class__.__name__}: {e}")
             for rcpt in rcpts:

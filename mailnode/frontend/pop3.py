@@ -19,9 +19,9 @@ import grpc
 from mailnode.frontend.router import HoldExpired
 from mailnode.journal import JournalError
 from mailnode.pop3.server import MailboxBusy, MessageRef
-from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.users import hash_password, normalize, verify_password
 
 LOCK_IDLE = 600.0
@@ -106,7 +106,14 @@ class RoutedPop3Backend:
     so a standalone spare still serves reads (its deletions are refused)."""
 
     # A failover under the session: the client gets a clean -ERR, the log one line.
-    expected_errors = (HoldExpired, grpc.aio.AioRpcError, NotOwner, NotPrimary, NotReplicated, JournalError)
+    expected_errors = (
+        HoldExpired,
+        grpc.aio.AioRpcError,
+        NotOwner,
+        NotPrimary,
+        NotReplicated,
+        JournalError,
+    )
 
     def __init__(self, node, *, local_only: bool = False):
         self.node = node
@@ -120,24 +127,32 @@ class RoutedPop3Backend:
         n = self._shard(mailbox)
         if self.local_only:
             return await local(self.node.shards[n])
-        return await self.node.router.call_primary(n, method, request, lambda: local(self.node.shards[n]))
+        return await self.node.router.call_primary(
+            n, method, request, lambda: local(self.node.shards[n])
+        )
 
     async def authenticate(self, user: str, password: str) -> str | None:
         addr = normalize(user)
         if "@" not in addr:
             return None
         m = self.node.mailboxes
-        reply = await self._call(addr, "Authenticate",
-                                 pb.AuthRequest(shard=self._shard(addr), user=addr, password=password),
-                                 lambda shard: m.authenticate(shard, addr, password))
+        reply = await self._call(
+            addr,
+            "Authenticate",
+            pb.AuthRequest(shard=self._shard(addr), user=addr, password=password),
+            lambda shard: m.authenticate(shard, addr, password),
+        )
         return reply.mailbox or None
 
     async def open(self, mailbox: str) -> list[MessageRef]:
         session = uuid.uuid4().hex
         m = self.node.mailboxes
-        reply = await self._call(mailbox, "OpenMailbox",
-                                 pb.MailboxRequest(shard=self._shard(mailbox), mailbox=mailbox, session=session),
-                                 lambda shard: m.open(shard, mailbox, session))
+        reply = await self._call(
+            mailbox,
+            "OpenMailbox",
+            pb.MailboxRequest(shard=self._shard(mailbox), mailbox=mailbox, session=session),
+            lambda shard: m.open(shard, mailbox, session),
+        )
         if reply.busy:  # the session holding it keeps its id here
             raise MailboxBusy(mailbox)
         self._sessions[mailbox] = session
@@ -145,16 +160,24 @@ class RoutedPop3Backend:
 
     async def read(self, mailbox: str, uid: str) -> bytes | None:
         session, m = self._sessions.get(mailbox, ""), self.node.mailboxes
-        reply = await self._call(mailbox, "ReadMessage", pb.ReadRequest(shard=self._shard(mailbox), mailbox=mailbox,
-                                                                         uid=uid, session=session),
-                                 lambda shard: m.read(shard, mailbox, uid, session))
+        reply = await self._call(
+            mailbox,
+            "ReadMessage",
+            pb.ReadRequest(shard=self._shard(mailbox), mailbox=mailbox, uid=uid, session=session),
+            lambda shard: m.read(shard, mailbox, uid, session),
+        )
         return reply.data if reply.found else None
 
     async def expunge(self, mailbox: str, uids: list[str]) -> None:
         session, m = self._sessions.get(mailbox, ""), self.node.mailboxes
-        await self._call(mailbox, "Expunge", pb.ExpungeRequest(shard=self._shard(mailbox), mailbox=mailbox,
-                                                               uids=uids, session=session),
-                         lambda shard: m.expunge(shard, mailbox, uids, session))
+        await self._call(
+            mailbox,
+            "Expunge",
+            pb.ExpungeRequest(
+                shard=self._shard(mailbox), mailbox=mailbox, uids=uids, session=session
+            ),
+            lambda shard: m.expunge(shard, mailbox, uids, session),
+        )
 
     async def close(self, mailbox: str) -> None:
         session = self._sessions.pop(mailbox, "")
@@ -164,7 +187,11 @@ class RoutedPop3Backend:
             return m.close(mailbox, session)
 
         try:
-            await self._call(mailbox, "CloseMailbox",
-                             pb.MailboxRequest(shard=self._shard(mailbox), mailbox=mailbox, session=session), local)
+            await self._call(
+                mailbox,
+                "CloseMailbox",
+                pb.MailboxRequest(shard=self._shard(mailbox), mailbox=mailbox, session=session),
+                local,
+            )
         except Exception:
             pass  # the lock expires on its own when the primary is gone

@@ -25,8 +25,13 @@ log = logging.getLogger(__name__)
 
 LOCAL = "local"
 # gRPC outcomes that mean "not the primary (any more), or unreachable": hold and retry.
-MOVED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.DEADLINE_EXCEEDED,
-         grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED}  # ABORTED: not replicated, taken back
+MOVED = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.ABORTED,
+}  # ABORTED: not replicated, taken back
 LOOKUP_TTL, LOOKUP_NEGATIVE_TTL = 30.0, 5.0
 
 
@@ -61,15 +66,19 @@ class Router:
             self._changed = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait_for(asyncio.shield(self._changed), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def _stub(self, address: str) -> frontend_pb2_grpc.ShardStub:
         channel = self._channels.get(address)
         if channel is None:
             channel = self._channels[address] = grpc.aio.insecure_channel(
-                address, options=[("grpc.max_send_message_length", 64 << 20),
-                                  ("grpc.max_receive_message_length", 64 << 20)])
+                address,
+                options=[
+                    ("grpc.max_send_message_length", 64 << 20),
+                    ("grpc.max_receive_message_length", 64 << 20),
+                ],
+            )
         return frontend_pb2_grpc.ShardStub(channel)
 
     async def close(self) -> None:
@@ -99,7 +108,9 @@ class Router:
                 raise HoldExpired(f"shard {shard_id}: {last}")
             if attempt == 0:
                 metrics.HELD.labels(str(shard_id)).inc()
-                log.info("shard %d: holding a transaction until a primary takes it (%s)", shard_id, last)
+                log.info(
+                    "shard %d: holding a transaction until a primary takes it (%s)", shard_id, last
+                )
             attempt += 1
             await self._wait_change(min(remaining, 0.5))
 
@@ -140,7 +151,10 @@ class Router:
                 return lsn
             metrics.ROUTED.labels(str(shard_id), "remote").inc()
             reply = await self._stub(target).Commit(
-                pb.CommitRequest(shard=shard_id, record=data, retry=attempt > 0), timeout=10, metadata=metadata)
+                pb.CommitRequest(shard=shard_id, record=data, retry=attempt > 0),
+                timeout=10,
+                metadata=metadata,
+            )
             return reply.lsn
 
         return await self._held(shard_id, call)
@@ -156,8 +170,11 @@ class Router:
         async def call(target: str, attempt: int) -> bool:
             if target == LOCAL:
                 return address in self.node.shards[shard_id].state.users
-            reply = await self._stub(target).Lookup(pb.LookupRequest(shard=shard_id, address=address), timeout=5,
-                                                    metadata=self.node.cluster_metadata)
+            reply = await self._stub(target).Lookup(
+                pb.LookupRequest(shard=shard_id, address=address),
+                timeout=5,
+                metadata=self.node.cluster_metadata,
+            )
             return reply.exists
 
         exists = await self._held(shard_id, call)
@@ -167,13 +184,16 @@ class Router:
             self._lookups.clear()
         return exists
 
-    async def call_primary(self, shard_id: int, method: str, request, local, hold: float | None = None):
+    async def call_primary(
+        self, shard_id: int, method: str, request, local, hold: float | None = None
+    ):
         """A POP3 or queue operation: ``local()`` on this node when primary, else the gRPC ``method``."""
+
         async def call(target: str, attempt: int):
             if target == LOCAL:
                 return await local()
-            return await getattr(self._stub(target), method)(request, timeout=30,
-                                                              metadata=self.node.cluster_metadata)
+            return await getattr(self._stub(target), method)(
+                request, timeout=30, metadata=self.node.cluster_metadata
+            )
 
         return await self._held(shard_id, call, hold)
-

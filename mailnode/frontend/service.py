@@ -6,12 +6,12 @@ from __future__ import annotations
 import grpc
 
 from mailnode.delivery.ops import QueueOpError, queue_op
+from mailnode.frontend.pop3 import NotOwner
 from mailnode.journal import JournalError
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto import frontend_pb2_grpc
 from mailnode.replication.peers import authorize, message_record
 from mailnode.replication.primary import NotPrimary, NotReplicated
-from mailnode.frontend.pop3 import NotOwner
 
 
 class ShardService(frontend_pb2_grpc.ShardServicer):
@@ -22,8 +22,10 @@ class ShardService(frontend_pb2_grpc.ShardServicer):
         await authorize(self.node, context)
         shard = self.node.shards.get(number)
         if shard is None or not shard.accepting:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"{self.node.name} is not serving shard {number} as primary")
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{self.node.name} is not serving shard {number} as primary",
+            )
         return shard
 
     async def Commit(self, request, context):
@@ -52,14 +54,18 @@ class ShardService(frontend_pb2_grpc.ShardServicer):
     async def ReadMessage(self, request, context):
         shard = await self._primary(request.shard, context)
         try:
-            return await self.node.mailboxes.read(shard, request.mailbox, request.uid, request.session)
+            return await self.node.mailboxes.read(
+                shard, request.mailbox, request.uid, request.session
+            )
         except NotOwner as e:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
 
     async def Expunge(self, request, context):
         shard = await self._primary(request.shard, context)
         try:
-            return await self.node.mailboxes.expunge(shard, request.mailbox, list(request.uids), request.session)
+            return await self.node.mailboxes.expunge(
+                shard, request.mailbox, list(request.uids), request.session
+            )
         except NotOwner as e:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         except (NotPrimary, NotReplicated, JournalError) as e:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from google.protobuf.message import DecodeError
 
@@ -153,8 +153,19 @@ def scan_segment(base_lsn: int, path: str, buf: bytes | None = None) -> SegmentS
     if bad is not None:
         nxt = next_valid_frame(buf, off + 1, base_lsn)
         resumes = None if nxt is None else nxt.lsn - base_lsn
-    return SegmentScan(base_lsn, path, len(buf), off, records, last_epoch, first_ts, last_ts, bad, resumes,
-                       epoch_starts)
+    return SegmentScan(
+        base_lsn,
+        path,
+        len(buf),
+        off,
+        records,
+        last_epoch,
+        first_ts,
+        last_ts,
+        bad,
+        resumes,
+        epoch_starts,
+    )
 
 
 def iter_frames(directory: str, start_lsn: int = 0) -> Iterator[Frame]:

@@ -17,8 +17,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mailnode.journal.format import (
     JournalDamaged,
@@ -130,7 +130,9 @@ def recover(directory: str) -> Recovery:
     truncated = 0
     for i, (base, path) in enumerate(segments):
         if base != expected:
-            raise JournalDamaged(path, 0, f"gap in the log: previous segment ends at lsn {expected}")
+            raise JournalDamaged(
+                path, 0, f"gap in the log: previous segment ends at lsn {expected}"
+            )
         scan = scan_segment(base, path)
         for e, lsn in scan.epoch_starts:
             if e > epoch:
@@ -144,13 +146,18 @@ def recover(directory: str) -> Recovery:
             log.warning(
                 "journal %s: torn tail at offset %d (%s): cutting %d bytes written by an "
                 "unfinished commit",
-                path, scan.good_end, scan.bad.reason, truncated,
+                path,
+                scan.good_end,
+                scan.bad.reason,
+                truncated,
             )
             with open(path, "r+b") as f:
                 f.truncate(scan.good_end)
                 os.fsync(f.fileno())
         expected = base + scan.good_end
-    return Recovery(len(segments), expected, epoch, truncated, epochs, segments[0][0] if segments else start)
+    return Recovery(
+        len(segments), expected, epoch, truncated, epochs, segments[0][0] if segments else start
+    )
 
 
 class Journal:
@@ -212,7 +219,9 @@ class Journal:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._thread = threading.Thread(target=self._writer, name=f"journal:{self.directory}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._writer, name=f"journal:{self.directory}", daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:
@@ -254,18 +263,24 @@ class Journal:
         """
         self._check_open()
         if self.writer is None or self.writer != self.epoch:
-            raise JournalFenced(f"journal {self.directory}: not primary at epoch {self.epoch} (fenced)")
+            raise JournalFenced(
+                f"journal {self.directory}: not primary at epoch {self.epoch} (fenced)"
+            )
         record.lsn = self.end_lsn
         if not record.epoch:
             record.epoch = self.epoch
         record.timestamp_ns = time.time_ns()
         return self._enqueue(frame(record.SerializeToString()), record, wait)
 
-    def append_frame(self, lsn: int, data: bytes, record: JournalRecord, *, wait: bool = True) -> asyncio.Future | None:
+    def append_frame(
+        self, lsn: int, data: bytes, record: JournalRecord, *, wait: bool = True
+    ) -> asyncio.Future | None:
         """A spare's append: a frame exactly as the primary wrote it, at the same lsn."""
         self._check_open()
         if lsn != self.end_lsn:
-            raise JournalError(f"journal {self.directory}: frame at lsn {lsn}, expected {self.end_lsn}")
+            raise JournalError(
+                f"journal {self.directory}: frame at lsn {lsn}, expected {self.end_lsn}"
+            )
         return self._enqueue(data, record, wait)
 
     def _check_open(self) -> None:
@@ -308,7 +323,9 @@ class Journal:
             except OSError as e:
                 # After a failed write or fsync the file's state is unknown
                 # (fsyncgate): refuse all further writes until a restart recovers.
-                log.error("journal %s: write failed, refusing further commits: %s", self.directory, e)
+                log.error(
+                    "journal %s: write failed, refusing further commits: %s", self.directory, e
+                )
                 self._failed = e
                 self._loop.call_soon_threadsafe(self._fail_batch, batch, e)
                 with self._cond:
@@ -401,7 +418,9 @@ class Journal:
         """Committed frames from ``start_lsn`` (a frame boundary), whole frames only."""
         data = self.read_recent(start_lsn, max_bytes)
         if data is None:
-            data = await asyncio.to_thread(read_range, self.directory, start_lsn, self.committed_lsn, max_bytes)
+            data = await asyncio.to_thread(
+                read_range, self.directory, start_lsn, self.committed_lsn, max_bytes
+            )
         return data
 
     # -- rewriting (a spare after divergence or a snapshot) -----------------------------
@@ -444,7 +463,9 @@ class Journal:
         """Delete the segments that end at or before ``lsn`` (never the one being written);
         the log then starts at the first segment left. Returns segments removed (blocking)."""
         segments = list_segments(self.directory)
-        removable = [path for i, (base, path) in enumerate(segments[:-1]) if segments[i + 1][0] <= lsn]
+        removable = [
+            path for i, (base, path) in enumerate(segments[:-1]) if segments[i + 1][0] <= lsn
+        ]
         if not removable:
             return 0
         first = segments[len(removable)][0]

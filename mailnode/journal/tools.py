@@ -43,8 +43,18 @@ def inspect(directory: str) -> list[SegmentInfo]:
                 status = f"torn tail at offset {scan.good_end} ({scan.bad.reason})"
             else:
                 status = f"damaged at offset {scan.good_end}: {scan.bad.reason}"
-        out.append(SegmentInfo(os.path.basename(path), base, scan.size, scan.records, scan.last_epoch,
-                               scan.first_ts, scan.last_ts, status))
+        out.append(
+            SegmentInfo(
+                os.path.basename(path),
+                base,
+                scan.size,
+                scan.records,
+                scan.last_epoch,
+                scan.first_ts,
+                scan.last_ts,
+                status,
+            )
+        )
         expected = base + scan.size
     return out
 
@@ -110,7 +120,9 @@ def _repair_first(directory: str) -> Repair | None:
         scan = scan_segment(base, path)
         next_base = segments[i + 1][0] if i + 1 < len(segments) else None
         if next_base is not None and next_base < base + scan.good_end:
-            raise ValueError(f"{path}: overlaps the next segment; salvage cannot decide which to keep")
+            raise ValueError(
+                f"{path}: overlaps the next segment; salvage cannot decide which to keep"
+            )
         name = os.path.basename(path)
         if scan.bad is None and (next_base is None or next_base == base + scan.size):
             continue
@@ -122,8 +134,9 @@ def _repair_first(directory: str) -> Repair | None:
             with open(path, "r+b") as f:
                 f.truncate(scan.good_end)
                 os.fsync(f.fileno())
-            return Repair(name, scan.good_end, scan.size - scan.good_end,
-                          f"cut torn tail ({scan.bad.reason})")
+            return Repair(
+                name, scan.good_end, scan.size - scan.good_end, f"cut torn tail ({scan.bad.reason})"
+            )
         else:
             start, end = scan.good_end, next_base - base
         hole = hole_frame(base + start, end - start)

@@ -5,23 +5,27 @@ One coroutine per connection on asyncio streams. Per-connection state lives in
 mail logic (passwords, locks, storage, the journal) belongs to the
 `Pop3Backend` the node passes in. Deletions reach the backend only at QUIT.
 """
+
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-MAX_LINE = 512          # octets per command line, CRLF included (RFC 2449 section 4)
-MAX_AUTH_FAILURES = 3   # per connection; the third failure closes it
-_READ_LIMIT = 4096      # stream buffer limit; longer lines are discarded in chunks
-_CLOSE_TIMEOUT = 5.0    # how long to wait for a transport (and TLS shutdown) to close
+MAX_LINE = 512  # octets per command line, CRLF included (RFC 2449 section 4)
+MAX_AUTH_FAILURES = 3  # per connection; the third failure closes it
+_READ_LIMIT = 4096  # stream buffer limit; longer lines are discarded in chunks
+_CLOSE_TIMEOUT = 5.0  # how long to wait for a transport (and TLS shutdown) to close
 
-ERR_PLAINTEXT = "-ERR [AUTH] Plaintext authentication disallowed on non-secure connections; use STLS"
+ERR_PLAINTEXT = (
+    "-ERR [AUTH] Plaintext authentication disallowed on non-secure connections; use STLS"
+)
 ERR_AUTH_FAILED = "-ERR [AUTH] Authentication failed"
 ERR_IN_USE = "-ERR [IN-USE] Mailbox is locked by another session"
 ERR_NOT_COMMITTED = "-ERR [SYS/TEMP] Deletions not committed"
@@ -42,8 +46,8 @@ OK_STLS = "+OK Begin TLS negotiation"
 
 @dataclass(frozen=True)
 class MessageRef:
-    uid: str      # stable unique id (Maildir base name); used for UIDL
-    size: int     # exact size in octets of the stored bytes
+    uid: str  # stable unique id (Maildir base name); used for UIDL
+    size: int  # exact size in octets of the stored bytes
 
 
 class MailboxBusy(Exception):
@@ -57,12 +61,16 @@ class Pop3Backend(Protocol):
 
     async def authenticate(self, user: str, password: str) -> str | None:
         """Canonical mailbox address when user/password are right, else None."""
+
     async def open(self, mailbox: str) -> list[MessageRef]:
         """Take the mailbox's exclusive session lock and list its messages (maildrop snapshot). Raises MailboxBusy."""
+
     async def read(self, mailbox: str, uid: str) -> bytes | None:
         """The stored bytes, or None when the message has gone."""
+
     async def expunge(self, mailbox: str, uids: list[str]) -> None:
         """Durably remove these messages (a journal record committed before it returns). Raises on failure."""
+
     async def close(self, mailbox: str) -> None:
         """Release the lock taken by open()."""
 
@@ -125,7 +133,9 @@ def _format_peer(peername: Any) -> str:
 # Which verbs each state accepts; a verb is handled by Pop3Session.pop_<verb>.
 _VERBS = {
     "AUTHORIZATION": frozenset({"CAPA", "QUIT", "STLS", "USER", "PASS"}),
-    "TRANSACTION": frozenset({"CAPA", "QUIT", "STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "RSET", "NOOP"}),
+    "TRANSACTION": frozenset(
+        {"CAPA", "QUIT", "STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "RSET", "NOOP"}
+    ),
 }
 _ALL_VERBS = frozenset().union(*_VERBS.values())
 
@@ -171,7 +181,9 @@ def _number(arg: str) -> int:
 class Pop3Session:
     """One connection, from greeting to close."""
 
-    def __init__(self, server: Pop3Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(
+        self, server: Pop3Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ):
         self.server = server
         self.backend = server.backend
         self.reader = reader
@@ -180,11 +192,11 @@ class Pop3Session:
         self.peer = _format_peer(peername)
         self.loopback = _peer_is_loopback(peername)
         self.tls_active = False
-        self.user: str | None = None           # name given by USER, awaiting PASS
+        self.user: str | None = None  # name given by USER, awaiting PASS
         self.failures = 0
         self.maildrop: Maildrop | None = None  # set in TRANSACTION state
-        self.idle = False                      # waiting for a command; stop() may end it now
-        self.closing = False                   # QUIT or too many failures: end after this reply
+        self.idle = False  # waiting for a command; stop() may end it now
+        self.closing = False  # QUIT or too many failures: end after this reply
 
     @property
     def state(self) -> str:
@@ -261,7 +273,9 @@ class Pop3Session:
     def _failed(self, exc: Exception, what: str) -> None:
         if isinstance(exc, getattr(self.backend, "expected_errors", ())):
             detail = exc.details() if hasattr(exc, "details") else str(exc)
-            log.warning("%s: %s: %s: %s", self.peer, what, type(exc).__name__, " ".join(str(detail).split()))
+            log.warning(
+                "%s: %s: %s: %s", self.peer, what, type(exc).__name__, " ".join(str(detail).split())
+            )
         else:
             log.exception("%s: %s", self.peer, what)
 
@@ -316,15 +330,18 @@ class Pop3Session:
         # as if sent over TLS is the STARTTLS injection hole (CVE-2011-0411).
         pending = getattr(self.reader, "_buffer", None)
         if pending:
-            log.warning("%s: discarding %d cleartext octets sent after STLS", self.peer, len(pending))
+            log.warning(
+                "%s: discarding %d cleartext octets sent after STLS", self.peer, len(pending)
+            )
             pending.clear()
         # No await between the reply and start_tls() (whose drain does not yield
         # on an idle connection): the ClientHello must reach the TLS protocol,
         # not the plaintext stream buffer.
         self.writer.write(f"{OK_STLS}\r\n".encode())
         try:
-            await self.writer.start_tls(self.server.tls_context,
-                                        ssl_handshake_timeout=min(self.server.idle_timeout, 60.0))
+            await self.writer.start_tls(
+                self.server.tls_context, ssl_handshake_timeout=min(self.server.idle_timeout, 60.0)
+            )
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             raise _ClientGone() from exc
         self.tls_active = True
@@ -351,19 +368,34 @@ class Pop3Session:
         try:
             messages = tuple(await self.backend.open(mailbox))
         except MailboxBusy:
-            log.info("%s: %s refused: mailbox %s is locked by another session", self.peer, user, mailbox)
+            log.info(
+                "%s: %s refused: mailbox %s is locked by another session", self.peer, user, mailbox
+            )
             raise _Refusal(ERR_IN_USE) from None
         self.maildrop = Maildrop(mailbox, messages)
         count, octets = self.maildrop.totals()
-        log.info("%s: %s logged in to %s (%d messages, %d octets)", self.peer, user, mailbox, count, octets)
+        log.info(
+            "%s: %s logged in to %s (%d messages, %d octets)",
+            self.peer,
+            user,
+            mailbox,
+            count,
+            octets,
+        )
         await self._send(f"+OK Logged in, {count} messages ({octets} octets)")
 
     async def _login_failed(self, user: str) -> None:
         self.failures += 1
         self.server.metrics.login_failed()
         self.closing = self.failures >= MAX_AUTH_FAILURES
-        log.info("%s: login failed for %r (%d of %d)%s", self.peer, user, self.failures,
-                 MAX_AUTH_FAILURES, ", closing" if self.closing else "")
+        log.info(
+            "%s: login failed for %r (%d of %d)%s",
+            self.peer,
+            user,
+            self.failures,
+            MAX_AUTH_FAILURES,
+            ", closing" if self.closing else "",
+        )
         await asyncio.sleep(self.server.auth_failure_delay)
         await self._send(ERR_AUTH_FAILED)
 
@@ -447,9 +479,16 @@ class Pop3Session:
 class Pop3Server:
     """Accepts connections and runs one Pop3Session per connection."""
 
-    def __init__(self, backend: Pop3Backend, *, hostname: str, tls_context: ssl.SSLContext | None = None,
-                 auth_failure_delay: float = 1.0, idle_timeout: float = 600.0,
-                 metrics: Pop3Metrics | None = None):
+    def __init__(
+        self,
+        backend: Pop3Backend,
+        *,
+        hostname: str,
+        tls_context: ssl.SSLContext | None = None,
+        auth_failure_delay: float = 1.0,
+        idle_timeout: float = 600.0,
+        metrics: Pop3Metrics | None = None,
+    ):
         self.backend = backend
         self.hostname = hostname
         self.tls_context = tls_context
@@ -506,6 +545,11 @@ class Pop3Server:
             _, stuck = await asyncio.wait(pending, timeout=grace)
             if stuck:
                 log.error("pop3: %d sessions did not end after cancellation", len(stuck))
-        log.info("pop3: stopped: %d idle sessions closed, %d finished within %.1fs grace, %d cancelled",
-                 len(idle), len(busy) - len(idle) - len(pending), grace, len(pending))
+        log.info(
+            "pop3: stopped: %d idle sessions closed, %d finished within %.1fs grace, %d cancelled",
+            len(idle),
+            len(busy) - len(idle) - len(pending),
+            grace,
+            len(pending),
+        )
         await server.wait_closed()

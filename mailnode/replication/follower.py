@@ -96,8 +96,12 @@ class Follower:
         shard.confirmed_lsn = 0  # nothing of ours is vouched for by this primary yet
         await self._drain()
         acks: asyncio.Queue[int] = asyncio.Queue()
-        start = pb.FollowStart(shard=shard.id, follower=self.node.name, from_lsn=journal.committed_lsn,
-                               last_epoch=journal.epochs[-1][0] if journal.epochs else 0)
+        start = pb.FollowStart(
+            shard=shard.id,
+            follower=self.node.name,
+            from_lsn=journal.committed_lsn,
+            last_epoch=journal.epochs[-1][0] if journal.epochs else 0,
+        )
 
         def acked(fut: asyncio.Future) -> None:
             if not fut.cancelled() and fut.exception() is None:
@@ -113,7 +117,9 @@ class Follower:
         async with grpc.aio.insecure_channel(self.primary) as channel:
             # write()/read() rather than a request generator: grpc cannot close a
             # generator that is waiting for the next acknowledgement.
-            call = replication_pb2_grpc.ReplicationStub(channel).Follow(metadata=self.node.cluster_metadata)
+            call = replication_pb2_grpc.ReplicationStub(channel).Follow(
+                metadata=self.node.cluster_metadata
+            )
             await call.write(pb.FollowRequest(start=start))
             sender = asyncio.create_task(send_acks(call))
             try:
@@ -126,7 +132,9 @@ class Follower:
         shard, journal = self.shard, self.shard.journal
         async for reply in call:
             if reply.epoch < shard.epoch:
-                raise StaleEpoch(f"refusing {self.primary}: its epoch {reply.epoch} is older than {shard.epoch}")
+                raise StaleEpoch(
+                    f"refusing {self.primary}: its epoch {reply.epoch} is older than {shard.epoch}"
+                )
             if reply.epoch > shard.epoch:
                 shard.epoch = reply.epoch
                 await asyncio.to_thread(shard.save_role)
@@ -158,7 +166,9 @@ class Follower:
         while off < len(data):
             fr = parse_frame(data, off, frames.lsn)
             if not floor <= fr.record.epoch <= epoch:
-                raise StaleEpoch(f"record at lsn {fr.lsn} has epoch {fr.record.epoch}, outside {floor}..{epoch}")
+                raise StaleEpoch(
+                    f"record at lsn {fr.lsn} has epoch {fr.record.epoch}, outside {floor}..{epoch}"
+                )
             floor = fr.record.epoch
             fut = journal.append_frame(fr.lsn, data[off : off + fr.size], fr.record)
             off += fr.size
@@ -176,17 +186,31 @@ class Follower:
         frames = await asyncio.to_thread(lambda: list(iter_frames(journal.directory, lsn)))
         cfg = self.node.config.replication
         # In a cluster under sync, only what an AnsweredAlone names was acknowledged (F1).
-        todo = salvage.plan(frames, lsn, origin=self.node.name,
-                            marked_only=self.node.agent is not None and cfg.policy == "sync")
+        todo = salvage.plan(
+            frames,
+            lsn,
+            origin=self.node.name,
+            marked_only=self.node.agent is not None and cfg.policy == "sync",
+        )
         untaken = list(shard.untaken)
         await self._submit(channel, todo.records + untaken)
         await shard.handed_over(untaken)
         metrics.SALVAGED.labels(str(shard.id)).inc(todo.messages)
         removed = await to_thread_to_the_end(journal.truncate, lsn)
-        log.warning("shard %d: journal diverged from %s at lsn %d: re-submitted %d acknowledged records "
-                    "(%d messages, %d take-backs), skipped %d never acknowledged (answered 451 or not at "
-                    "all), %d not needed; cut %d bytes", shard.id, self.primary, lsn, len(todo.records),
-                    todo.messages, todo.take_backs, todo.unanswered, todo.dropped, removed)
+        log.warning(
+            "shard %d: journal diverged from %s at lsn %d: re-submitted %d acknowledged records "
+            "(%d messages, %d take-backs), skipped %d never acknowledged (answered 451 or not at "
+            "all), %d not needed; cut %d bytes",
+            shard.id,
+            self.primary,
+            lsn,
+            len(todo.records),
+            todo.messages,
+            todo.take_backs,
+            todo.unanswered,
+            todo.dropped,
+            removed,
+        )
         if journal.first_lsn == 0:
             await to_thread_to_the_end(shard.rebuild_store)
         else:
@@ -197,18 +221,27 @@ class Follower:
     async def _submit(self, channel, records) -> None:
         stub = replication_pb2_grpc.ReplicationStub(channel)
         for rec in records:
-            await stub.Submit(pb.SubmitRequest(shard=self.shard.id, record=rec.SerializeToString(),
-                                               origin=self.node.name), timeout=30,
-                              metadata=self.node.cluster_metadata)
+            await stub.Submit(
+                pb.SubmitRequest(
+                    shard=self.shard.id, record=rec.SerializeToString(), origin=self.node.name
+                ),
+                timeout=30,
+                metadata=self.node.cluster_metadata,
+            )
 
     async def _hand_over_untaken(self, channel) -> None:
         """Take-backs we could not write (demoted first) go to the primary we now follow."""
         todo = list(self.shard.untaken)
         try:
             await self._submit(channel, todo)
-        except Exception as e:  # noqa: BLE001 - the stream's channel closed, or the primary refused
+        except Exception as e:
             text = e.details() if isinstance(e, grpc.aio.AioRpcError) else repr(e)
-            log.warning("shard %d: handing %d take-backs to %s: %s (tried again on the next stream)",
-                        self.shard.id, len(todo), self.primary, text)
+            log.warning(
+                "shard %d: handing %d take-backs to %s: %s (tried again on the next stream)",
+                self.shard.id,
+                len(todo),
+                self.primary,
+                text,
+            )
             return
         await self.shard.handed_over(todo)

@@ -19,7 +19,9 @@ async def authorize(node, context) -> None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad or missing cluster secret")
 
 
-async def message_record(data: bytes, context, kinds: tuple[str, ...] = ("message_accepted",)) -> JournalRecord:
+async def message_record(
+    data: bytes, context, kinds: tuple[str, ...] = ("message_accepted",)
+) -> JournalRecord:
     """A serialized JournalRecord of one of ``kinds`` (an accepted message), or abort the call."""
     rec = JournalRecord()
     try:
@@ -27,5 +29,7 @@ async def message_record(data: bytes, context, kinds: tuple[str, ...] = ("messag
     except Exception:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "undecodable record")
     if rec.WhichOneof("body") not in kinds:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"only {', '.join(kinds)} records are accepted here")
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT, f"only {', '.join(kinds)} records are accepted here"
+        )
     return rec

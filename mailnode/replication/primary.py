@@ -34,8 +34,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
-import math
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -65,8 +65,16 @@ class Spare:
 
 
 class ReplicationPrimary:
-    def __init__(self, shard, *, policy: str, strict: bool, sync_timeout: float, max_lag_bytes: int,
-                 max_lag_seconds: float):
+    def __init__(
+        self,
+        shard,
+        *,
+        policy: str,
+        strict: bool,
+        sync_timeout: float,
+        max_lag_bytes: int,
+        max_lag_seconds: float,
+    ):
         self.shard = shard
         self.policy = policy
         self.strict = strict
@@ -139,7 +147,9 @@ class ReplicationPrimary:
         # (Pruning by what connected spares acked forgot, while no spare was connected,
         # commits a spare that reconnected a moment later still lacked.)
         horizon = now - max(2 * self.max_lag_seconds, 10.0)
-        while len(self._commits) > 1 and (self._commits[0][1] < horizon or len(self._commits) > 65536):
+        while len(self._commits) > 1 and (
+            self._commits[0][1] < horizon or len(self._commits) > 65536
+        ):
             self._pruned_end = self._commits.popleft()[0]
 
     def reevaluate(self) -> None:
@@ -149,22 +159,40 @@ class ReplicationPrimary:
 
     def _evaluate(self, spare: Spare) -> None:
         nbytes, seconds = self.lag(spare)
-        ok = (self.policy != "local" and spare.connected and seconds <= self.max_lag_seconds
-              and (self.assigned is None or self.assigned(spare.name))
-              and nbytes <= self.max_lag_bytes
-              and (self.policy != "sync" or spare.in_sync or spare.acked >= self.answered_end))
-        self._set_in_sync(spare, ok, "caught up" if ok else f"{nbytes} bytes, {seconds:.1f}s behind")
+        ok = (
+            self.policy != "local"
+            and spare.connected
+            and seconds <= self.max_lag_seconds
+            and (self.assigned is None or self.assigned(spare.name))
+            and nbytes <= self.max_lag_bytes
+            and (self.policy != "sync" or spare.in_sync or spare.acked >= self.answered_end)
+        )
+        self._set_in_sync(
+            spare, ok, "caught up" if ok else f"{nbytes} bytes, {seconds:.1f}s behind"
+        )
 
     def _set_in_sync(self, spare: Spare, value: bool, why: str) -> None:
         if spare.in_sync != value:
             spare.in_sync = value
-            log.info("shard %d: spare %s %s in sync (%s, acked %d, committed %d)", self.shard.id, spare.name,
-                     "is" if value else "is no longer", why, spare.acked, self.shard.journal.committed_lsn)
+            log.info(
+                "shard %d: spare %s %s in sync (%s, acked %d, committed %d)",
+                self.shard.id,
+                spare.name,
+                "is" if value else "is no longer",
+                why,
+                spare.acked,
+                self.shard.journal.committed_lsn,
+            )
             if value and self.degraded:
                 self.degraded = False
-                log.warning("shard %d: spare %s back in sync; commits are synchronous again",
-                            self.shard.id, spare.name)
-            if not value:  # what waits may now be answered by the others, or degrade (wait() publishes first)
+                log.warning(
+                    "shard %d: spare %s back in sync; commits are synchronous again",
+                    self.shard.id,
+                    spare.name,
+                )
+            if (
+                not value
+            ):  # what waits may now be answered by the others, or degrade (wait() publishes first)
                 self._release(self.replicated_lsn() if self.in_sync() else math.inf)
         self._m_in_sync.set(sum(s.in_sync for s in self.spares.values()))
 
@@ -229,7 +257,7 @@ class ReplicationPrimary:
             self._m_waiting.inc()
             try:
                 await asyncio.wait_for(fut, remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             finally:
                 self._m_waiting.dec()
@@ -239,11 +267,15 @@ class ReplicationPrimary:
     async def _publish_if_needed(self) -> bool:
         """In a cluster, make ZooKeeper's in-sync set a subset of ours before answering;
         True when something was published (the caller looks at the set again)."""
-        if not self.clustered or (self.published is not None and self.published <= set(self.in_sync())):
+        if not self.clustered or (
+            self.published is not None and self.published <= set(self.in_sync())
+        ):
             return False
         if self.publish is None:
-            raise NotReplicated(f"shard {self.shard.id}: the in-sync set cannot be published to ZooKeeper "
-                                "yet (the node is starting or not registered)")
+            raise NotReplicated(
+                f"shard {self.shard.id}: the in-sync set cannot be published to ZooKeeper "
+                "yet (the node is starting or not registered)"
+            )
         async with self._publish_lock:
             if self.published is not None and self.published <= set(self.in_sync()):
                 return False
@@ -253,14 +285,21 @@ class ReplicationPrimary:
     def _timed_out(self, end: int) -> None:
         for spare in self.spares.values():
             if spare.in_sync and spare.acked < end:
-                self._set_in_sync(spare, False, f"no acknowledgement within {self.sync_timeout:.1f}s")
+                self._set_in_sync(
+                    spare, False, f"no acknowledgement within {self.sync_timeout:.1f}s"
+                )
         if self.strict:
-            raise NotReplicated(f"shard {self.shard.id}: no in-sync spare acknowledged within "
-                                f"{self.sync_timeout:.1f}s (strict sync policy)")
+            raise NotReplicated(
+                f"shard {self.shard.id}: no in-sync spare acknowledged within "
+                f"{self.sync_timeout:.1f}s (strict sync policy)"
+            )
 
     def _degrade(self, why: str, end: int) -> None:
         if not self.degraded:
             self.degraded = True
-            log.warning("shard %d: %s; committing locally (degraded) until a spare is in sync",
-                        self.shard.id, why)
+            log.warning(
+                "shard %d: %s; committing locally (degraded) until a spare is in sync",
+                self.shard.id,
+                why,
+            )
         self._m_degraded.inc()

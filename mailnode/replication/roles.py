@@ -59,8 +59,10 @@ class RoleManager:
         if shard.role == "primary" and (not epoch or epoch == shard.epoch):
             return f"{self.node.name} is already primary of shard {shard_id} (epoch {shard.epoch})"
         if epoch and epoch < last:
-            sentence = (f"refused to promote {self.node.name} for shard {shard_id} at epoch {epoch}: "
-                        f"its journal is already at epoch {last}")
+            sentence = (
+                f"refused to promote {self.node.name} for shard {shard_id} at epoch {epoch}: "
+                f"its journal is already at epoch {last}"
+            )
             log.error("%s", sentence)
             return sentence
         old = shard.primary_address
@@ -79,8 +81,10 @@ class RoleManager:
             epoch = epoch or max(shard.epoch, last) + 1
             lsn = await shard.start_epoch(epoch)
         await asyncio.to_thread(shard.save_role)
-        sentence = (f"promoted {self.node.name} to primary of shard {shard_id} at epoch {epoch} ({reason}; "
-                    f"journal end lsn {shard.journal.committed_lsn}, epoch starts at {lsn})")
+        sentence = (
+            f"promoted {self.node.name} to primary of shard {shard_id} at epoch {epoch} ({reason}; "
+            f"journal end lsn {shard.journal.committed_lsn}, epoch starts at {lsn})"
+        )
         if old:
             self._fencing[shard_id] = asyncio.create_task(self._fence(shard, old, epoch))
             sentence += f"; fencing the previous primary {old}"
@@ -88,7 +92,9 @@ class RoleManager:
         self.run_hook(shard, sentence)
         return sentence
 
-    async def demote(self, shard_id: int, primary: str = "", epoch: int = 0, reason: str = "by operator") -> str:
+    async def demote(
+        self, shard_id: int, primary: str = "", epoch: int = 0, reason: str = "by operator"
+    ) -> str:
         shard = self.node.shards[shard_id]
         was = shard.role
         shard.become_spare(primary, epoch)
@@ -100,9 +106,11 @@ class RoleManager:
         await self._unfollow(shard_id)
         if primary:
             self._follow(shard)
-        sentence = (f"{self.node.name} is now a spare of shard {shard_id}"
-                    + (f" following {primary}" if primary else " (not following anyone yet)")
-                    + f" at epoch {shard.epoch}, was {was}: {reason}")
+        sentence = (
+            f"{self.node.name} is now a spare of shard {shard_id}"
+            + (f" following {primary}" if primary else " (not following anyone yet)")
+            + f" at epoch {shard.epoch}, was {was}: {reason}"
+        )
         log.warning("%s", sentence)
         self.run_hook(shard, sentence)
         return sentence
@@ -117,26 +125,37 @@ class RoleManager:
 
     async def _hook(self, hook: str, shard, sentence: str) -> None:
         cfg = self.node.config
-        env = dict(os.environ, MAILCLUSTER_SHARD=str(shard.id),
-                   MAILCLUSTER_ROLE="primary" if shard.role == "primary" else
-                   ("spare" if shard.primary_address else "idle"),
-                   MAILCLUSTER_EPOCH=str(shard.epoch), MAILCLUSTER_NODE=self.node.name,
-                   MAILCLUSTER_PRIMARY=shard.primary_address or self.node.advertise,
-                   MAILCLUSTER_SMTP=cfg.smtp.listen, MAILCLUSTER_POP3=cfg.pop3.listen,
-                   MAILCLUSTER_HTTP=cfg.http.listen, MAILCLUSTER_REASON=sentence)
+        env = dict(
+            os.environ,
+            MAILCLUSTER_SHARD=str(shard.id),
+            MAILCLUSTER_ROLE="primary"
+            if shard.role == "primary"
+            else ("spare" if shard.primary_address else "idle"),
+            MAILCLUSTER_EPOCH=str(shard.epoch),
+            MAILCLUSTER_NODE=self.node.name,
+            MAILCLUSTER_PRIMARY=shard.primary_address or self.node.advertise,
+            MAILCLUSTER_SMTP=cfg.smtp.listen,
+            MAILCLUSTER_POP3=cfg.pop3.listen,
+            MAILCLUSTER_HTTP=cfg.http.listen,
+            MAILCLUSTER_REASON=sentence,
+        )
         timeout = cfg.hooks.timeout
         try:
-            proc = await asyncio.create_subprocess_exec(hook, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                                        stdout=asyncio.subprocess.PIPE,
-                                                        stderr=asyncio.subprocess.STDOUT,
-                                                        start_new_session=True)
+            proc = await asyncio.create_subprocess_exec(
+                hook,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
         except OSError as e:
             metrics.HOOK_FAILURES.inc()
             log.error("shard %d: role-change hook %s could not start: %s", shard.id, hook, e)
             return
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             # The whole process group: a child left holding the output pipe would keep us waiting.
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -149,23 +168,31 @@ class RoleManager:
         text = out.decode(errors="replace").strip()[-500:]
         if proc.returncode != 0:
             metrics.HOOK_FAILURES.inc()
-            log.error("shard %d: role-change hook %s exited %d: %s", shard.id, hook, proc.returncode, text)
+            log.error(
+                "shard %d: role-change hook %s exited %d: %s", shard.id, hook, proc.returncode, text
+            )
         else:
             metrics.HOOKS_RUN.inc()
             log.info("shard %d: role-change hook %s done: %s", shard.id, hook, text)
 
     async def _fence(self, shard, old: str, epoch: int) -> None:
         """Tell the replaced primary, until it hears it, that it must follow us now."""
-        req = pb.FenceRequest(shard=shard.id, epoch=epoch, primary=self.node.advertise,
-                              primary_node=self.node.name)
+        req = pb.FenceRequest(
+            shard=shard.id, epoch=epoch, primary=self.node.advertise, primary_node=self.node.name
+        )
         delay = 0.2
         while shard.role == "primary" and shard.epoch == epoch:
             try:
                 async with grpc.aio.insecure_channel(old) as channel:
                     reply = await replication_pb2_grpc.ReplicationStub(channel).Fence(
-                        req, timeout=5, metadata=self.node.cluster_metadata)
-                log.warning("shard %d: fenced the previous primary %s (its journal ended at lsn %d)",
-                            shard.id, old, reply.end_lsn)
+                        req, timeout=5, metadata=self.node.cluster_metadata
+                    )
+                log.warning(
+                    "shard %d: fenced the previous primary %s (its journal ended at lsn %d)",
+                    shard.id,
+                    old,
+                    reply.end_lsn,
+                )
                 return
             except grpc.aio.AioRpcError as e:
                 if e.code() == grpc.StatusCode.FAILED_PRECONDITION:

@@ -36,17 +36,24 @@ from dataclasses import dataclass, field
 
 from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
 
-CARRIED = ("message_accepted", "expunged", "delivery_result", "user_added", "user_deleted", "password_changed")
+CARRIED = (
+    "message_accepted",
+    "expunged",
+    "delivery_result",
+    "user_added",
+    "user_deleted",
+    "password_changed",
+)
 SUBMITTED = CARRIED + ("aborted",)  # what Submit takes: carried records and take-backs
 
 
 @dataclass
 class Plan:
     records: list[JournalRecord] = field(default_factory=list)  # to submit, in journal order
-    messages: int = 0           # messages among them
-    unanswered: int = 0         # records skipped: answered 451 or never answered
-    take_backs: int = 0         # Aborted records of messages the new primary holds
-    dropped: int = 0            # acknowledged records that need not be carried (see above)
+    messages: int = 0  # messages among them
+    unanswered: int = 0  # records skipped: answered 451 or never answered
+    take_backs: int = 0  # Aborted records of messages the new primary holds
+    dropped: int = 0  # acknowledged records that need not be carried (see above)
 
 
 _UID = re.compile(r"\.S\d+L(\d+)\.")
@@ -63,8 +70,12 @@ def plan(frames, divergence: int, *, marked_only: bool, origin: str) -> Plan:
 
     ``marked_only``: only records named by an AnsweredAlone were acknowledged."""
     frames = list(frames)
-    alone = {lsn for fr in frames if fr.record.WhichOneof("body") == "answered_alone"
-             for lsn in fr.record.answered_alone.lsns}
+    alone = {
+        lsn
+        for fr in frames
+        if fr.record.WhichOneof("body") == "answered_alone"
+        for lsn in fr.record.answered_alone.lsns
+    }
     aborted = {fr.record.aborted.lsn for fr in frames if fr.record.WhichOneof("body") == "aborted"}
 
     def acknowledged(fr) -> bool:
@@ -84,8 +95,10 @@ def plan(frames, divergence: int, *, marked_only: bool, origin: str) -> Plan:
         elif kind == "delivery_result" and fr.record.delivery_result.message_lsn >= divergence:
             # Delivered is a fact at the remote MX whether or not the result was answered.
             delivered_here.setdefault(fr.record.delivery_result.message_lsn, set()).update(
-                r.address for r in fr.record.delivery_result.recipients
-                if r.outcome == DeliveryResult.DELIVERED)
+                r.address
+                for r in fr.record.delivery_result.recipients
+                if r.outcome == DeliveryResult.DELIVERED
+            )
 
     out = Plan()
     for fr in frames:

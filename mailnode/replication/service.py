@@ -14,13 +14,13 @@ import logging
 
 import grpc
 
+from mailnode.journal import JournalError
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication import salvage
 from mailnode.replication.peers import authorize, message_record
 from mailnode.replication.primary import NotPrimary, NotReplicated
-from mailnode.journal import JournalError
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +52,40 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
     async def _primary(self, number: int, context):
         shard = await self._shard(number, context)
         if shard.role != "primary":
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"{self.node.name} is not primary of shard {number} (epoch {shard.epoch})")
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{self.node.name} is not primary of shard {number} (epoch {shard.epoch})",
+            )
         return shard
 
     async def Follow(self, request_iterator, context):
         first = await anext(request_iterator, None)
         if first is None or first.WhichOneof("kind") != "start":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a FollowStart")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a FollowStart"
+            )
         start = first.start
         shard = await self._primary(start.shard, context)
         journal = shard.journal
         epoch = shard.epoch
         diverged = end_of_epoch(journal.epochs, start.last_epoch, journal.committed_lsn)
         if start.from_lsn > diverged:
-            log.info("shard %d: spare %s has %d bytes past where its epoch %d ended (lsn %d): truncate",
-                     shard.id, start.follower, start.from_lsn - diverged, start.last_epoch, diverged)
+            log.info(
+                "shard %d: spare %s has %d bytes past where its epoch %d ended (lsn %d): truncate",
+                shard.id,
+                start.follower,
+                start.from_lsn - diverged,
+                start.last_epoch,
+                diverged,
+            )
             yield pb.FollowReply(epoch=epoch, truncate=pb.Truncate(lsn=diverged))
             return
-        if start.from_lsn < journal.first_lsn or (start.from_lsn == 0 and journal.committed_lsn > SNAPSHOT_ABOVE):
-            yield pb.FollowReply(epoch=epoch, need_snapshot=pb.NeedSnapshot(first_lsn=journal.first_lsn))
+        if start.from_lsn < journal.first_lsn or (
+            start.from_lsn == 0 and journal.committed_lsn > SNAPSHOT_ABOVE
+        ):
+            yield pb.FollowReply(
+                epoch=epoch, need_snapshot=pb.NeedSnapshot(first_lsn=journal.first_lsn)
+            )
             return
         spare = shard.replication.connected(start.follower, start.from_lsn)
         log.info("shard %d: spare %s follows from lsn %d", shard.id, start.follower, start.from_lsn)
@@ -84,12 +98,16 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
                     yield pb.FollowReply(epoch=epoch, frames=pb.Frames(lsn=position, data=data))
                     position += len(data)
                 else:
-                    yield pb.FollowReply(epoch=epoch, heartbeat=pb.Heartbeat(committed_lsn=journal.committed_lsn))
+                    yield pb.FollowReply(
+                        epoch=epoch, heartbeat=pb.Heartbeat(committed_lsn=journal.committed_lsn)
+                    )
                     await shard.next_commit(HEARTBEAT_SECONDS)
         finally:
             acks.cancel()
             shard.replication.disconnected(spare)
-            log.info("shard %d: spare %s stream ended at lsn %d", shard.id, start.follower, position)
+            log.info(
+                "shard %d: spare %s stream ended at lsn %d", shard.id, start.follower, position
+            )
 
     @staticmethod
     async def _read_acks(request_iterator, shard, spare) -> None:
@@ -117,8 +135,14 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
             lsn, dup = await shard.commit_message(fresh, retry=True)
         except (NotPrimary, NotReplicated, JournalError) as e:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
-        log.info("shard %d: %s salvaged message %s from %s (lsn %d)", shard.id,
-                 "already had" if dup else "took", m.queue_id, request.origin, lsn)
+        log.info(
+            "shard %d: %s salvaged message %s from %s (lsn %d)",
+            shard.id,
+            "already had" if dup else "took",
+            m.queue_id,
+            request.origin,
+            lsn,
+        )
         return pb.SubmitReply(lsn=lsn)
 
     async def _submit_other(self, shard, rec, origin: str, context):
@@ -136,11 +160,19 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
 
     async def Fence(self, request, context):
         shard = await self._shard(request.shard, context)
-        if request.epoch <= shard.epoch and not (shard.role == "follower" and request.epoch == shard.epoch):
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"epoch {request.epoch} is not newer than {shard.epoch}")
-        await self.node.roles.demote(shard.id, request.primary, request.epoch,
-                                     reason=f"fenced by {request.primary_node} (epoch {request.epoch})")
+        if request.epoch <= shard.epoch and not (
+            shard.role == "follower" and request.epoch == shard.epoch
+        ):
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"epoch {request.epoch} is not newer than {shard.epoch}",
+            )
+        await self.node.roles.demote(
+            shard.id,
+            request.primary,
+            request.epoch,
+            reason=f"fenced by {request.primary_node} (epoch {request.epoch})",
+        )
         return pb.FenceReply(epoch=shard.epoch, end_lsn=shard.journal.committed_lsn)
 
     async def Snapshot(self, request, context):
@@ -149,4 +181,3 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
         shard = await self._primary(request.shard, context)
         async for chunk in serve_snapshot(shard, request, context):
             yield chunk
-

@@ -51,7 +51,9 @@ def _make(shard) -> tuple[str, int]:
             for name in files:
                 os.link(os.path.join(dirpath, name), os.path.join(target, rel, name))
         state = shard.state.serialize()  # users and delivery queue at lsn
-        shard.state.recent_ids.write_to(os.path.join(target, "recent_ids.log"))  # a promoted spare dedupes too
+        shard.state.recent_ids.write_to(
+            os.path.join(target, "recent_ids.log")
+        )  # a promoted spare dedupes too
         # Queued messages' bytes live in the journal, which the spare will start at lsn.
         shard.spool_queued(lsn, target)
     with open(os.path.join(target, "state.json"), "wb") as f:
@@ -123,10 +125,21 @@ async def serve_snapshot(shard, request, context):
     except (FileNotFoundError, ValueError):
         await context.abort(grpc.StatusCode.NOT_FOUND, f"no snapshot {snap_id!r}; start a new one")
     async for rel, offset, data, last in file_chunks(target, after=request.resume_after):
-        yield pb.SnapshotChunk(snapshot_id=snap_id, lsn=meta["lsn"], path=rel, offset=offset, data=data,
-                               end_of_file=last)
-    yield pb.SnapshotChunk(snapshot_id=snap_id, lsn=meta["lsn"], epoch=meta["epoch"], end_of_snapshot=True,
-                           epochs_json=json.dumps(meta["epochs"]))
+        yield pb.SnapshotChunk(
+            snapshot_id=snap_id,
+            lsn=meta["lsn"],
+            path=rel,
+            offset=offset,
+            data=data,
+            end_of_file=last,
+        )
+    yield pb.SnapshotChunk(
+        snapshot_id=snap_id,
+        lsn=meta["lsn"],
+        epoch=meta["epoch"],
+        end_of_snapshot=True,
+        epochs_json=json.dumps(meta["epochs"]),
+    )
 
 
 def _install(shard, staging: str, lsn: int, epochs: list[tuple[int, int]]) -> None:
@@ -171,8 +184,12 @@ async def bootstrap(node, shard, channel) -> None:
     if shard.journal.committed_lsn:
         await shard.wait_applied(shard.journal.committed_lsn - 1)
     stub = replication_pb2_grpc.ReplicationStub(channel)
-    req = pb.SnapshotRequest(shard=shard.id, follower=node.name, snapshot_id=progress["snapshot_id"],
-                             resume_after=progress["resume_after"])
+    req = pb.SnapshotRequest(
+        shard=shard.id,
+        follower=node.name,
+        snapshot_id=progress["snapshot_id"],
+        resume_after=progress["resume_after"],
+    )
     files = 0
     try:
         async for chunk in stub.Snapshot(req, metadata=node.cluster_metadata):
@@ -182,15 +199,22 @@ async def bootstrap(node, shard, channel) -> None:
                 shard.applied_lsn = chunk.lsn
                 shard.epoch = max(shard.epoch, chunk.epoch)
                 await asyncio.to_thread(shard.save_role)
-                log.warning("shard %d: installed snapshot %s at lsn %d (%d files this stream); following on",
-                            shard.id, chunk.snapshot_id, chunk.lsn, files)
+                log.warning(
+                    "shard %d: installed snapshot %s at lsn %d (%d files this stream); following on",
+                    shard.id,
+                    chunk.snapshot_id,
+                    chunk.lsn,
+                    files,
+                )
                 return
             await asyncio.to_thread(write_chunk, staging, chunk)
             if chunk.end_of_file:
                 files += 1
                 progress = {"snapshot_id": chunk.snapshot_id, "resume_after": chunk.path}
                 if files % 200 == 0:
-                    await asyncio.to_thread(write_atomic, progress_path, json.dumps(progress).encode())
+                    await asyncio.to_thread(
+                        write_atomic, progress_path, json.dumps(progress).encode()
+                    )
     except grpc.aio.AioRpcError as e:
         if e.code() == grpc.StatusCode.NOT_FOUND:
             shutil.rmtree(staging, ignore_errors=True)  # the primary forgot it: start over

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import grpc
 
 from mailnode import metrics
+from mailnode.frontend.router import HoldExpired
 from mailnode.journal import JournalError
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.frontend.router import HoldExpired
 from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.smtp import replies
 from mailnode.users import normalize

@@ -57,16 +57,28 @@ class MailSMTP(SMTP):
     # Names of smtp_* methods and handle_* hooks, found once per class.
     _names: dict[type, tuple[list[str], list[str]]] = {}
 
-    def __init__(self, handler, *, data_size_limit: int, hostname: str, ident: str, timeout: float,
-                 tls_context: ssl.SSLContext | None, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        handler,
+        *,
+        data_size_limit: int,
+        hostname: str,
+        ident: str,
+        timeout: float,
+        tls_context: ssl.SSLContext | None,
+        loop: asyncio.AbstractEventLoop,
+    ):
         # The state SMTP.__init__ (aiosmtpd 1.4.x) sets for our options, without its
         # per-connection introspection (inspect.getmembers over protocol and handler),
         # which took a third of the CPU when every message came on a new connection.
         self.__ident__ = ident
         self.loop = loop
         asyncio.StreamReaderProtocol.__init__(
-            self, asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
-            client_connected_cb=self._cb_client_connected, loop=loop)
+            self,
+            asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=loop,
+        )
         self.event_handler = handler
         self.data_size_limit = data_size_limit
         self.enable_SMTPUTF8 = True
@@ -122,7 +134,11 @@ class MailSMTP(SMTP):
     async def push(self, status):
         if isinstance(status, str) and not self._no_enhanced:
             code = status[:3]
-            if code not in _NO_ENHANCED and code in replies.DEFAULT_ENHANCED and not _HAS_ENHANCED.match(status):
+            if (
+                code not in _NO_ENHANCED
+                and code in replies.DEFAULT_ENHANCED
+                and not _HAS_ENHANCED.match(status)
+            ):
                 status = f"{status[:4]}{replies.DEFAULT_ENHANCED[code]} {status[4:]}"
         await super().push(status)
 

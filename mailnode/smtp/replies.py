@@ -8,19 +8,37 @@ USER_UNKNOWN = "550 5.1.1 <{}>: Recipient address rejected: User unknown"
 BAD_ADDRESS = "501 5.1.3 <{}>: Bad recipient address syntax"
 TOO_MANY_RCPTS = "452 4.5.3 Error: too many recipients"
 SIZE_EXCEEDED = "552 5.3.4 Error: message size exceeds fixed maximum message size"
-BARE_NEWLINE = "550 5.5.2 Error: bare <CR> or <LF> in message data (RFC 5321 2.3.8); message refused"
-LINE_TOO_LONG = "550 5.5.6 Error: message line longer than 1000 octets (RFC 5321 4.5.3.1.6); message refused"
+BARE_NEWLINE = (
+    "550 5.5.2 Error: bare <CR> or <LF> in message data (RFC 5321 2.3.8); message refused"
+)
+LINE_TOO_LONG = (
+    "550 5.5.6 Error: message line longer than 1000 octets (RFC 5321 4.5.3.1.6); message refused"
+)
 NOT_PRIMARY = "451 4.3.2 <{}>: mailbox temporarily not served by this node; try again later"
 COMMIT_FAILED = "451 4.3.0 Error: queue file write error; try again later"
 INTERNAL_ERROR = "451 4.3.0 Error: internal error; try again later"
 
 # Default enhanced codes for replies that aiosmtpd itself sends without one.
 DEFAULT_ENHANCED = {
-    "221": "2.0.0", "250": "2.0.0", "252": "2.0.0",
-    "421": "4.3.0", "451": "4.3.0", "452": "4.5.3", "454": "4.7.0",
-    "500": "5.5.2", "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4",
-    "530": "5.7.0", "535": "5.7.8", "550": "5.0.0", "552": "5.3.4", "553": "5.1.3",
-    "554": "5.0.0", "555": "5.5.4",
+    "221": "2.0.0",
+    "250": "2.0.0",
+    "252": "2.0.0",
+    "421": "4.3.0",
+    "451": "4.3.0",
+    "452": "4.5.3",
+    "454": "4.7.0",
+    "500": "5.5.2",
+    "501": "5.5.4",
+    "502": "5.5.1",
+    "503": "5.5.1",
+    "504": "5.5.4",
+    "530": "5.7.0",
+    "535": "5.7.8",
+    "550": "5.0.0",
+    "552": "5.3.4",
+    "553": "5.1.3",
+    "554": "5.0.0",
+    "555": "5.5.4",
 }
 
 # Submission (RFC 6409, RFC 4954).

@@ -124,8 +124,10 @@ class SubmissionSMTP(MailSMTP):
         super().__init__(handler, **kwargs)
         self._auth_required = True
         self._auth_require_tls = True
-        self._auth_methods = {"PLAIN": _AuthMechAttr(self.auth_PLAIN, True),
-                              "LOGIN": _AuthMechAttr(self.auth_LOGIN, True)}
+        self._auth_methods = {
+            "PLAIN": _AuthMechAttr(self.auth_PLAIN, True),
+            "LOGIN": _AuthMechAttr(self.auth_LOGIN, True),
+        }
         self.implicit_tls = implicit_tls
         if implicit_tls:
             self.tls_context = None  # no STARTTLS on a TLS connection

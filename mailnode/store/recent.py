@@ -97,7 +97,11 @@ class RecentIds:
     def write_to(self, path: str) -> None:
         """The whole index as a file of its own (a compaction, or a snapshot's copy)."""
         with open(path, "wb") as f:
-            f.write("".join(f"{q} {lsn}\n" for q, lsn in self._ids.items() if _writable(q)).encode("ascii"))
+            f.write(
+                "".join(f"{q} {lsn}\n" for q, lsn in self._ids.items() if _writable(q)).encode(
+                    "ascii"
+                )
+            )
             f.flush()
             os.fsync(f.fileno())
 

@@ -145,8 +145,14 @@ class ShardState:
     def serialize(self) -> bytes:
         """The derived state besides the Maildirs, as state.json holds it (checkpoints and
         snapshots alike; ``load`` reads it back)."""
-        doc = {"shard": self.shard, "applied_lsn": self.applied_lsn, "epoch": self.epoch, "users": self.users,
-               "salvaged": sorted(self.salvaged), "queue": self.queue.to_json()}
+        doc = {
+            "shard": self.shard,
+            "applied_lsn": self.applied_lsn,
+            "epoch": self.epoch,
+            "users": self.users,
+            "salvaged": sorted(self.salvaged),
+            "queue": self.queue.to_json(),
+        }
         return json.dumps(doc, sort_keys=True).encode()
 
     def _prune_spool(self) -> None:
@@ -193,7 +199,11 @@ class ShardState:
     def _accept(self, record: JournalRecord, m, replay: bool) -> int:
         """A message: this shard's recipients stored, the others queued."""
         name = message_name(self.shard, record.lsn, record.timestamp_ns, len(m.data))
-        delivered = self.store.deliver(name, m.data, list(m.recipients), replay=replay) if m.recipients else 0
+        delivered = (
+            self.store.deliver(name, m.data, list(m.recipients), replay=replay)
+            if m.recipients
+            else 0
+        )
         self.queue.add(record.lsn, m, record.timestamp_ns)
         if m.salvaged_from:
             self.salvaged.add(m.salvaged_from)
