@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import signal
 import ssl
 
@@ -19,22 +18,9 @@ from mailnode.smtp.handler import MxHandler
 from mailnode.smtp.protocol import MailSMTP
 from mailnode.store.state import write_atomic
 from mailnode.users import normalize, shard_of
+from mailnode.wire import SECRET_KEY, SecretFileError, ensure_secret, read_secret, token_path
 
 log = logging.getLogger(__name__)
-
-
-def read_token(data_dir: str) -> str:
-    with open(os.path.join(data_dir, "admin.token")) as f:
-        return f.read().strip()
-
-
-def ensure_token(data_dir: str) -> str:
-    path = os.path.join(data_dir, "admin.token")
-    if not os.path.exists(path):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32) + "\n")
-    return read_token(data_dir)
 
 
 def cluster_layout(data_dir: str, shards: int) -> int:
@@ -63,13 +49,11 @@ class Node:
         self.domains = frozenset(config.node.domains)
         self.data_dir = config.node.data_dir
         self.nshards = cluster_layout(self.data_dir, config.node.shards)
-        self.token = ensure_token(self.data_dir)
+        self.token = ensure_secret(token_path(self.data_dir))
         self.advertise = config.grpc.advertise or config.grpc.listen
         self.cluster_secret = self._cluster_secret()
         # What this node's replication calls carry, and what it demands of others.
-        self.cluster_metadata = (
-            (("x-mailcluster-cluster", self.cluster_secret),) if self.cluster_secret else ()
-        )
+        self.cluster_metadata = ((SECRET_KEY, self.cluster_secret),) if self.cluster_secret else ()
         self.shards = {
             i: Shard(
                 i,
@@ -125,17 +109,9 @@ class Node:
         if not path:
             return ""
         try:
-            with open(path) as f:
-                secret = f.read().strip()
-        except OSError as e:
-            raise ConfigError(
-                f"{self.config.path}: [replication] secret_file {path}: {e.strerror}"
-            ) from None
-        if len(secret) < 16:
-            raise ConfigError(
-                f"{self.config.path}: [replication] secret_file {path}: need at least 16 characters"
-            )
-        return secret
+            return read_secret(path)
+        except SecretFileError as e:
+            raise ConfigError(f"{self.config.path}: [replication] secret_file {e}") from None
 
     def _tls_context(self) -> ssl.SSLContext | None:
         tls = self.config.tls

@@ -39,10 +39,8 @@ log = logging.getLogger(__name__)
 
 def _touches_queue(record: JournalRecord) -> bool:
     kind = record.WhichOneof("body")
-    return (
-        kind in ("delivery_result", "queue_control", "aborted")
-        or (kind == "message_accepted"
-        and bool(record.message_accepted.relay_recipients))
+    return kind in ("delivery_result", "queue_control", "aborted") or (
+        kind == "message_accepted" and bool(record.message_accepted.relay_recipients)
     )
 
 

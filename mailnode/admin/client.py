@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from mailnode.admin.service import TOKEN_KEY
 from mailnode.proto import admin_pb2, admin_pb2_grpc, queue_pb2
+from mailnode.wire import TOKEN_KEY
 
 
 class AdminError(Exception):

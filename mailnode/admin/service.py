@@ -20,10 +20,10 @@ from mailnode.proto import admin_pb2, admin_pb2_grpc, queue_pb2
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.users import AddressError, check_address, hash_password
+from mailnode.wire import SERVER_OPTIONS, TOKEN_KEY
 
 log = logging.getLogger(__name__)
 
-TOKEN_KEY = "x-mailcluster-token"
 QUEUE_HOLD = 5.0  # seconds a queue command waits for a shard without a primary
 
 
@@ -245,12 +245,7 @@ async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:
     from mailnode.proto import replication_pb2_grpc
     from mailnode.replication.service import ReplicationService
 
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", 64 << 20),
-            ("grpc.max_send_message_length", 64 << 20),
-        ]
-    )
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), server)
     replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(node), server)
     from mailnode.frontend.service import ShardService

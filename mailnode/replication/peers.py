@@ -7,8 +7,7 @@ import hmac
 import grpc
 
 from mailnode.proto.journal_pb2 import JournalRecord
-
-SECRET_KEY = "x-mailcluster-cluster"
+from mailnode.wire import SECRET_KEY
 
 
 async def authorize(node, context) -> None:
