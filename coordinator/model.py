@@ -33,6 +33,18 @@ class CoordinationError(Exception):
     pass
 
 
+class NoNode(CoordinationError):
+    """The path does not exist (kazoo's NoNodeError, translated here)."""
+
+
+class NodeExists(CoordinationError):
+    """The path exists already (kazoo's NodeExistsError)."""
+
+
+class VersionConflict(CoordinationError):
+    """A compare-and-set lost: someone wrote the node since it was read (BadVersionError)."""
+
+
 class MemberHeld(CoordinationError):
     """nodes/<name> belongs to another session: our previous one, or a second node."""
 
@@ -111,8 +123,12 @@ class Store:
     def _call(self, method: str, *args, **kwargs):
         try:
             return getattr(self.zk, method + "_async")(*args, **kwargs).get(timeout=CALL_TIMEOUT)
-        except (NoNodeError, NodeExistsError, BadVersionError):
-            raise
+        except NoNodeError:
+            raise NoNode(f"ZooKeeper {method} {args[0]}: no such node") from None
+        except NodeExistsError:
+            raise NodeExists(f"ZooKeeper {method} {args[0]}: exists already") from None
+        except BadVersionError:
+            raise VersionConflict(f"ZooKeeper {method} {args[0]}: changed meanwhile") from None
         except KazooTimeoutError:
             raise CoordinationError(
                 f"ZooKeeper did not answer {method} {args[0]} within {CALL_TIMEOUT}s"
@@ -126,10 +142,11 @@ class Store:
         return self._call("get", path)
 
     def ensure(self, path: str) -> None:
-        try:
-            self.zk.ensure_path(path)
-        except KazooException as e:
-            raise CoordinationError(f"ZooKeeper ensure {path}: {e.__class__.__name__}") from None
+        self._call("ensure_path", path)
+
+    def sync(self, path: str) -> None:
+        """Catch this client's view up with the leader's before a read (ZooKeeper sync)."""
+        self._call("sync", path)
 
     # -- cluster set-up ----------------------------------------------------------------
     def init(
@@ -150,19 +167,19 @@ class Store:
         }
         try:
             self._call("create", self.path("config"), json.dumps(config).encode())
-        except NodeExistsError:
+        except NodeExists:
             return False
         for n in range(shards):
             try:
                 self._call("create", self.path("shards", n), json.dumps({"epoch": 0}).encode())
-            except NodeExistsError:
+            except NodeExists:
                 pass
         return True
 
     def config(self) -> dict:
         try:
             return json.loads(self.get(self.path("config"))[0])
-        except NoNodeError:
+        except NoNode:
             raise CoordinationError(
                 f"no cluster at {self.root}: run `mailctl init` first"
             ) from None
@@ -173,7 +190,7 @@ class Store:
         for name in self._call("get_children", self.path("nodes")):
             try:
                 raw, _ = self.get(self.path("nodes", name))
-            except NoNodeError:
+            except NoNode:
                 continue  # vanished between the two reads
             doc = json.loads(raw)
             out[name] = Member(name, doc.get("grpc", ""), doc)
@@ -190,7 +207,7 @@ class Store:
         try:
             raw, stat = self.get(self.path("switchover"))
             switchover, sw_version = json.loads(raw), stat.version
-        except NoNodeError:
+        except NoNode:
             switchover, sw_version = None, -1
         return Cluster(config, self.members(), shards, paused, switchover, sw_version)
 
@@ -202,7 +219,7 @@ class Store:
                 "set", self.path("shards", info.id), info.to_json(**changes), version=info.version
             )
             return True
-        except BadVersionError:
+        except VersionConflict:
             return False
 
     def register(self, name: str, data: dict) -> None:
@@ -211,7 +228,7 @@ class Store:
         raw = json.dumps(data).encode()
         try:
             self._call("create", path, raw, ephemeral=True)
-        except NodeExistsError:
+        except NodeExists:
             _, stat = self.get(path)
             if stat.ephemeralOwner != self.zk.client_id[0]:
                 raise MemberHeld(
@@ -223,7 +240,7 @@ class Store:
     def owns_member(self, name: str) -> bool:
         try:
             _, stat = self.get(self.path("nodes", name))
-        except NoNodeError:
+        except NoNode:
             return False
         return stat.ephemeralOwner == self.zk.client_id[0]
 
@@ -240,14 +257,14 @@ class Store:
         for name in names:
             try:
                 out.append(json.loads(self.get(self.path("history", name))[0]))
-            except NoNodeError:
+            except NoNode:
                 pass
         return out
 
     def request_switchover(self, request: dict) -> None:
         try:
             self._call("create", self.path("switchover"), json.dumps(request).encode())
-        except NodeExistsError:
+        except NodeExists:
             raise CoordinationError(
                 "a switchover is already pending (see `mailctl status`)"
             ) from None
@@ -255,7 +272,7 @@ class Store:
     def end_switchover(self, version: int) -> None:
         try:
             self._call("delete", self.path("switchover"), version=version)
-        except (NoNodeError, BadVersionError):
+        except (NoNode, VersionConflict):
             pass
 
     def set_paused(self, paused: bool) -> None:
@@ -264,5 +281,5 @@ class Store:
                 self._call("create", self.path("pause"), b"")
             else:
                 self._call("delete", self.path("pause"))
-        except (NodeExistsError, NoNodeError):
+        except (NodeExists, NoNode):
             pass

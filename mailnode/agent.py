@@ -36,11 +36,10 @@ import threading
 import time
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import NoNodeError
 from kazoo.recipe.watchers import DataWatch
 
-from coordinator.model import CoordinationError, MemberHeld, Store, _shard_info
-from mailnode.replication.primary import NotReplicated
+from coordinator.model import CoordinationError, MemberHeld, NoNode, Store, _shard_info
+from mailnode.errors import InSyncUnpublished, NotReplicated
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +216,7 @@ class Agent:
                     ):
                         if set(shard.replication.in_sync()) != set(info.in_sync):
                             await self._publish_in_sync(shard)
-            except (CoordinationError, NoNodeError) as e:
+            except CoordinationError as e:
                 log.warning("agent %s: publishing state: %s", self.node.name, e)
             except NotReplicated as e:  # the shard moved meanwhile (a switchover): next round
                 log.info("agent %s: publishing state: %s", self.node.name, e)
@@ -235,16 +234,18 @@ class Agent:
             try:
                 info = await asyncio.to_thread(self.store.shard, shard.id)
                 if info.primary != self.node.name or info.epoch != shard.epoch:
-                    raise NotReplicated(f"shard {shard.id}: no longer primary here in ZooKeeper")
+                    raise InSyncUnpublished(
+                        f"shard {shard.id}: no longer primary here in ZooKeeper"
+                    )
                 in_sync = shard.replication.in_sync()
                 if await asyncio.to_thread(self.store.update_shard, info, in_sync=in_sync):
                     shard.replication.published = frozenset(in_sync)
                     return
-            except (CoordinationError, NoNodeError) as e:  # nothing of kazoo's leaks into a commit
-                raise NotReplicated(
+            except CoordinationError as e:  # nothing of kazoo's leaks into a commit
+                raise InSyncUnpublished(
                     f"shard {shard.id}: cannot publish the in-sync set: {e!r}"
                 ) from None
-        raise NotReplicated(f"shard {shard.id}: the in-sync set kept changing under us")
+        raise InSyncUnpublished(f"shard {shard.id}: the in-sync set kept changing under us")
 
     # -- the lease (F5) ---------------------------------------------------------------
     @property
@@ -344,12 +345,12 @@ class Agent:
             for shard in self.node.shards.values():
                 # A new session may talk to a server that has not applied the latest
                 # writes yet (kazoo starts it with last_zxid 0): sync first (F12).
-                await asyncio.to_thread(self.zk.sync, self.store.path("shards", shard.id))
+                await asyncio.to_thread(self.store.sync, self.store.path("shards", shard.id))
                 info = await asyncio.to_thread(self.store.shard, shard.id)
                 await self._apply(shard.id, info)
             log.info("agent %s: %s; roles re-applied", self.node.name, why)
             return True
-        except (CoordinationError, NoNodeError) as e:
+        except CoordinationError as e:
             log.warning("agent %s: resync after %s failed: %s", self.node.name, why, e)
             return False
 
@@ -380,7 +381,7 @@ class Agent:
     async def _address_of(self, name: str) -> str:
         try:
             raw, _ = await asyncio.to_thread(self.store.get, self.store.path("nodes", name))
-        except NoNodeError:
+        except NoNode:
             return ""
         address = json.loads(raw).get("grpc", "")
         self._addresses[name] = address

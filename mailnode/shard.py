@@ -18,11 +18,12 @@ import threading
 import time
 
 from mailnode import metrics
+from mailnode.errors import NotPrimary, NotReplicated
 from mailnode.journal import Committed, Journal, JournalFenced
 from mailnode.journal.format import iter_frames, list_segments, read_record
 from mailnode.journal.journal import makedirs_synced, read_epochs, write_epochs
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.replication.primary import NotPrimary, NotReplicated, ReplicationPrimary
+from mailnode.replication.primary import ReplicationPrimary
 from mailnode.store.maildir import message_name
 from mailnode.store.state import ShardState, write_atomic
 

@@ -8,6 +8,8 @@ import re
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from mailnode.errors import Refused
+
 _hasher = PasswordHasher()  # argon2id, 64 MiB, t=3: RFC 9106's second recommendation
 
 # RFC 5321 dot-atom local part; no quoted strings for mailbox names we create.
@@ -18,8 +20,8 @@ _DOMAIN = re.compile(
 )
 
 
-class AddressError(ValueError):
-    pass
+class AddressError(Refused, ValueError):
+    """An address that is not a mailbox address (what is wrong, in words)."""
 
 
 def normalize(address: str) -> str:

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from mailnode.replication.primary import NotReplicated, ReplicationPrimary
+from mailnode.errors import NotReplicated
+from mailnode.replication.primary import ReplicationPrimary
 
 
 def primary(committed: int) -> ReplicationPrimary:

@@ -12,7 +12,7 @@ from mailnode.journal import Journal, JournalFenced
 from mailnode.journal.format import frame, iter_frames
 from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
 from mailnode.replication import salvage
-from mailnode.replication.primary import NotPrimary, NotReplicated
+from mailnode.errors import NotPrimary, NotReplicated
 from mailnode.shard import Shard
 from mailnode.store.maildir import message_name
 

@@ -13,13 +13,20 @@ import logging
 
 import grpc
 
+from mailnode.archive import backup
 from mailnode.delivery.ops import ACTIONS, queue_op
-from mailnode.frontend.router import HoldExpired
-from mailnode.journal import JournalError
-from mailnode.proto import admin_pb2, admin_pb2_grpc, queue_pb2
+from mailnode.errors import AlreadyExists, MailclusterError, NotFound, Refused, grpc_errors
+from mailnode.frontend.service import ShardService
+from mailnode.proto import (
+    admin_pb2,
+    admin_pb2_grpc,
+    frontend_pb2_grpc,
+    queue_pb2,
+    replication_pb2_grpc,
+)
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.replication.primary import NotPrimary, NotReplicated
-from mailnode.users import AddressError, check_address, hash_password
+from mailnode.replication.service import ReplicationService
+from mailnode.users import check_address, hash_password
 from mailnode.wire import SERVER_OPTIONS, TOKEN_KEY
 
 log = logging.getLogger(__name__)
@@ -37,21 +44,17 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad or missing admin token")
 
     async def _address(self, request, context, *, must_exist: bool) -> str:
-        try:
-            addr = check_address(request.address)
-        except AddressError as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        addr = check_address(request.address)  # AddressError is a Refused
         domain = addr.rpartition("@")[2]
         if domain not in self.node.domains:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"{domain} is not a domain of this cluster ({', '.join(sorted(self.node.domains))})",
+            raise Refused(
+                f"{domain} is not a domain of this cluster ({', '.join(sorted(self.node.domains))})"
             )
         exists = self.node.user_exists(addr)
         if must_exist and not exists:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no such user: {addr}")
+            raise NotFound(f"no such user: {addr}")
         if not must_exist and exists:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"user exists: {addr}")
+            raise AlreadyExists(f"user exists: {addr}")
         return addr
 
     async def _password(self, request, context) -> str:
@@ -63,10 +66,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     async def _commit(self, addr: str, record: JournalRecord, context) -> admin_pb2.UserReply:
         shard = self.node.shard_for(addr)
-        try:
-            lsn = await shard.commit(record, applied=True)
-        except (NotPrimary, NotReplicated, JournalError) as e:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        lsn = await shard.commit(record, applied=True)
         return admin_pb2.UserReply(address=addr, shard=shard.id, lsn=lsn)
 
     async def _store_password(self, request, context, *, new_user: bool) -> admin_pb2.UserReply:
@@ -79,12 +79,15 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         log.info("%s %s", "adding user" if new_user else "changing password of", addr)
         return await self._commit(addr, rec, context)
 
+    @grpc_errors
     async def AddUser(self, request, context):
         return await self._store_password(request, context, new_user=True)
 
+    @grpc_errors
     async def SetPassword(self, request, context):
         return await self._store_password(request, context, new_user=False)
 
+    @grpc_errors
     async def DeleteUser(self, request, context):
         await self._authorize(context)
         addr = await self._address(request, context, must_exist=True)
@@ -93,6 +96,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         log.info("deleting user %s", addr)
         return await self._commit(addr, rec, context)
 
+    @grpc_errors
     async def ListUsers(self, request, context):
         await self._authorize(context)
         users = [
@@ -131,6 +135,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 )
         return st
 
+    @grpc_errors
     async def Status(self, request, context):
         await self._authorize(context)
         reply = admin_pb2.StatusReply(node=self.node.name)
@@ -141,17 +146,17 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def _shard(self, request, context):
         shard = self.node.shards.get(request.shard)
         if shard is None:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"no shard {request.shard} on {self.node.name}"
-            )
+            raise NotFound(f"no shard {request.shard} on {self.node.name}")
         return shard
 
+    @grpc_errors
     async def Promote(self, request, context):
         await self._authorize(context)
         shard = await self._shard(request, context)
         sentence = await self.node.roles.promote(shard.id)
         return admin_pb2.RoleReply(sentence=sentence, status=self._shard_status(shard))
 
+    @grpc_errors
     async def Demote(self, request, context):
         await self._authorize(context)
         shard = await self._shard(request, context)
@@ -160,6 +165,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         sentence = await self.node.roles.demote(shard.id, request.primary)
         return admin_pb2.RoleReply(sentence=sentence, status=self._shard_status(shard))
 
+    @grpc_errors
     async def Queue(self, request, context):
         await self._authorize(context)
         if request.action not in ("list", "show", *ACTIONS):
@@ -183,15 +189,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 return await self.node.router.call_primary(
                     n, "Queue", req, lambda: queue_op(self.node, shard, req), hold=QUEUE_HOLD
                 )
-            except (
-                HoldExpired,
-                grpc.aio.AioRpcError,
-                NotPrimary,
-                NotReplicated,
-                JournalError,
-            ) as e:
-                detail = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
-                return f"shard {n}: {detail}"
+            except MailclusterError as e:
+                return f"shard {n}: {e}"
 
         reply = queue_pb2.QueueReply()
         for result in await asyncio.gather(*(one(n) for n in sorted(self.node.shards))):
@@ -202,12 +201,11 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 reply.headers = reply.headers or result.headers
         return reply
 
+    @grpc_errors
     async def Backup(self, request, context):
         """A shard directory's worth of files: the store at an lsn, then the journal after it."""
         await self._authorize(context)
         shard = await self._shard(request, context)
-        from mailnode.archive import backup
-
         copy = await backup.take(shard)
         log.info("shard %d: backup at lsn %d, journal to %d", shard.id, copy.lsn, copy.end_lsn)
         async for p in backup.pieces(shard, copy, journal=True):
@@ -222,6 +220,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             shard=shard.id,
         )
 
+    @grpc_errors
     async def BaseBackup(self, request, context):
         """Make this node upload a base backup of the shard to the archive now."""
         await self._authorize(context)
@@ -230,10 +229,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION, "no [archive] address configured"
             )
-        from mailnode.archive.backup import upload_base
-
         try:
-            info = await upload_base(self.node, shard, self.node.shipper.stub())
+            info = await backup.upload_base(self.node, shard, self.node.shipper.stub())
         except grpc.aio.AioRpcError as e:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, f"archive: {e.code().name.lower()}: {e.details()}"
@@ -242,15 +239,9 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
 
 async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:
-    from mailnode.proto import replication_pb2_grpc
-    from mailnode.replication.service import ReplicationService
-
     server = grpc.aio.server(options=SERVER_OPTIONS)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), server)
     replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(node), server)
-    from mailnode.frontend.service import ShardService
-    from mailnode.proto import frontend_pb2_grpc
-
     frontend_pb2_grpc.add_ShardServicer_to_server(ShardService(node), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot listen on {host}:{port} for gRPC")

@@ -22,10 +22,10 @@ import time
 import grpc
 
 from mailnode import metrics
+from mailnode.errors import ArchiveTimedOut
 from mailnode.journal.format import BadFrame, frame_boundary, parse_frame
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
-from mailnode.replication.primary import NotReplicated
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Shipper:
         try:
             await asyncio.wait_for(fut, self.cfg.timeout)
         except TimeoutError:
-            raise NotReplicated(
+            raise ArchiveTimedOut(
                 f"shard {shard.id}: the archive did not acknowledge within "
                 f"{self.cfg.timeout:.1f}s (remote_sync)"
             ) from None

@@ -19,17 +19,13 @@ import dataclasses
 import logging
 import time
 
-import grpc
-
 from mailnode import metrics
 from mailnode.delivery import dsn
 from mailnode.delivery.queue import QueueEntry
 from mailnode.delivery.routes import Destination, RouteError, Router
 from mailnode.delivery.smtpclient import BOUNCED, DEFERRED, DELIVERED, Outcome, SmtpClient
-from mailnode.frontend.router import HoldExpired
-from mailnode.journal import JournalError
+from mailnode.errors import Unavailable
 from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
-from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.smtp.handler import queue_id
 
 log = logging.getLogger(__name__)
@@ -173,7 +169,7 @@ class DeliveryEngine:
             if errors:
                 raise errors[0]
             ok = True
-        except (NotPrimary, NotReplicated, JournalError, HoldExpired) as e:
+        except Unavailable as e:
             log.warning(
                 "shard %d: queue %s: result not recorded (%s); tried again in %.0fs",
                 shard.id,
@@ -248,7 +244,7 @@ class DeliveryEngine:
                     results[rcpt] = (BOUNCED, "550 5.1.1 user unknown in this cluster")
             if m.recipients:
                 await self.node.router.commit(dest.shard, rec)
-        except (HoldExpired, grpc.aio.AioRpcError) as e:
+        except Unavailable as e:
             return Outcome({r: (DEFERRED, f"451 4.3.2 {dest.key}: {e}") for r in rcpts}, dest.key)
         for rcpt in m.recipients:
             results[rcpt] = (DELIVERED, f"250 2.0.0 committed on {dest.key}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from mailnode.delivery.dsn import headers_of
+from mailnode.errors import Refused
 from mailnode.proto import queue_pb2
 from mailnode.proto.journal_pb2 import JournalRecord, QueueControl
 
@@ -21,8 +22,8 @@ ACTIONS = {
 }
 
 
-class QueueOpError(Exception):
-    pass
+class QueueOpError(Refused):
+    """A queue operation that names nothing, or something it cannot apply to."""
 
 
 def entry_pb(shard_id: int, e) -> queue_pb2.QueueEntry:

@@ -14,14 +14,10 @@ import functools
 import time
 import uuid
 
-import grpc
-
-from mailnode.frontend.router import HoldExpired
-from mailnode.journal import JournalError
+from mailnode.errors import MailclusterError, NotOwner
 from mailnode.pop3.server import MailboxBusy, MessageRef
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.users import hash_password, normalize, verify_password
 
 LOCK_IDLE = 600.0
@@ -50,10 +46,6 @@ class MailboxLocks:
     def release(self, mailbox: str, session: str) -> None:
         if self._held.get(mailbox, ("",))[0] == session:
             del self._held[mailbox]
-
-
-class NotOwner(Exception):
-    pass
 
 
 class Mailboxes:
@@ -106,14 +98,7 @@ class RoutedPop3Backend:
     so a standalone spare still serves reads (its deletions are refused)."""
 
     # A failover under the session: the client gets a clean -ERR, the log one line.
-    expected_errors = (
-        HoldExpired,
-        grpc.aio.AioRpcError,
-        NotOwner,
-        NotPrimary,
-        NotReplicated,
-        JournalError,
-    )
+    expected_errors = (MailclusterError,)
 
     def __init__(self, node, *, local_only: bool = False):
         self.node = node

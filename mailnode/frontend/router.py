@@ -16,15 +16,18 @@ import time
 import grpc
 
 from mailnode import metrics
+from mailnode.errors import HoldExpired, NotPrimary, NotReplicated, from_grpc
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto import frontend_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.replication.primary import NotPrimary, NotReplicated
+from mailnode.wire import CHANNEL_OPTIONS
 
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
-# gRPC outcomes that mean "not the primary (any more), or unreachable": hold and retry.
+# gRPC outcomes that mean "not the primary (any more), or unreachable": hold and retry
+# (errors.GRPC_CODES sends NotPrimary, NotReplicated and JournalError as the middle
+# three). Any other status is translated by errors.from_grpc and raised.
 MOVED = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.FAILED_PRECONDITION,
@@ -33,10 +36,6 @@ MOVED = {
     grpc.StatusCode.ABORTED,
 }  # ABORTED: not replicated, taken back
 LOOKUP_TTL, LOOKUP_NEGATIVE_TTL = 30.0, 5.0
-
-
-class HoldExpired(Exception):
-    """No primary took the work within the hold timeout: the sender gets 451 and retries."""
 
 
 class Router:
@@ -73,11 +72,7 @@ class Router:
         channel = self._channels.get(address)
         if channel is None:
             channel = self._channels[address] = grpc.aio.insecure_channel(
-                address,
-                options=[
-                    ("grpc.max_send_message_length", 64 << 20),
-                    ("grpc.max_receive_message_length", 64 << 20),
-                ],
+                address, options=CHANNEL_OPTIONS
             )
         return frontend_pb2_grpc.ShardStub(channel)
 
@@ -101,7 +96,7 @@ class Router:
                     last = str(e)
                 except grpc.aio.AioRpcError as e:
                     if e.code() not in MOVED:
-                        raise
+                        raise from_grpc(e, target) from None
                     last = f"{target}: {e.code().name.lower()}: {e.details()}"
             remaining = deadline - time.monotonic()
             if remaining <= 0:

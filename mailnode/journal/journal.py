@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailnode.errors import JournalError, JournalFenced
 from mailnode.journal.format import (
     JournalDamaged,
     frame,
@@ -34,14 +35,6 @@ log = logging.getLogger(__name__)
 
 IOV_MAX = 1024
 RECENT_BYTES = 16 * 1024 * 1024  # committed frames kept in memory for spares that keep up
-
-
-class JournalError(Exception):
-    """The journal cannot take writes (disk error, closed, or fenced)."""
-
-
-class JournalFenced(JournalError):
-    """append() on a journal whose shard is not primary at the journal's epoch (F3)."""
 
 
 @dataclass

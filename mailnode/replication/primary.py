@@ -40,18 +40,11 @@ import time
 from dataclasses import dataclass
 
 from mailnode import metrics
+from mailnode.errors import InSyncUnpublished, SparesTimedOut
 
 log = logging.getLogger(__name__)
 
 POLICIES = ("sync", "async", "local")
-
-
-class NotReplicated(Exception):
-    """Strict sync policy: no in-sync spare acknowledged the commit in time."""
-
-
-class NotPrimary(Exception):
-    """This node is not (or no longer) the primary of the shard."""
 
 
 @dataclass
@@ -272,7 +265,7 @@ class ReplicationPrimary:
         ):
             return False
         if self.publish is None:
-            raise NotReplicated(
+            raise InSyncUnpublished(
                 f"shard {self.shard.id}: the in-sync set cannot be published to ZooKeeper "
                 "yet (the node is starting or not registered)"
             )
@@ -289,7 +282,7 @@ class ReplicationPrimary:
                     spare, False, f"no acknowledgement within {self.sync_timeout:.1f}s"
                 )
         if self.strict:
-            raise NotReplicated(
+            raise SparesTimedOut(
                 f"shard {self.shard.id}: no in-sync spare acknowledged within "
                 f"{self.sync_timeout:.1f}s (strict sync policy)"
             )

@@ -15,10 +15,10 @@ import signal
 import grpc
 
 from mailnode import metrics
+from mailnode.errors import NotPrimary
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
 from mailnode.replication.follower import Follower
-from mailnode.replication.primary import NotPrimary
 
 log = logging.getLogger(__name__)
 

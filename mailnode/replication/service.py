@@ -14,13 +14,12 @@ import logging
 
 import grpc
 
-from mailnode.journal import JournalError
+from mailnode.errors import grpc_errors
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication import salvage
 from mailnode.replication.peers import authorize, message_record
-from mailnode.replication.primary import NotPrimary, NotReplicated
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +114,12 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
             if req.WhichOneof("kind") == "ack":
                 shard.replication.acknowledged(spare, req.ack.durable_lsn)
 
+    @grpc_errors
     async def Submit(self, request, context):
         shard = await self._primary(request.shard, context)
         rec = await message_record(request.record, context, salvage.SUBMITTED)
         if rec.WhichOneof("body") == "aborted":
-            try:
-                return pb.SubmitReply(lsn=await shard.take_back(rec.aborted, request.origin))
-            except (NotPrimary, NotReplicated, JournalError) as e:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+            return pb.SubmitReply(lsn=await shard.take_back(rec.aborted, request.origin))
         if rec.WhichOneof("body") != "message_accepted":
             return await self._submit_other(shard, rec, request.origin, context)
         m = rec.message_accepted
@@ -130,11 +127,8 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
             return pb.SubmitReply(lsn=0)  # a retried salvage: already taken
         fresh = JournalRecord()
         fresh.message_accepted.CopyFrom(m)
-        try:
-            # By queue id too: a front end may have retried the same transaction here already.
-            lsn, dup = await shard.commit_message(fresh, retry=True)
-        except (NotPrimary, NotReplicated, JournalError) as e:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        # By queue id too: a front end may have retried the same transaction here already.
+        lsn, dup = await shard.commit_message(fresh, retry=True)
         log.info(
             "shard %d: %s salvaged message %s from %s (lsn %d)",
             shard.id,
@@ -151,10 +145,7 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
         fresh = JournalRecord()
         kind = rec.WhichOneof("body")
         getattr(fresh, kind).CopyFrom(getattr(rec, kind))
-        try:
-            lsn = await shard.commit(fresh)
-        except (NotPrimary, NotReplicated, JournalError) as e:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        lsn = await shard.commit(fresh)
         log.info("shard %d: took salvaged %s from %s (lsn %d)", shard.id, kind, origin, lsn)
         return pb.SubmitReply(lsn=lsn)
 

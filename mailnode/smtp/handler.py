@@ -15,13 +15,9 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-import grpc
-
 from mailnode import metrics
-from mailnode.frontend.router import HoldExpired
-from mailnode.journal import JournalError
+from mailnode.errors import MailclusterError, Unavailable
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.replication.primary import NotPrimary, NotReplicated
 from mailnode.smtp import replies
 from mailnode.users import normalize
 
@@ -97,7 +93,7 @@ class MxHandler:
             return None
         try:  # a cluster: any mailbox, asked of its shard's primary
             exists = await self.node.router.user_exists(self.node.shard_id(addr), addr)
-        except (HoldExpired, grpc.aio.AioRpcError) as e:
+        except Unavailable as e:
             log.warning("RCPT %s: %s", addr, e)
             self.rejected("not_primary")
             return replies.NOT_PRIMARY.format(_printable(address))
@@ -158,7 +154,7 @@ class MxHandler:
                     commits.append(self.node.router.commit(shard_id, rec))
             # Shielded: a client that disconnects now must not leave a commit half-awaited.
             await asyncio.shield(asyncio.gather(*commits))
-        except (JournalError, NotPrimary, NotReplicated, HoldExpired, grpc.aio.AioRpcError) as e:
+        except MailclusterError as e:  # temporary, or a refusal nobody can fix by resending: 451
             log.error("%s: message %s from <%s> not committed: %s", peer, qid, sender, e)
             self.rejected("commit_failed")
             return replies.COMMIT_FAILED

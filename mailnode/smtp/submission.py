@@ -15,11 +15,10 @@ import binascii
 import logging
 import time
 
-import grpc
 from aiosmtpd.smtp import AuthResult, _AuthMechAttr
 
 from mailnode import metrics
-from mailnode.frontend.router import HoldExpired
+from mailnode.errors import Unavailable
 from mailnode.smtp import replies
 from mailnode.smtp.handler import MxHandler, _printable
 from mailnode.smtp.protocol import MailSMTP
@@ -107,7 +106,7 @@ class SubmissionHandler(MxHandler):
             return AuthResult(success=False, handled=False, message=replies.AUTH_FAILED)
         try:
             mailbox = await self.auth_backend.authenticate(user, pw)
-        except (HoldExpired, grpc.aio.AioRpcError) as e:
+        except Unavailable as e:
             log.warning("AUTH %s: %s", _printable(user), e)
             return AuthResult(success=False, handled=False, message=replies.AUTH_UNAVAILABLE)
         if mailbox is None:
