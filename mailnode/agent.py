@@ -40,6 +40,7 @@ from kazoo.recipe.watchers import DataWatch
 
 from coordinator.model import CoordinationError, MemberHeld, NoNode, Store, _shard_info
 from mailnode.errors import InSyncUnpublished, NotReplicated
+from mailnode.interfaces import Peer
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,32 @@ class _NegotiatedTimeout(logging.Filter):
 LEASE_FRACTION = 0.5  # of the session timeout; must stay well below 1 (see the docstring)
 
 
+class Standalone:
+    """The cluster view of a node without ZooKeeper: it is the whole cluster, every
+    shard it is primary of is served here, and no other node is asked anything."""
+
+    clustered = False
+    connected = True
+
+    def primary_address(self, n: int) -> str | None:
+        return None
+
+    def assigned_spares(self, n: int) -> list[str] | None:
+        return []  # nobody else's copy to wait for
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
 class Agent:
-    def __init__(self, node, *, hosts: str, root: str, session_timeout: float):
+    """The cluster view of a node in a ZooKeeper cluster (module docstring)."""
+
+    clustered = True
+
+    def __init__(self, node: Peer, *, hosts: str, root: str, session_timeout: float):
         self.node = node
         self.session_timeout = session_timeout
         self._negotiated = _NegotiatedTimeout()
@@ -423,7 +448,7 @@ class Agent:
                 address = self._addresses.get(
                     info.primary, ""
                 )  # "": gone; a coordinator will decide
-                if address and (shard.role != "follower" or shard.primary_address != address):
+                if address and (shard.role != "spare" or shard.primary_address != address):
                     await self.node.roles.demote(
                         n, address, info.epoch, reason=f"assigned as spare of {info.primary}"
                     )

@@ -35,7 +35,7 @@ async def start_http(node, host: str, port: int) -> web.AppRunner:
 
     def role_check(role: str):
         async def handler(request: web.Request) -> web.Response:
-            connected = node.agent is None or node.agent.connected
+            connected = node.agent.connected
             matches = shards_with(request, role) if connected else []
             doc = {
                 "node": node.name,
@@ -48,7 +48,7 @@ async def start_http(node, host: str, port: int) -> web.AppRunner:
 
     async def ready(request: web.Request) -> web.Response:
         ok, doc = node.healthy()
-        connected = node.agent is None or node.agent.connected
+        connected = node.agent.connected
         doc["zookeeper_connected"] = connected
         return web.json_response(doc, status=200 if ok and connected else 503)
 
@@ -57,7 +57,7 @@ async def start_http(node, host: str, port: int) -> web.AppRunner:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/primary", role_check("primary"))  # for a load balancer: send shard N here?
-    app.router.add_get("/spare", role_check("follower"))
+    app.router.add_get("/spare", role_check("spare"))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port, reuse_address=True).start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -10,12 +11,23 @@ import signal
 import ssl
 
 from mailnode import metrics
+from mailnode.admin.service import start_grpc
+from mailnode.agent import Agent, Standalone
+from mailnode.archive.shipper import Shipper
 from mailnode.config import Config, ConfigError, parse_address
+from mailnode.delivery.engine import DeliveryEngine
+from mailnode.frontend.pop3 import Mailboxes, RoutedPop3Backend
+from mailnode.frontend.router import Router
+from mailnode.http import start_http
+from mailnode.interfaces import ClusterView
 from mailnode.journal.journal import makedirs_synced
+from mailnode.pop3.backend import PromMetrics
+from mailnode.pop3.server import Pop3Server
 from mailnode.replication.roles import RoleManager
 from mailnode.shard import Shard
 from mailnode.smtp.handler import MxHandler
 from mailnode.smtp.protocol import MailSMTP
+from mailnode.smtp.submission import SubmissionHandler, SubmissionSMTP
 from mailnode.store.state import write_atomic
 from mailnode.users import normalize, shard_of
 from mailnode.wire import SECRET_KEY, SecretFileError, ensure_secret, read_secret, token_path
@@ -53,7 +65,9 @@ class Node:
         self.advertise = config.grpc.advertise or config.grpc.listen
         self.cluster_secret = self._cluster_secret()
         # What this node's replication calls carry, and what it demands of others.
-        self.cluster_metadata = ((SECRET_KEY, self.cluster_secret),) if self.cluster_secret else ()
+        self.cluster_metadata: tuple[tuple[str, str], ...] = (
+            ((SECRET_KEY, self.cluster_secret),) if self.cluster_secret else ()
+        )
         self.shards = {
             i: Shard(
                 i,
@@ -67,15 +81,10 @@ class Node:
             for i in range(self.nshards)
         }
         self.roles = RoleManager(self)
-        self.agent = None
-        from mailnode.frontend.pop3 import Mailboxes
-        from mailnode.frontend.router import Router
-
-        self.router = Router(self, config.frontend.hold_timeout)
-        self.mailboxes = Mailboxes(self)
+        # The one place that decides whether this node is in a cluster: everything
+        # else asks self.agent (agent.Agent or agent.Standalone), never "is None".
+        self.agent: ClusterView = Standalone()
         if config.cluster.zookeeper:
-            from mailnode.agent import Agent
-
             self.agent = Agent(
                 self,
                 hosts=config.cluster.zookeeper,
@@ -85,9 +94,8 @@ class Node:
             for shard in self.shards.values():
                 # No commit is answered before ZooKeeper's in-sync set is known (F2).
                 shard.replication.clustered = True
-        from mailnode.archive.shipper import Shipper
-        from mailnode.delivery.engine import DeliveryEngine
-
+        self.router = Router(self, config.frontend.hold_timeout)
+        self.mailboxes = Mailboxes(self)
         self.delivery = DeliveryEngine(self)
         self.shipper = Shipper(self)
         for shard in self.shards.values():
@@ -95,14 +103,10 @@ class Node:
             if self.shipper.enabled and config.archive.remote_sync:
                 shard.remote_wait = self.shipper.wait
         self.tls_context = self._tls_context()
-        self._servers: list[asyncio.AbstractServer] = []
         self._handler: MxHandler | None = None
-        self._submission = None
-        self._pop3 = None
-        self._http = None
-        self._grpc = None
+        self._submission: SubmissionHandler | None = None
         self._stopped = asyncio.Event()
-        self._gauge_task: asyncio.Task | None = None
+        self._lifecycle: contextlib.AsyncExitStack | None = None
 
     def _cluster_secret(self) -> str:
         path = self.config.replication.secret_file
@@ -138,13 +142,72 @@ class Node:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
+        """Start every part in order; each registers how it stops, so stop() is the exact
+        reverse by construction and runs every step even if one fails. The mail
+        listeners come last (and so close first), once everything they use is up."""
+        stack = contextlib.AsyncExitStack()
+        try:
+            await self._start_parts(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._lifecycle = stack
+        log.info(
+            "node %s: serving SMTP on %s, %d shards",
+            self.name,
+            self.config.smtp.listen,
+            self.nshards,
+        )
+
+    async def _start_parts(self, stack: contextlib.AsyncExitStack) -> None:
         loop = asyncio.get_running_loop()
+        stack.callback(metrics.SMTP_SESSIONS.set, 0)
         for shard in self.shards.values():
             await asyncio.to_thread(shard.open)
+            stack.push_async_callback(asyncio.to_thread, shard.stop)
             shard.start(loop)
-        logging.getLogger("mail.log").setLevel(
-            logging.WARNING
-        )  # aiosmtpd logs every command at INFO
+        stack.push_async_callback(self.router.close)
+        host, port = parse_address(self.config.http.listen, "[http] listen")
+        http = await start_http(self, host, port)
+        stack.push_async_callback(http.cleanup)
+        host, port = parse_address(self.config.grpc.listen, "[grpc] listen")
+        grpc_server = await start_grpc(self, host, port)
+        stack.push_async_callback(grpc_server.stop, self._grace)
+        self.roles.start()
+        stack.push_async_callback(self.roles.stop)
+        await self.agent.start()
+        stack.push_async_callback(self.agent.stop)
+        if self.config.delivery.enabled:
+            self.delivery.start()
+        stack.push_async_callback(self.delivery.stop)
+        self.shipper.start()
+        stack.push_async_callback(self.shipper.stop)
+        gauges = asyncio.create_task(self._update_gauges())
+        stack.callback(gauges.cancel)
+        # Closed first: new connections are refused, then transactions already in DATA
+        # finish their commit while everything above is still running.
+        stack.push_async_callback(self._drain_transactions)
+        await self._start_smtp(stack, loop)
+        await self._start_submission(stack, loop)
+        await self._start_pop3(stack)
+
+    _grace = 5.0  # set by stop(): how long draining steps may take
+
+    async def _drain_transactions(self) -> None:
+        # (Python 3.11's wait_closed() does not wait for open connections, so count them.)
+        deadline = asyncio.get_running_loop().time() + self._grace
+        while (  # noqa: ASYNC110 (two handlers' counters; no event to wait on)
+            any(h is not None and h.inflight for h in (self._handler, self._submission))
+            and asyncio.get_running_loop().time() < deadline
+        ):
+            await asyncio.sleep(0.02)
+
+    def _listening(self, stack: contextlib.AsyncExitStack, server: asyncio.AbstractServer) -> None:
+        stack.callback(server.close)
+
+    async def _start_smtp(self, stack: contextlib.AsyncExitStack, loop) -> None:
+        # aiosmtpd logs every command at INFO.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         handler = self._handler = MxHandler(self)
         cfg = self.config.smtp
         host, port = parse_address(cfg.listen, "[smtp] listen")
@@ -160,28 +223,13 @@ class Node:
                 loop=loop,
             )
 
-        self._servers.append(await loop.create_server(factory, host, port, reuse_address=True))
-        await self._start_submission(loop)
-        await self._start_pop3()
-        await self._start_http()
-        await self._start_grpc()
-        self.roles.start()
-        if self.agent is not None:
-            await self.agent.start()
-        if self.config.delivery.enabled:
-            self.delivery.start()
-        self.shipper.start()
-        self._gauge_task = asyncio.create_task(self._update_gauges())
-        log.info("node %s: serving SMTP on %s, %d shards", self.name, cfg.listen, self.nshards)
+        self._listening(stack, await loop.create_server(factory, host, port, reuse_address=True))
 
-    async def _start_submission(self, loop) -> None:
+    async def _start_submission(self, stack: contextlib.AsyncExitStack, loop) -> None:
         sub = self.config.submission
         if not (sub.listen or sub.listen_tls):
             return
-        from mailnode.frontend.pop3 import RoutedPop3Backend
-        from mailnode.smtp.submission import SubmissionHandler, SubmissionSMTP
-
-        backend = RoutedPop3Backend(self, local_only=self.agent is None)
+        backend = RoutedPop3Backend(self, local_only=not self.agent.clustered)
         handler = self._submission = SubmissionHandler(self, backend)
         cfg = self.config.smtp
         for listen, implicit in ((sub.listen, False), (sub.listen_tls, True)):
@@ -203,15 +251,14 @@ class Node:
                     loop=loop,
                 )
 
-            self._servers.append(
-                await loop.create_server(
-                    factory,
-                    host,
-                    port,
-                    reuse_address=True,
-                    ssl=self.tls_context if implicit else None,
-                )
+            server = await loop.create_server(
+                factory,
+                host,
+                port,
+                reuse_address=True,
+                ssl=self.tls_context if implicit else None,
             )
+            self._listening(stack, server)
             log.info(
                 "node %s: submission on %s (%s)",
                 self.name,
@@ -219,16 +266,12 @@ class Node:
                 "TLS" if implicit else "STARTTLS",
             )
 
-    async def _start_pop3(self) -> None:
+    async def _start_pop3(self, stack: contextlib.AsyncExitStack) -> None:
         if not self.config.pop3.listen:
             return
-        from mailnode.frontend.pop3 import RoutedPop3Backend
-        from mailnode.pop3.backend import PromMetrics
-        from mailnode.pop3.server import Pop3Server
-
         # In a cluster every node serves every mailbox through its shard's primary.
-        backend = RoutedPop3Backend(self, local_only=self.agent is None)
-        self._pop3 = Pop3Server(
+        backend = RoutedPop3Backend(self, local_only=not self.agent.clustered)
+        pop3 = Pop3Server(
             backend,
             hostname=self.hostname,
             tls_context=self.tls_context,
@@ -236,23 +279,12 @@ class Node:
             metrics=PromMetrics(),
         )
         host, port = parse_address(self.config.pop3.listen, "[pop3] listen")
-        await self._pop3.start(host, port)
-
-    async def _start_http(self) -> None:
-        from mailnode.http import start_http
-
-        host, port = parse_address(self.config.http.listen, "[http] listen")
-        self._http = await start_http(self, host, port)
-
-    async def _start_grpc(self) -> None:
-        from mailnode.admin.service import start_grpc
-
-        host, port = parse_address(self.config.grpc.listen, "[grpc] listen")
-        self._grpc = await start_grpc(self, host, port)
+        await pop3.start(host, port)
+        stack.push_async_callback(lambda: pop3.stop(self._grace))
 
     async def _update_gauges(self) -> None:
         while True:
-            if self.agent is not None:
+            if self.agent.clustered:
                 metrics.ZK_CONNECTED.set(1 if self.agent.connected else 0)
             for shard in self.shards.values():
                 shard.update_gauges()
@@ -286,30 +318,8 @@ class Node:
         await self.stop()
 
     async def stop(self, grace: float = 5.0) -> None:
-        for server in self._servers:
-            server.close()
-        if self._pop3 is not None:
-            await self._pop3.stop(grace)
-        # New connections are refused; transactions already in DATA finish their commit.
-        # (Python 3.11's wait_closed() does not wait for open connections, so count them.)
-        deadline = asyncio.get_running_loop().time() + grace
-        while (
-            any(h is not None and h.inflight for h in (self._handler, self._submission))
-            and asyncio.get_running_loop().time() < deadline
-        ):
-            await asyncio.sleep(0.02)
-        if self._gauge_task is not None:
-            self._gauge_task.cancel()
-        await self.delivery.stop()
-        await self.shipper.stop()
-        if self.agent is not None:
-            await self.agent.stop()
-        await self.roles.stop()
-        await self.router.close()
-        if self._grpc is not None:
-            await self._grpc.stop(grace)
-        if self._http is not None:
-            await self._http.cleanup()
-        for shard in self.shards.values():
-            await asyncio.to_thread(shard.stop)
-        metrics.SMTP_SESSIONS.set(0)
+        """Everything start() started, in reverse (see start)."""
+        self._grace = grace
+        stack, self._lifecycle = self._lifecycle, None
+        if stack is not None:
+            await stack.aclose()

@@ -90,7 +90,7 @@ class Shard:
         self.untaken_path = os.path.join(directory, "untaken.json")
         self._untaken_lock = asyncio.Lock()
         self.applied_lsn = 0  # loop-side view of state.applied_lsn
-        # Role: "primary" (the only writer) or "follower" (a hot spare of `primary_address`).
+        # Role: "primary" (the only writer) or "spare" (a hot spare of `primary_address`, idle when "").
         self.role = "primary"
         self.draining = False  # a switchover is under way: no new commits, spares catch up
         self.primary_address = ""
@@ -209,7 +209,7 @@ class Shard:
                 doc = json.load(f)
         except FileNotFoundError:  # a new shard: a spare of [replication] follow, else primary
             doc = (
-                {"role": "follower", "primary": self.initial_primary}
+                {"role": "spare", "primary": self.initial_primary}
                 if self.initial_primary or self.idle_when_new
                 else {}
             )
@@ -245,7 +245,7 @@ class Shard:
         """A hot spare of ``primary`` ("" = idle). The journal is fenced before anything
         else, so nothing this node still had in flight as primary can append (F3)."""
         self.journal.fence()
-        self.role, self.primary_address, self.draining = "follower", primary, False
+        self.role, self.primary_address, self.draining = "spare", primary, False
         self.epoch = max(self.epoch, epoch)
 
     def save_role(self) -> None:

@@ -68,7 +68,7 @@ def pair(make_node):
 
 def test_spare_has_every_acknowledged_message_after_kill9(pair, tmp_path):
     a, b = pair
-    assert {r["role"] for r in status(b)} == {"follower"}
+    assert {r["role"] for r in status(b)} == {"spare"}
     tag = "rep"
     loads = [
         start_load(a, tmp_path, ALICE, 0, 1200, tag),
@@ -110,7 +110,7 @@ def test_sigstopped_primary_is_fenced_and_rejoins_as_spare(pair):
         a.signal(signal.SIGCONT)
     # The new primary fences the old one as soon as it runs again; it then follows.
     wait_for(
-        lambda: all(s["role"] == "follower" and s["epoch"] == 2 for s in a.shards().values()),
+        lambda: all(s["role"] == "spare" and s["epoch"] == 2 for s in a.shards().values()),
         30,
         what="the old primary fenced",
     )

@@ -180,7 +180,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
         async def one(n: int):
             shard = self.node.shards[n]
-            if self.node.agent is None and not shard.accepting:
+            if not self.node.agent.clustered and not shard.accepting:
                 return None  # standalone: this node answers for the shards it is primary of
             req = queue_pb2.QueueRequest()
             req.CopyFrom(request)

@@ -23,6 +23,7 @@ import grpc
 
 from mailnode import metrics
 from mailnode.errors import ArchiveTimedOut
+from mailnode.interfaces import Peer
 from mailnode.journal.format import BadFrame, frame_boundary, parse_frame
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
@@ -40,7 +41,7 @@ class ShipError(Exception):
 
 
 class Shipper:
-    def __init__(self, node):
+    def __init__(self, node: Peer):
         self.node = node
         self.cfg = node.config.archive
         self.acked: dict[int, int] = {}  # shard -> archive's end lsn (what it holds)
@@ -370,12 +371,11 @@ class Shipper:
         journal growing without bound); when it returns it bootstraps from a snapshot."""
         rp, now, wait = shard.replication, time.monotonic(), self.cfg.absent_spare_wait
         waited_for = [s for s in rp.spares.values() if s.connected or now - s.gone_since < wait]
-        if self.node.agent is not None:  # every assigned spare must have been heard from
-            assigned = self.node.agent.assigned_spares(shard.id)
-            if assigned is None:
-                return 0
-            if any(name not in rp.spares for name in assigned) and now - rp.primary_since < wait:
-                return 0
+        assigned = self.node.agent.assigned_spares(shard.id)  # all must have been heard from
+        if assigned is None:
+            return 0
+        if any(name not in rp.spares for name in assigned) and now - rp.primary_since < wait:
+            return 0
         return min(
             [
                 self.acked.get(shard.id, 0),

@@ -25,6 +25,7 @@ from mailnode.delivery.queue import QueueEntry
 from mailnode.delivery.routes import Destination, RouteError, Router
 from mailnode.delivery.smtpclient import BOUNCED, DEFERRED, DELIVERED, Outcome, SmtpClient
 from mailnode.errors import Unavailable
+from mailnode.interfaces import FrontEnd
 from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
 from mailnode.smtp.handler import queue_id
 
@@ -51,7 +52,7 @@ def human(seconds: float) -> str:
 
 
 class DeliveryEngine:
-    def __init__(self, node):
+    def __init__(self, node: FrontEnd):
         self.node = node
         cfg = self.cfg = node.config.delivery
         self.routes = Router(node, cfg)

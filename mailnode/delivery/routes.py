@@ -12,6 +12,7 @@ import dns.exception
 import dns.resolver
 
 from mailnode.config import parse_address
+from mailnode.interfaces import ShardMap
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Destination:
 
 
 class Router:
-    def __init__(self, node, cfg):
+    def __init__(self, node: ShardMap, cfg):
         self.node = node
         self.mx_port = cfg.mx_port
         # Fixed next hops ("host:port", never an MX lookup); config.py has checked them and

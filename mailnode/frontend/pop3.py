@@ -15,6 +15,7 @@ import time
 import uuid
 
 from mailnode.errors import MailclusterError, NotOwner
+from mailnode.interfaces import FrontEnd
 from mailnode.pop3.server import MailboxBusy, MessageRef
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto.journal_pb2 import JournalRecord
@@ -51,7 +52,7 @@ class MailboxLocks:
 class Mailboxes:
     """The primary's operations, used in-process and by the gRPC Shard service alike."""
 
-    def __init__(self, node):
+    def __init__(self, node: FrontEnd):
         self.node = node
         self.locks = MailboxLocks()
 
@@ -98,9 +99,9 @@ class RoutedPop3Backend:
     so a standalone spare still serves reads (its deletions are refused)."""
 
     # A failover under the session: the client gets a clean -ERR, the log one line.
-    expected_errors = (MailclusterError,)
+    expected_errors: tuple[type[BaseException], ...] = (MailclusterError,)
 
-    def __init__(self, node, *, local_only: bool = False):
+    def __init__(self, node: FrontEnd, *, local_only: bool = False):
         self.node = node
         self.local_only = local_only
         self._sessions: dict[str, str] = {}  # mailbox -> our session id at its primary

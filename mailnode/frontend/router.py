@@ -17,6 +17,7 @@ import grpc
 
 from mailnode import metrics
 from mailnode.errors import HoldExpired, NotPrimary, NotReplicated, from_grpc
+from mailnode.interfaces import Peer
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto import frontend_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
@@ -39,7 +40,7 @@ LOOKUP_TTL, LOOKUP_NEGATIVE_TTL = 30.0, 5.0
 
 
 class Router:
-    def __init__(self, node, hold_timeout: float):
+    def __init__(self, node: Peer, hold_timeout: float):
         self.node = node
         self.hold_timeout = hold_timeout
         self._changed: asyncio.Future | None = None
@@ -51,8 +52,7 @@ class Router:
         """LOCAL, the primary's gRPC address, or None while the shard has no primary."""
         if self.node.shards[shard_id].accepting:
             return LOCAL
-        agent = self.node.agent
-        return None if agent is None else agent.primary_address(shard_id)
+        return self.node.agent.primary_address(shard_id)
 
     def changed(self) -> None:
         """The shard map moved (called by the agent): wake held transactions."""

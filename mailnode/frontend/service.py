@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mailnode.delivery.ops import queue_op
 from mailnode.errors import NotPrimary, grpc_errors
+from mailnode.interfaces import FrontEnd
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto import frontend_pb2_grpc
 from mailnode.replication.peers import authorize, message_record
@@ -13,7 +14,7 @@ from mailnode.replication.peers import authorize, message_record
 class ShardService(frontend_pb2_grpc.ShardServicer):
     """Every method translates the error vocabulary once (errors.grpc_errors)."""
 
-    def __init__(self, node):
+    def __init__(self, node: FrontEnd):
         self.node = node
 
     async def _primary(self, number: int, context):

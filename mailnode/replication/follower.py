@@ -17,6 +17,7 @@ import logging
 import grpc
 
 from mailnode import metrics
+from mailnode.interfaces import Peer
 from mailnode.journal.format import BadFrame, iter_frames, parse_frame
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
@@ -43,7 +44,7 @@ async def to_thread_to_the_end(fn, *args):
 
 
 class Follower:
-    def __init__(self, node, shard):
+    def __init__(self, node: Peer, shard):
         self.node = node
         self.shard = shard
         self.primary = ""
@@ -190,7 +191,7 @@ class Follower:
             frames,
             lsn,
             origin=self.node.name,
-            marked_only=self.node.agent is not None and cfg.policy == "sync",
+            marked_only=self.node.agent.clustered and cfg.policy == "sync",
         )
         untaken = list(shard.untaken)
         await self._submit(channel, todo.records + untaken)

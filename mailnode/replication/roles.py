@@ -1,8 +1,8 @@
 """Role changes of this node's shards: promote, demote, follow, fence.
 
 Each returns the decision as a sentence, which is logged (and shown by mailctl).
-Until the cluster issue automates them, an operator drives them with
-``mailctl shard promote|demote``.
+In a cluster the agent drives them from ZooKeeper's assignment; on standalone
+nodes an operator does, with ``mailctl shard promote|demote``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import grpc
 
 from mailnode import metrics
 from mailnode.errors import NotPrimary
+from mailnode.interfaces import Peer
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
 from mailnode.replication.follower import Follower
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class RoleManager:
-    def __init__(self, node):
+    def __init__(self, node: Peer):
         self.node = node
         self.followers: dict[int, Follower] = {}
         self._fencing: dict[int, asyncio.Task] = {}
@@ -32,7 +33,7 @@ class RoleManager:
 
     def start(self) -> None:
         for shard in self.node.shards.values():
-            if shard.role == "follower" and shard.primary_address:
+            if shard.role == "spare" and shard.primary_address:
                 self._follow(shard)
 
     async def stop(self) -> None:

@@ -15,6 +15,7 @@ import logging
 import grpc
 
 from mailnode.errors import grpc_errors
+from mailnode.interfaces import Peer
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
@@ -38,7 +39,7 @@ def end_of_epoch(epochs: list[tuple[int, int]], epoch: int, end_lsn: int) -> int
 
 
 class ReplicationService(replication_pb2_grpc.ReplicationServicer):
-    def __init__(self, node):
+    def __init__(self, node: Peer):
         self.node = node
 
     async def _shard(self, number: int, context):
@@ -152,7 +153,7 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
     async def Fence(self, request, context):
         shard = await self._shard(request.shard, context)
         if request.epoch <= shard.epoch and not (
-            shard.role == "follower" and request.epoch == shard.epoch
+            shard.role == "spare" and request.epoch == shard.epoch
         ):
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,

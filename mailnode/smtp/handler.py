@@ -13,16 +13,13 @@ import itertools
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
 
 from mailnode import metrics
 from mailnode.errors import MailclusterError, Unavailable
+from mailnode.interfaces import FrontEnd
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.smtp import replies
 from mailnode.users import normalize
-
-if TYPE_CHECKING:
-    from mailnode.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +36,7 @@ def _printable(text: str, limit: int = 255) -> str:
 
 
 class MxHandler:
-    def __init__(self, node: Node):
+    def __init__(self, node: FrontEnd):
         self.node = node
         self.inflight = 0  # DATA commits under way; a stopping node waits for them
 
@@ -83,7 +80,7 @@ class MxHandler:
 
     async def check_local(self, address: str, addr: str) -> str | None:
         """A refusal for a mailbox of this cluster that cannot take mail, else None."""
-        if self.node.agent is None:  # standalone: only shards this node is primary of
+        if not self.node.agent.clustered:  # standalone: only shards this node is primary of
             if not self.node.user_exists(addr):
                 self.rejected("unknown_user")
                 return replies.USER_UNKNOWN.format(_printable(address))
@@ -148,7 +145,7 @@ class MxHandler:
                 m.data = data
                 m.client_address = peer
                 m.helo = session.host_name or ""
-                if self.node.agent is None and not relay:
+                if not self.node.agent.clustered and not relay:
                     commits.append(self.node.shards[shard_id].commit(rec))
                 else:
                     commits.append(self.node.router.commit(shard_id, rec))

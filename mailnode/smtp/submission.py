@@ -19,6 +19,7 @@ from aiosmtpd.smtp import AuthResult, _AuthMechAttr
 
 from mailnode import metrics
 from mailnode.errors import Unavailable
+from mailnode.interfaces import FrontEnd
 from mailnode.smtp import replies
 from mailnode.smtp.handler import MxHandler, _printable
 from mailnode.smtp.protocol import MailSMTP
@@ -63,7 +64,7 @@ class RateLimiter:
 
 
 class SubmissionHandler(MxHandler):
-    def __init__(self, node, auth_backend):
+    def __init__(self, node: FrontEnd, auth_backend):
         super().__init__(node)
         self.auth_backend = auth_backend
         cfg = node.config.submission
