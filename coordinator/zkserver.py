@@ -57,7 +57,7 @@ class ZkServer:
         cfg = os.path.join(self.directory, "zoo.cfg")
         with open(cfg, "w") as f:
             f.write(self.config(peers, tick_ms))
-        log = open(os.path.join(self.directory, "zookeeper.log"), "ab")
+        log = open(os.path.join(self.directory, "zookeeper.log"), "ab")  # noqa: SIM115 (the child keeps it)
         env = dict(os.environ, ZOO_LOG_DIR=self.directory)
         self.proc = subprocess.Popen(
             [

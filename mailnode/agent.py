@@ -121,6 +121,7 @@ class Agent:
         self._assigned: dict[int, object] = {}
         self._addresses: dict[str, str] = {}  # node name -> gRPC address, from nodes/<name>
         self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()  # held, so none is collected mid-run
         self._heartbeat = time.monotonic()
         self._dropped = threading.Event()
         self._stopping = threading.Event()
@@ -147,6 +148,12 @@ class Agent:
         ]
         threading.Thread(target=self._watchdog, name="agent-watchdog", daemon=True).start()
         log.info("agent %s: registered in ZooKeeper under %s", self.node.name, self.store.root)
+
+    def _spawn(self, work) -> None:
+        """Run ``work`` on the loop without waiting for it (from the loop only)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _rewatch(self) -> None:
         for n in self.node.shards:
@@ -238,9 +245,9 @@ class Agent:
                         shard.role == "primary"
                         and info is not None
                         and info.primary == self.node.name
+                        and set(shard.replication.in_sync()) != set(info.in_sync)
                     ):
-                        if set(shard.replication.in_sync()) != set(info.in_sync):
-                            await self._publish_in_sync(shard)
+                        await self._publish_in_sync(shard)
             except CoordinationError as e:
                 log.warning("agent %s: publishing state: %s", self.node.name, e)
             except NotReplicated as e:  # the shard moved meanwhile (a switchover): next round
@@ -311,16 +318,16 @@ class Agent:
             # sends heartbeats only when idle: these requests keep it from ever being idle,
             # so on a silent partition SUSPENDED never comes. Unanswered for a whole
             # session timeout: the session must have expired; fence without kazoo.
-            if self._contact is not None and time.monotonic() > self._contact + self.timeout:
-                if fenced_at != self._contact:
-                    fenced_at = self._contact
-                    log.warning(
-                        "agent %s: no answer from ZooKeeper for %.1fs (the session timeout): "
-                        "the session must have expired",
-                        self.node.name,
-                        self.timeout,
-                    )
-                    self._self_fence(f"no answer from ZooKeeper for {self.timeout:.1f}s")
+            silent = self._contact is not None and time.monotonic() > self._contact + self.timeout
+            if silent and fenced_at != self._contact:
+                fenced_at = self._contact
+                log.warning(
+                    "agent %s: no answer from ZooKeeper for %.1fs (the session timeout): "
+                    "the session must have expired",
+                    self.node.name,
+                    self.timeout,
+                )
+                self._self_fence(f"no answer from ZooKeeper for {self.timeout:.1f}s")
 
     # -- connection state (kazoo thread: hand over, never block) ------------------------
     def _listener(self, state) -> None:
@@ -355,14 +362,12 @@ class Agent:
             self._self_fence("ZooKeeper session lost")
         elif state == KazooState.CONNECTED:
             self.connected = True
-            asyncio.ensure_future(self._resync("reconnected to ZooKeeper"))
+            self._spawn(self._resync("reconnected to ZooKeeper"))
 
     def _self_fence(self, why: str) -> None:
         for shard in self.node.shards.values():
             if shard.role == "primary":
-                asyncio.ensure_future(
-                    self.node.roles.demote(shard.id, "", reason=f"self-fenced: {why}")
-                )
+                self._spawn(self.node.roles.demote(shard.id, "", reason=f"self-fenced: {why}"))
 
     async def _resync(self, why: str) -> bool:
         try:
@@ -383,7 +388,7 @@ class Agent:
         if data is None or self.loop is None:
             return
         info = _shard_info(n, data, stat.version)
-        self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._apply(n, info)))
+        self.loop.call_soon_threadsafe(self._spawn, self._apply(n, info))
 
     def _is_assigned_spare(self, n: int, name: str) -> bool:
         """As last read from ZooKeeper (kept while disconnected: a blip must not empty
@@ -429,7 +434,7 @@ class Agent:
                         n, epoch=info.epoch, reason="assigned in ZooKeeper"
                     )
                     shard.replication.published = frozenset(info.in_sync)
-                    self._publish_first_commit(shard, info)
+                    self._observe_failover_time(shard, info)
                     self.node.router.changed()
                 draining = info.extra.get("draining") == me
                 if draining != shard.draining:
@@ -443,7 +448,7 @@ class Agent:
                         else "no longer draining; serving",
                     )
                     if draining:
-                        asyncio.ensure_future(self._publish_drained(shard))
+                        self._spawn(self._publish_drained(shard))
             elif me in info.spares and info.primary:
                 address = self._addresses.get(
                     info.primary, ""
@@ -470,7 +475,7 @@ class Agent:
             except CoordinationError as e:
                 log.warning("agent %s: publishing the drained lsn: %s", self.node.name, e)
 
-    def _publish_first_commit(self, shard, info) -> None:
+    def _observe_failover_time(self, shard, info) -> None:
         started = info.extra.get("failover_started")
         if started:
             from mailnode import metrics

@@ -8,18 +8,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 
-async def start_http(node, host: str, port: int) -> web.AppRunner:
+def base_app(healthy: Callable[[], tuple[bool, dict]]) -> web.Application:
+    """/metrics and /health, as every process of the product serves them (node, archive)."""
+
     async def metrics(request: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def health(request: web.Request) -> web.Response:
-        ok, doc = node.healthy()
+        ok, doc = healthy()
         return web.json_response(doc, status=200 if ok else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", health)
+    return app
+
+
+async def serve_app(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    return runner
+
+
+async def start_http(node, host: str, port: int) -> web.AppRunner:
 
     def shards_with(request: web.Request, role: str):
         wanted = request.query.get("shard")
@@ -52,13 +71,8 @@ async def start_http(node, host: str, port: int) -> web.AppRunner:
         doc["zookeeper_connected"] = connected
         return web.json_response(doc, status=200 if ok and connected else 503)
 
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/health", health)
+    app = base_app(node.healthy)
     app.router.add_get("/ready", ready)
     app.router.add_get("/primary", role_check("primary"))  # for a load balancer: send shard N here?
     app.router.add_get("/spare", role_check("spare"))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
-    return runner
+    return await serve_app(app, host, port)

@@ -16,19 +16,18 @@ from mailnode.agent import Agent, Standalone
 from mailnode.archive.shipper import Shipper
 from mailnode.config import Config, ConfigError, parse_address
 from mailnode.delivery.engine import DeliveryEngine
+from mailnode.durable import makedirs_synced, write_atomic
 from mailnode.frontend.pop3 import Mailboxes, RoutedPop3Backend
 from mailnode.frontend.router import Router
 from mailnode.http import start_http
 from mailnode.interfaces import ClusterView
-from mailnode.journal.journal import makedirs_synced
-from mailnode.pop3.backend import PromMetrics
+from mailnode.pop3.metrics import PromMetrics
 from mailnode.pop3.server import Pop3Server
 from mailnode.replication.roles import RoleManager
 from mailnode.shard import Shard
 from mailnode.smtp.handler import MxHandler
 from mailnode.smtp.protocol import MailSMTP
 from mailnode.smtp.submission import SubmissionHandler, SubmissionSMTP
-from mailnode.store.state import write_atomic
 from mailnode.users import normalize, shard_of
 from mailnode.wire import SECRET_KEY, SecretFileError, ensure_secret, read_secret, token_path
 

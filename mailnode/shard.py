@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import bisect
 import json
 import logging
 import os
@@ -18,14 +17,16 @@ import threading
 import time
 
 from mailnode import metrics
+from mailnode.durable import makedirs_synced, write_atomic
 from mailnode.errors import NotPrimary, NotReplicated
 from mailnode.journal import Committed, Journal, JournalFenced
 from mailnode.journal.format import iter_frames, list_segments, read_record
-from mailnode.journal.journal import makedirs_synced, read_epochs, write_epochs
+from mailnode.journal.journal import read_epochs, write_epochs
+from mailnode.journal.waiters import LsnWaiters
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication.primary import ReplicationPrimary
 from mailnode.store.maildir import message_name
-from mailnode.store.state import ShardState, write_atomic
+from mailnode.store.state import ShardState
 
 DEFAULT_REPLICATION = {
     "policy": "sync",
@@ -75,8 +76,7 @@ class Shard:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiters: list[tuple[int, int, asyncio.Future]] = []  # (lsn, seq, future)
-        self._seq = 0
+        self._waiters = LsnWaiters()  # wait_applied: positions of the store
         self._stopping = threading.Event()
         self._inflight: dict[str, asyncio.Future] = {}  # queue id -> its commit under way
         # Take-backs of inherited messages and 250s for their retried queue ids exclude
@@ -360,19 +360,13 @@ class Shard:
         if queue_changed and self.on_queue_change is not None:
             self.on_queue_change()
         self._m_applied.set(lsn)
-        while self._waiters and self._waiters[0][0] < lsn:
-            fut = self._waiters.pop(0)[2]
-            if not fut.done():
-                fut.set_result(None)
+        self._waiters.reached(lsn)
 
     async def wait_applied(self, lsn: int) -> None:
         """Wait until the record at ``lsn`` is applied to the store."""
         if lsn < self.applied_lsn:
             return
-        fut = self._loop.create_future()
-        self._seq += 1
-        bisect.insort(self._waiters, (lsn, self._seq, fut))
-        await fut
+        await self._waiters.wait_for(lsn + 1)  # the record at lsn ends at lsn + 1
 
     async def commit(self, record: JournalRecord, *, applied: bool = False) -> int:
         """Append as primary and wait until durable under the replication policy (and

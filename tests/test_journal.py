@@ -105,7 +105,7 @@ def test_second_opener_is_refused(tmp_path):
 def test_new_directories_are_synced_into_their_parents(tmp_path, monkeypatch):
     """F13: a journal's directory made at start-up is made durable in its parent, and
     in each new ancestor's parent, before anything is written into it."""
-    from mailnode.journal import journal as jmod
+    from mailnode import durable as jmod
 
     synced = []
     real = jmod.fsync_dir

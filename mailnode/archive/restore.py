@@ -16,11 +16,14 @@ import shutil
 
 import grpc
 
+from mailnode.archive.tls import channel_credentials
+from mailnode.durable import fsync_dir
 from mailnode.journal.format import BadFrame, parse_frame, segment_name
-from mailnode.journal.journal import fsync_dir, recover
+from mailnode.journal.journal import recover
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 from mailnode.replication.snapshot import write_chunk
+from mailnode.wire import CHANNEL_OPTIONS
 
 
 class RestoreError(Exception):
@@ -30,10 +33,8 @@ class RestoreError(Exception):
 def archive_channel(
     address: str, tls: tuple[str, str, str] | None, server_name: str
 ) -> grpc.Channel:
-    options = [("grpc.max_receive_message_length", 64 << 20)]
+    options = list(CHANNEL_OPTIONS)
     if tls and all(tls):
-        from mailnode.archive.tls import channel_credentials
-
         options.append(("grpc.ssl_target_name_override", server_name))
         return grpc.secure_channel(address, channel_credentials(*tls), options=options)
     return grpc.insecure_channel(address, options=options)
@@ -192,7 +193,7 @@ def restore_shard(
                 off += fr.size
             if off:
                 if out is None:
-                    out = open(os.path.join(journal, segment_name(start)), "wb")
+                    out = open(os.path.join(journal, segment_name(start)), "wb")  # noqa: SIM115 (spans chunks; closed below)
                 out.write(chunk.data[:off])
                 pos += off
             if stop:

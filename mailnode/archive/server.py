@@ -19,15 +19,19 @@ import signal
 
 import grpc
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
+from prometheus_client import Counter, Gauge
 
+from mailnode.archive.tls import server_credentials
+from mailnode.config import parse_address
+from mailnode.durable import fsync_dir, write_atomic
+from mailnode.http import base_app, serve_app
 from mailnode.journal import Journal
 from mailnode.journal.format import BadFrame, iter_frames, list_segments, parse_frame, read_range
-from mailnode.journal.journal import JournalDamaged, fsync_dir
+from mailnode.journal.journal import JournalDamaged
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 from mailnode.replication.snapshot import file_chunks, write_chunk
-from mailnode.store.state import write_atomic
+from mailnode.wire import SERVER_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +270,7 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
             REFUSED.labels(e.reason).inc()
             await context.abort(e.code, e.detail)
         finally:
-            if staging is not None and os.path.exists(staging):
+            if staging is not None:  # gone already after a successful install
                 await asyncio.to_thread(shutil.rmtree, staging, True)
 
     async def GetBase(self, request, context):
@@ -446,16 +450,9 @@ class Archive:
             if name.isdigit():
                 self.shard(int(name))
                 await asyncio.to_thread(self.apply_retention, int(name))
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", 64 << 20),
-                ("grpc.max_send_message_length", 64 << 20),
-            ]
-        )
+        server = grpc.aio.server(options=SERVER_OPTIONS)
         archive_pb2_grpc.add_ArchiveServicer_to_server(ArchiveService(self), server)
         if self.cfg.tls_ca:
-            from mailnode.archive.tls import server_credentials
-
             port = server.add_secure_port(
                 self.cfg.listen,
                 server_credentials(self.cfg.tls_ca, self.cfg.tls_cert, self.cfg.tls_key),
@@ -485,31 +482,16 @@ class Archive:
             DISK_FREE.set(usage.free)
             await asyncio.sleep(5)
 
+    def healthy(self) -> tuple[bool, dict]:
+        return True, {
+            "archive": self.name,
+            "status": "ok",
+            "shards": {
+                str(n): {"end_lsn": s.journal.committed_lsn, "epoch": s.epoch}
+                for n, s in self.shards.items()
+            },
+        }
+
     async def _http(self) -> web.AppRunner:
-        from mailnode.config import parse_address
-
-        async def metrics(request):
-            return web.Response(
-                body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-            )
-
-        async def health(request):
-            return web.json_response(
-                {
-                    "archive": self.name,
-                    "status": "ok",
-                    "shards": {
-                        str(n): {"end_lsn": s.journal.committed_lsn, "epoch": s.epoch}
-                        for n, s in self.shards.items()
-                    },
-                }
-            )
-
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get("/health", health)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
         host, port = parse_address(self.cfg.http, "[archive] http")
-        await web.TCPSite(runner, host, port).start()
-        return runner
+        return await serve_app(base_app(self.healthy), host, port)

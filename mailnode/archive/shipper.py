@@ -15,18 +15,20 @@ messages in them are spooled first.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import time
 
 import grpc
 
 from mailnode import metrics
+from mailnode.archive.tls import channel_credentials
 from mailnode.errors import ArchiveTimedOut
 from mailnode.interfaces import Peer
 from mailnode.journal.format import BadFrame, frame_boundary, parse_frame
+from mailnode.journal.waiters import LsnWaiters
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
+from mailnode.wire import CHANNEL_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,7 @@ class Shipper:
         self.cfg = node.config.archive
         self.acked: dict[int, int] = {}  # shard -> archive's end lsn (what it holds)
         self.caught_up_at: dict[int, float] = {}
-        self._waiters: dict[int, list[tuple[int, int, asyncio.Future]]] = {}
-        self._seq = 0
+        self._waiters: dict[int, LsnWaiters] = {}  # remote_sync commits, per shard
         self._tasks: list[asyncio.Task] = []
         self._channel: grpc.aio.Channel | None = None
         self._stopping = False
@@ -59,13 +60,8 @@ class Shipper:
 
     def stub(self) -> archive_pb2_grpc.ArchiveStub:
         if self._channel is None:
-            options = [
-                ("grpc.max_send_message_length", 64 << 20),
-                ("grpc.max_receive_message_length", 64 << 20),
-            ]
+            options = list(CHANNEL_OPTIONS)
             if self.cfg.tls_ca:
-                from mailnode.archive.tls import channel_credentials
-
                 options.append(("grpc.ssl_target_name_override", self.cfg.server_name))
                 self._channel = grpc.aio.secure_channel(
                     self.cfg.address,
@@ -134,9 +130,7 @@ class Shipper:
         """Return when the archive holds the commit ending at ``end`` (remote_sync)."""
         if not self.enabled or not self.cfg.remote_sync or self.acked.get(shard.id, 0) >= end:
             return
-        fut = asyncio.get_running_loop().create_future()
-        self._seq += 1
-        bisect.insort(self._waiters.setdefault(shard.id, []), (end, self._seq, fut))
+        fut = self._waiters.setdefault(shard.id, LsnWaiters()).wait_for(end)
         try:
             await asyncio.wait_for(fut, self.cfg.timeout)
         except TimeoutError:
@@ -157,11 +151,8 @@ class Shipper:
             )
         self.acked[shard.id] = end
         metrics.ARCHIVE_SHIPPED_LSN.labels(str(shard.id)).set(end)
-        waiters = self._waiters.get(shard.id, [])
-        while waiters and waiters[0][0] <= end:
-            fut = waiters.pop(0)[2]
-            if not fut.done():
-                fut.set_result(None)
+        if shard.id in self._waiters:
+            self._waiters[shard.id].reached(end)
 
     # -- shipping ------------------------------------------------------------------------
     def safe_end(self, shard) -> int:

@@ -22,7 +22,7 @@ import time
 from mailnode import metrics
 from mailnode.delivery import dsn
 from mailnode.delivery.queue import QueueEntry
-from mailnode.delivery.routes import Destination, RouteError, Router
+from mailnode.delivery.routes import Destination, NextHops, RouteError
 from mailnode.delivery.smtpclient import BOUNCED, DEFERRED, DELIVERED, Outcome, SmtpClient
 from mailnode.errors import Unavailable
 from mailnode.interfaces import FrontEnd
@@ -55,7 +55,7 @@ class DeliveryEngine:
     def __init__(self, node: FrontEnd):
         self.node = node
         cfg = self.cfg = node.config.delivery
-        self.routes = Router(node, cfg)
+        self.next_hops = NextHops(node, cfg)
         self.client = SmtpClient(
             helo=cfg.helo_name or node.hostname,
             timeout=cfg.timeout,
@@ -154,7 +154,7 @@ class DeliveryEngine:
                 )
                 groups: dict[Destination, list[str]] = {}
                 for rcpt in entry.pending:
-                    groups.setdefault(self.routes.destination(rcpt), []).append(rcpt)
+                    groups.setdefault(self.next_hops.destination(rcpt), []).append(rcpt)
                 # Every group finishes (recorded or not) before the entry may be looked at again.
                 results = await asyncio.gather(
                     *(
@@ -215,7 +215,7 @@ class DeliveryEngine:
                 outcome = await self._to_shard(entry, message, dest, rcpts)
             else:
                 try:
-                    hosts = await self.routes.hosts(dest)
+                    hosts = await self.next_hops.hosts(dest)
                 except RouteError as e:
                     kind = BOUNCED if e.permanent else DEFERRED
                     outcome = Outcome({r: (kind, e.reply) for r in rcpts})

@@ -36,7 +36,7 @@ class Destination:
     hop: tuple[str, int] | None = None
 
 
-class Router:
+class NextHops:
     def __init__(self, node: ShardMap, cfg):
         self.node = node
         self.mx_port = cfg.mx_port

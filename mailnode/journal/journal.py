@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailnode.durable import fsync_dir, makedirs_synced
 from mailnode.errors import JournalError, JournalFenced
 from mailnode.journal.format import (
     JournalDamaged,
@@ -57,28 +58,6 @@ class _Pending:
 
 BatchListener = Callable[[list[Committed]], None]
 BatchObserver = Callable[[int, int, float], None]  # records, bytes, fsync seconds
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def makedirs_synced(path: str) -> None:
-    """``os.makedirs``, then fsync the parent of every directory it made: POSIX does not
-    promise that syncing a file inside also keeps the new directory's name (F13)."""
-    made, p = [], os.path.abspath(path)
-    while not os.path.isdir(p):
-        made.append(p)
-        p = os.path.dirname(p)
-    if not made:
-        return
-    os.makedirs(path, exist_ok=True)
-    for d in reversed(made):
-        fsync_dir(os.path.dirname(d))
 
 
 @dataclass

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
+from mailnode.durable import fsync_dir
 from mailnode.journal.format import HEADER_SIZE, frame, list_segments, scan_segment
-from mailnode.journal.journal import fsync_dir, lock_directory, recover
+from mailnode.journal.journal import lock_directory, recover
 from mailnode.proto.journal_pb2 import JournalRecord
 
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from mailnode import metrics
 from mailnode.errors import InSyncUnpublished, SparesTimedOut
+from mailnode.journal.waiters import LsnWaiters
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,7 @@ class ReplicationPrimary:
         self._commits: collections.deque[tuple[int, float]] = collections.deque()  # (end lsn, when)
         self.spares: dict[str, Spare] = {}
         self.primary_since = time.monotonic()  # spares are known from here on (forget_spares)
-        self._waiters: list[tuple[int, int, asyncio.Future]] = []
-        self._seq = 0
+        self._waiters = LsnWaiters()  # commits waiting for their end to be replicated
         self.degraded = False  # committing without a spare's acknowledgement (for logs and status)
         # End of the last commit answered (sync policy): a spare joins the in-sync set only
         # once it holds everything up to here, so the set never names a spare that lacks
@@ -210,16 +210,10 @@ class ReplicationPrimary:
 
     # -- commits -----------------------------------------------------------------------
     def _release(self, lsn: int) -> None:
-        while self._waiters and self._waiters[0][0] <= lsn:
-            fut = self._waiters.pop(0)[2]
-            if not fut.done():
-                fut.set_result(None)
+        self._waiters.reached(lsn)
 
     def fail_waiters(self, error: Exception) -> None:
-        waiters, self._waiters = self._waiters, []
-        for _, _, fut in waiters:
-            if not fut.done():
-                fut.set_exception(error)
+        self._waiters.fail(error)
 
     async def wait(self, end: int) -> bool:
         """Return when the commit ending at ``end`` satisfies the policy: True when it is
@@ -244,9 +238,7 @@ class ReplicationPrimary:
             if remaining <= 0:
                 self._timed_out(end)  # strict: raises
                 continue
-            fut = loop.create_future()
-            self._seq += 1
-            bisect.insort(self._waiters, (end, self._seq, fut))
+            fut = self._waiters.wait_for(end)
             self._m_waiting.inc()
             try:
                 await asyncio.wait_for(fut, remaining)

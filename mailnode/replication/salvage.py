@@ -44,7 +44,7 @@ CARRIED = (
     "user_deleted",
     "password_changed",
 )
-SUBMITTED = CARRIED + ("aborted",)  # what Submit takes: carried records and take-backs
+SUBMITTED = (*CARRIED, "aborted")  # what Submit takes: carried records and take-backs
 
 
 @dataclass

@@ -21,10 +21,10 @@ import uuid
 
 import grpc
 
+from mailnode.durable import syncfs, write_atomic
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
 from mailnode.replication.follower import to_thread_to_the_end
-from mailnode.store.state import syncfs, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,7 @@ async def serve_snapshot(shard, request, context):
         log.info("shard %d: snapshot %s at lsn %d for %s", shard.id, snap_id, lsn, request.follower)
     target = os.path.join(shard.directory, "snapshots", snap_id)
     try:
-        with open(os.path.join(target, "snapshot.json")) as f:
-            meta = json.load(f)
+        meta = await asyncio.to_thread(_read_json, os.path.join(target, "snapshot.json"))
     except (FileNotFoundError, ValueError):
         await context.abort(grpc.StatusCode.NOT_FOUND, f"no snapshot {snap_id!r}; start a new one")
     async for rel, offset, data, last in file_chunks(target, after=request.resume_after):
@@ -170,13 +169,17 @@ def _install(shard, staging: str, lsn: int, epochs: list[tuple[int, int]]) -> No
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def _read_json(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
 async def bootstrap(node, shard, channel) -> None:
     """Receive a snapshot from the primary (resuming a broken one) and install it."""
     staging = os.path.join(shard.directory, "incoming")
     progress_path = os.path.join(staging, "progress.json")
     try:
-        with open(progress_path) as f:
-            progress = json.load(f)
+        progress = await asyncio.to_thread(_read_json, progress_path)
     except (FileNotFoundError, ValueError):
         shutil.rmtree(staging, ignore_errors=True)
         os.makedirs(staging)

@@ -48,7 +48,7 @@ class MxHandler:
         # aiosmtpd ends with "250 HELP"; advertise what we implement before it.
         # An AUTH line with no mechanisms (the MX listener has none) is dropped.
         lines = [r for r in responses[:-1] if r.rstrip() != "250-AUTH"]
-        return lines + ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
+        return [*lines, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
 
     async def handle_MAIL(self, server, session, envelope, address, options):
         envelope.mail_from = address

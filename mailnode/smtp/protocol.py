@@ -13,6 +13,7 @@ import collections
 import logging
 import re
 import ssl
+from typing import ClassVar
 
 from aiosmtpd.smtp import SMTP, login_always_fail, syntax
 
@@ -55,7 +56,7 @@ def check_data(raw: bytes) -> bytes:
 
 class MailSMTP(SMTP):
     # Names of smtp_* methods and handle_* hooks, found once per class.
-    _names: dict[type, tuple[list[str], list[str]]] = {}
+    _names: ClassVar[dict[type, tuple[list[str], list[str]]]] = {}
 
     def __init__(
         self,

@@ -8,45 +8,18 @@ user table, so a restart replays only what came after it.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
 import shutil
 
 from mailnode.delivery.queue import Queue
+from mailnode.durable import syncfs, write_atomic
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.store.maildir import MaildirStore, message_name
 from mailnode.store.recent import RecentIds
 
 log = logging.getLogger(__name__)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def syncfs(path: str) -> None:
-    """Flush the filesystem holding ``path`` (the Maildir files written since the last checkpoint)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _libc.syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), path)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ShardState:

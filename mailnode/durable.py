@@ -1,0 +1,53 @@
+"""Durable file-system steps, named once: what the journal, the store, snapshots,
+the archive and the node's own files use to make a write survive power loss."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def syncfs(path: str) -> None:
+    """Flush the filesystem holding ``path`` (the Maildir files written since the last checkpoint)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data``: all of it or none of it, after a crash too."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(path))
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def makedirs_synced(path: str) -> None:
+    """``os.makedirs``, then fsync the parent of every directory it made: POSIX does not
+    promise that syncing a file inside also keeps the new directory's name (F13)."""
+    made, p = [], os.path.abspath(path)
+    while not os.path.isdir(p):
+        made.append(p)
+        p = os.path.dirname(p)
+    if not made:
+        return
+    os.makedirs(path, exist_ok=True)
+    for d in reversed(made):
+        fsync_dir(os.path.dirname(d))
