@@ -39,6 +39,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.recipe.watchers import DataWatch
 
 from coordinator.model import CoordinationError, MemberHeld, NoNode, Store, _shard_info
+from mailnode import metrics
 from mailnode.errors import InSyncUnpublished, NotReplicated
 from mailnode.interfaces import Peer
 
@@ -478,8 +479,6 @@ class Agent:
     def _observe_failover_time(self, shard, info) -> None:
         started = info.extra.get("failover_started")
         if started:
-            from mailnode import metrics
-
             metrics.FAILOVER_SECONDS.observe(max(0.0, time.time() - float(started)))
 
     # -- watchdog ----------------------------------------------------------------------

@@ -8,7 +8,10 @@ import logging
 import sys
 
 from mailnode import config as configmod
+from mailnode.archive import config as archive_config
+from mailnode.archive.server import Archive
 from mailnode.journal import JournalDamaged, JournalError
+from mailnode.node import Node
 
 
 def archive_main(argv: list[str]) -> int:
@@ -23,9 +26,6 @@ def archive_main(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from mailnode.archive import config as archive_config
-    from mailnode.archive.server import Archive
-
     try:
         asyncio.run(Archive(archive_config.load(args.config)).serve())
     except configmod.ConfigError as e:
@@ -63,8 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         cfg = configmod.load(args.config)
-        from mailnode.node import Node
-
         node = Node(cfg)
         asyncio.run(node.serve())
     except configmod.ConfigError as e:

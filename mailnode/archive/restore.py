@@ -18,7 +18,7 @@ import grpc
 
 from mailnode.archive.tls import channel_credentials
 from mailnode.durable import fsync_dir
-from mailnode.journal.format import BadFrame, parse_frame, segment_name
+from mailnode.journal.format import BadFrame, iter_frames, list_segments, parse_frame, segment_name
 from mailnode.journal.journal import recover
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
@@ -109,8 +109,6 @@ def _fetch_base(stub, shard: int, shard_dir: str, until_ns: int) -> str:
 
 def _cut_after(journal: str, until_ns: int) -> None:
     """Cut a backup's journal before its first record written after ``until_ns``."""
-    from mailnode.journal.format import iter_frames, list_segments
-
     for fr in iter_frames(journal, recover(journal).first_lsn):
         if fr.record.timestamp_ns > until_ns:
             for base, path in list_segments(journal):

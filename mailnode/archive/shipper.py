@@ -21,6 +21,7 @@ import time
 import grpc
 
 from mailnode import metrics
+from mailnode.archive.backup import upload_base
 from mailnode.archive.tls import channel_credentials
 from mailnode.errors import ArchiveTimedOut
 from mailnode.interfaces import Peer
@@ -84,8 +85,6 @@ class Shipper:
     async def _bases(self) -> None:
         """Upload a base backup of each shard this node is primary of when the archive's
         newest is older than base_backup_interval."""
-        from mailnode.archive.backup import upload_base
-
         interval = self.cfg.base_backup_interval
         while True:
             await asyncio.sleep(min(interval / 4, 60.0))
@@ -306,8 +305,6 @@ class Shipper:
             call.cancel()
 
     async def _repair_base(self, shard) -> None:
-        from mailnode.archive.backup import upload_base
-
         try:
             info = await upload_base(self.node, shard, self.stub())
             log.info("shard %d: base backup at lsn %d uploaded to the archive", shard.id, info.lsn)

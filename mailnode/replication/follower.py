@@ -17,30 +17,19 @@ import logging
 import grpc
 
 from mailnode import metrics
+from mailnode.durable import to_thread_to_the_end
 from mailnode.interfaces import Peer
 from mailnode.journal.format import BadFrame, iter_frames, parse_frame
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
 from mailnode.replication import salvage
+from mailnode.replication.snapshot import bootstrap
 
 log = logging.getLogger(__name__)
 
 
 class StaleEpoch(Exception):
-    pass
-
-
-async def to_thread_to_the_end(fn, *args):
-    """``asyncio.to_thread`` that a cancellation waits for: cancelling the follower must
-    not leave a journal cut or a store replacement running in its thread while the node
-    follows on or is promoted (seen in a chaos run: a node promoted mid-rebuild answered
-    RCPT with 550 from its half-built user table)."""
-    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await work
-        raise
+    """A primary answered from an epoch older than this spare's."""
 
 
 class Follower:
@@ -155,8 +144,6 @@ class Follower:
                 return
             elif kind == "need_snapshot":
                 call.cancel()
-                from mailnode.replication.snapshot import bootstrap
-
                 await bootstrap(self.node, shard, channel)
                 return
 
@@ -215,8 +202,6 @@ class Follower:
         if journal.first_lsn == 0:
             await to_thread_to_the_end(shard.rebuild_store)
         else:
-            from mailnode.replication.snapshot import bootstrap
-
             await bootstrap(self.node, shard, channel)
 
     async def _submit(self, channel, records) -> None:

@@ -21,6 +21,7 @@ from mailnode.proto import replication_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication import salvage
 from mailnode.replication.peers import authorize, message_record
+from mailnode.replication.snapshot import serve_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,6 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
         return pb.FenceReply(epoch=shard.epoch, end_lsn=shard.journal.committed_lsn)
 
     async def Snapshot(self, request, context):
-        from mailnode.replication.snapshot import serve_snapshot
-
         shard = await self._primary(request.shard, context)
         async for chunk in serve_snapshot(shard, request, context):
             yield chunk

@@ -21,10 +21,9 @@ import uuid
 
 import grpc
 
-from mailnode.durable import syncfs, write_atomic
+from mailnode.durable import syncfs, to_thread_to_the_end, write_atomic
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
-from mailnode.replication.follower import to_thread_to_the_end
 
 log = logging.getLogger(__name__)
 
