@@ -30,6 +30,7 @@ ERR_AUTH_FAILED = "-ERR [AUTH] Authentication failed"
 ERR_IN_USE = "-ERR [IN-USE] Mailbox is locked by another session"
 ERR_NOT_COMMITTED = "-ERR [SYS/TEMP] Deletions not committed"
 ERR_INTERNAL = "-ERR [SYS/TEMP] Internal server error"
+ERR_UNAVAILABLE = "-ERR [SYS/TEMP] Mailbox temporarily unavailable; try again later"
 ERR_SHUTDOWN = "-ERR [SYS/TEMP] Server shutting down"
 ERR_IDLE = "-ERR Disconnected for inactivity"
 ERR_UNKNOWN = "-ERR Unknown command"
@@ -267,17 +268,19 @@ class Pop3Session:
         except (_Refusal, _ClientGone):
             raise
         except Exception as exc:
-            self._failed(exc, f"{verb} failed in {self.state} state")
-            raise _Refusal(ERR_INTERNAL) from None
+            expected = self._failed(exc, f"{verb} failed in {self.state} state")
+            raise _Refusal(ERR_UNAVAILABLE if expected else ERR_INTERNAL) from None
 
-    def _failed(self, exc: Exception, what: str) -> None:
+    def _failed(self, exc: Exception, what: str) -> bool:
+        """Log a failed command; True when the backend expects this kind (one line, no
+        traceback: a failover under the session), False for a bug (with traceback)."""
         if isinstance(exc, getattr(self.backend, "expected_errors", ())):
-            detail = exc.details() if hasattr(exc, "details") else str(exc)
             log.warning(
-                "%s: %s: %s: %s", self.peer, what, type(exc).__name__, " ".join(str(detail).split())
+                "%s: %s: %s: %s", self.peer, what, type(exc).__name__, " ".join(str(exc).split())
             )
-        else:
-            log.exception("%s: %s", self.peer, what)
+            return True
+        log.exception("%s: %s", self.peer, what)
+        return False
 
     async def _write(self, *chunks: bytes) -> None:
         self.writer.writelines(chunks)
