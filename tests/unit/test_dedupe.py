@@ -11,7 +11,7 @@ import pytest
 from mailnode.journal.format import iter_frames
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication.primary import NotPrimary
-from mailnode.shard import Shard
+from mailnode.shard import DEFAULT_REPLICATION, Shard
 from mailnode.store.recent import RecentIds
 
 BOX = "alice@example.test"
@@ -33,13 +33,8 @@ def open_shard(tmp_path) -> Shard:
         node="node1",
         segment_size=1 << 20,
         checkpoint_interval=3600,
-        replication={
-            "policy": "local",  # a standalone shard: a commit is answered at the local fsync
-            "strict": False,
-            "sync_timeout": 0.2,
-            "max_lag_bytes": 1 << 30,
-            "max_lag_seconds": 5.0,
-        },
+        # A standalone shard: a commit is answered at the local fsync.
+        replication={**DEFAULT_REPLICATION, "policy": "local"},
     )
     shard.open()
     return shard
