@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
+from mailnode.errors import NotPrimary
 from mailnode.journal.format import iter_frames
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.replication.primary import NotPrimary
 from mailnode.shard import DEFAULT_REPLICATION, Shard
 from mailnode.store.recent import RecentIds
 

@@ -12,14 +12,25 @@ from types import SimpleNamespace
 import grpc
 import pytest
 
+from mailnode.agent import Standalone
+from mailnode.errors import (
+    NotFound,
+    NotOwner,
+    NotPrimary,
+    NotReplicated,
+    PrimaryUnreachable,
+    Refused,
+)
 from mailnode.frontend.router import LOCAL, HoldExpired, Router
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.replication.primary import NotPrimary, NotReplicated
 
 HOLD = 0.08
 
 
 class Agent:
+    clustered = True
+    connected = True
+
     def __init__(self, primary: str | None = None):
         self.primary = primary
 
@@ -85,10 +96,10 @@ def test_the_target_is_the_primary_the_shard_map_names():
     assert Router(node(primary="10.0.0.2:7070"), HOLD).target(0) == "10.0.0.2:7070"
 
 
-def test_there_is_no_target_without_a_primary_or_without_an_agent():
+def test_there_is_no_target_without_a_primary_or_on_a_standalone_node():
     assert Router(node(primary=None), HOLD).target(0) is None
     standalone = node()
-    standalone.agent = None
+    standalone.agent = Standalone()
     assert Router(standalone, HOLD).target(0) is None
 
 
@@ -178,12 +189,27 @@ def test_an_attempt_is_repeated_while_the_hold_lasts():
     assert [a for _, a in work.calls][:4] == [0, 1, 2, 3]
 
 
-def test_an_rpc_error_that_does_not_mean_moved_is_raised_at_once():
+def test_an_rpc_error_that_does_not_mean_moved_is_raised_at_once_in_the_vocabulary():
     r = Router(node(primary="10.0.0.1:7070"), hold_timeout=5.0)
     work = Work(rpc_error(grpc.StatusCode.INVALID_ARGUMENT))
-    with pytest.raises(grpc.aio.AioRpcError) as e:
+    with pytest.raises(Refused, match=r"^10\.0\.0\.1:7070: invalid_argument: details$"):
         asyncio.run(r._held(0, work))
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and len(work.calls) == 1
+    assert len(work.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "code, kind",
+    [
+        (grpc.StatusCode.PERMISSION_DENIED, NotOwner),
+        (grpc.StatusCode.NOT_FOUND, NotFound),
+        (grpc.StatusCode.UNAUTHENTICATED, PrimaryUnreachable),
+        (grpc.StatusCode.INTERNAL, PrimaryUnreachable),
+    ],
+)
+def test_no_grpc_error_leaks_past_the_router(code, kind):
+    r = Router(node(primary="10.0.0.1:7070"), hold_timeout=5.0)
+    with pytest.raises(kind):
+        asyncio.run(r._held(0, Work(rpc_error(code))))
 
 
 def test_another_exception_of_the_work_is_not_held():

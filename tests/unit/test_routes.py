@@ -11,7 +11,7 @@ import dns.name
 import dns.resolver
 import pytest
 
-from mailnode.delivery.routes import Destination, RouteError, Router
+from mailnode.delivery.routes import Destination, NextHops, RouteError
 
 HOSTED = "example.test"
 
@@ -60,17 +60,17 @@ def config(**kw):
     return SimpleNamespace(**values)
 
 
-def router(table=None, **kw) -> Router:
-    r = Router(FakeNode(), config(**kw))
+def router(table=None, **kw) -> NextHops:
+    r = NextHops(FakeNode(), config(**kw))
     r.resolver = FakeResolver(table or {})
     return r
 
 
-def hosts(r: Router, rcpt: str):
+def hosts(r: NextHops, rcpt: str):
     return asyncio.run(r.hosts(r.destination(rcpt)))
 
 
-def refusal(r: Router, rcpt: str) -> RouteError:
+def refusal(r: NextHops, rcpt: str) -> RouteError:
     with pytest.raises(RouteError) as e:
         hosts(r, rcpt)
     return e.value
@@ -200,13 +200,13 @@ def test_an_ipv4_literal_as_exchange_is_used_as_its_own_address():
 
 
 def test_a_configured_dns_server_without_port_is_asked_on_port_53():
-    r = Router(FakeNode(), config(dns_servers=["192.0.2.53"], dns_timeout=4.5))
+    r = NextHops(FakeNode(), config(dns_servers=["192.0.2.53"], dns_timeout=4.5))
     assert r.resolver.nameservers == ["192.0.2.53"]
     assert r.resolver.port == 53 and r.resolver.lifetime == 4.5
 
 
 def test_a_configured_dns_server_with_port_is_asked_there():
-    r = Router(FakeNode(), config(dns_servers=["192.0.2.53:5353", "192.0.2.54"]))
+    r = NextHops(FakeNode(), config(dns_servers=["192.0.2.53:5353", "192.0.2.54"]))
     assert r.resolver.nameservers == ["192.0.2.53"] and r.resolver.port == 5353
 
 
@@ -217,5 +217,5 @@ def test_a_configured_dns_server_with_port_is_asked_there():
     "('::1' -> host ':' port 1) and the resolver refuses it (ValueError at start-up)",
 )
 def test_a_configured_ipv6_dns_server_without_port_is_asked_on_port_53():
-    r = Router(FakeNode(), config(dns_servers=["::1"]))
+    r = NextHops(FakeNode(), config(dns_servers=["::1"]))
     assert r.resolver.nameservers == ["::1"] and r.resolver.port == 53
