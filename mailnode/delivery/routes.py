@@ -36,6 +36,16 @@ class Destination:
     hop: tuple[str, int] | None = None
 
 
+def _dns_server(value: str) -> tuple[str, int]:
+    """host[:port]: an IPv4 address or name with an optional port, a bare IPv6 address,
+    or [IPv6]:port; port 53 when none is given."""
+    if value.startswith("[") and value.endswith("]"):
+        return value[1:-1], 53
+    if value.startswith("[") or value.count(":") == 1:
+        return parse_address(value, "[delivery] dns_servers")
+    return value, 53  # no colon, or several (an IPv6 address without a port)
+
+
 class NextHops:
     def __init__(self, node: ShardMap, cfg):
         self.node = node
@@ -51,10 +61,7 @@ class NextHops:
         }
         self.resolver = dns.asyncresolver.Resolver(configure=not cfg.dns_servers)
         if cfg.dns_servers:
-            host, port = parse_address(
-                cfg.dns_servers[0] if ":" in cfg.dns_servers[0] else cfg.dns_servers[0] + ":53",
-                "[delivery] dns_servers",
-            )
+            host, port = _dns_server(cfg.dns_servers[0])
             self.resolver.nameservers = [host]
             self.resolver.port = port
         self.resolver.lifetime = cfg.dns_timeout

@@ -101,13 +101,16 @@ class Router:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise HoldExpired(f"shard {shard_id}: {last}")
+            now = self.target(shard_id)
+            moved = target is not None and now is not None and now != target
             if attempt == 0:
                 metrics.HELD.labels(str(shard_id)).inc()
                 log.info(
                     "shard %d: holding a transaction until a primary takes it (%s)", shard_id, last
                 )
             attempt += 1
-            await self._wait_change(min(remaining, 0.5))
+            if not moved:  # a newly named primary is asked at once; else wait for one
+                await self._wait_change(min(remaining, 0.5))
 
     async def _attempt(self, shard_id: int, target: str, work):
         """Await one attempt; a remote one is given up as soon as the shard map names

@@ -249,12 +249,6 @@ def test_a_remote_attempt_is_abandoned_when_this_node_becomes_the_primary():
     assert asyncio.run(main()) == ("local", [("10.0.0.1:7070", 0), (LOCAL, 1)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Router._held: after _attempt gives up on a remote primary because the map names "
-    "another one, _held still waits for a further map change (up to 0.5 s, or the rest of the "
-    "hold) before trying the primary it already knows",
-)
 def test_the_retry_at_the_newly_named_primary_follows_at_once():
     r = Router(node(primary="10.0.0.1:7070"), hold_timeout=0.3)
 

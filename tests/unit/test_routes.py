@@ -210,12 +210,15 @@ def test_a_configured_dns_server_with_port_is_asked_there():
     assert r.resolver.nameservers == ["192.0.2.53"] and r.resolver.port == 5353
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routes.Router: a dns_servers entry is taken as host:port whenever it contains "
-    "':', so a bare IPv6 resolver ('host[:port]' per config.py) is split at its last colon "
-    "('::1' -> host ':' port 1) and the resolver refuses it (ValueError at start-up)",
-)
 def test_a_configured_ipv6_dns_server_without_port_is_asked_on_port_53():
     r = NextHops(FakeNode(), config(dns_servers=["::1"]))
     assert r.resolver.nameservers == ["::1"] and r.resolver.port == 53
+
+
+@pytest.mark.parametrize(
+    "server, host, port",
+    [("2001:db8::53", "2001:db8::53", 53), ("[::1]", "::1", 53), ("[::1]:5353", "::1", 5353)],
+)
+def test_ipv6_dns_servers_with_and_without_a_port(server, host, port):
+    r = NextHops(FakeNode(), config(dns_servers=[server]))
+    assert r.resolver.nameservers == [host] and r.resolver.port == port
