@@ -146,7 +146,7 @@ def add_user(directory: str) -> None:
         [
             sys.executable,
             "-m",
-            "mailnode.mailctl",
+            "mailctl",
             "--config",
             os.path.join(directory, "node.toml"),
             "user",

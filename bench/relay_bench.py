@@ -91,7 +91,7 @@ def start(directory: str) -> tuple[subprocess.Popen, subprocess.Popen]:
         [
             sys.executable,
             "-m",
-            "mailnode.mailctl",
+            "mailctl",
             "--config",
             cfg,
             "user",

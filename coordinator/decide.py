@@ -19,6 +19,7 @@ class Decision:
     info: ShardInfo
     changes: dict | None = None  # None: nothing to write (a decision not to act)
     kind: str = "note"
+    warning: str = ""  # what acting on it may cost, for the operator to read first
 
 
 def _load(cluster: Cluster, name: str) -> int:
@@ -124,6 +125,52 @@ def assign_spare(
         info,
         {"spares": spares},
         "assign",
+    )
+
+
+def forced_failover(cluster: Cluster, shard: int, to: str, now: float) -> Decision:
+    """The operator's ``mailctl failover``: make ``to`` primary now, whatever it lacks.
+
+    The warning says what may be lost; a Decision without changes is a refusal."""
+    info = cluster.shards.get(shard)
+    if info is None:
+        refused = ShardInfo(shard, "", (), 0, (), 0.0, -1)
+        return Decision(shard, f"no shard {shard}: the cluster has {len(cluster.shards)}", refused)
+    if to not in cluster.members:
+        return Decision(shard, f"{to} is not an alive node of the cluster", info)
+    if to == info.primary:
+        return Decision(shard, f"{to} is already primary of shard {shard}", info)
+    primary = cluster.members.get(info.primary)
+    have = cluster.members[to].shard(shard).get("lsn", 0)
+    if primary is not None:
+        plsn = primary.shard(shard).get("lsn", 0)
+        loss = (
+            f"the primary {info.primary} last reported lsn {plsn}: up to {max(0, plsn - have)} "
+            "bytes of acknowledged mail may be lost"
+        )
+    else:
+        loss = f"the primary {info.primary} is gone, so what it had beyond that is unknown"
+    warning = (
+        f"{to} holds shard {shard}'s journal up to lsn {have}; {loss}"
+        + ("" if to in info.in_sync else f"; {to} is NOT in the in-sync set")
+        + ". The old primary salvages what it accepted alone if it comes back."
+    )
+    spares = [s for s in info.spares if s != to] + ([info.primary] if info.primary else [])
+    return Decision(
+        shard,
+        f"forced failover of shard {shard} to {to} at epoch {info.epoch + 1} by operator",
+        info,
+        {
+            "primary": to,
+            "spares": spares,
+            "epoch": info.epoch + 1,
+            "in_sync": [],
+            "last_failover": now,
+            "draining": None,
+            "switchover_to": None,
+        },
+        "forced-failover",
+        warning,
     )
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from kazoo.client import KazooClient
@@ -283,3 +285,26 @@ class Store:
                 self._call("delete", self.path("pause"))
         except (NodeExists, NoNode):
             pass
+
+
+@contextmanager
+def connect(
+    hosts: str, root: str = "/mailcluster", *, timeout: float = 15.0, session_timeout: float = 10.0
+) -> Iterator[Store]:
+    """A Store on a session started for the with-block (within ``timeout`` seconds), always
+    stopped and closed after it; kazoo errors leave as CoordinationError."""
+    zk = KazooClient(hosts=hosts, timeout=session_timeout)
+    try:
+        try:
+            zk.start(timeout)
+        except (KazooTimeoutError, KazooException):
+            raise CoordinationError(f"cannot reach ZooKeeper at {hosts}") from None
+        try:
+            yield Store(zk, root)
+        except KazooTimeoutError:
+            raise CoordinationError(f"ZooKeeper at {hosts} did not answer in time") from None
+        except KazooException as e:
+            raise CoordinationError(f"ZooKeeper at {hosts}: {e.__class__.__name__}") from None
+    finally:
+        zk.stop()
+        zk.close()

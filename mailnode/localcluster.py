@@ -21,6 +21,8 @@ import time
 import urllib.error
 import urllib.request
 
+import tomli_w
+
 from mailnode.config import parse_address
 
 PORTS = {
@@ -91,19 +93,27 @@ def make_certificate(directory: str, hostname: str) -> tuple[str, str]:
     return cert_path, key_path
 
 
-def node_config(node: dict, domain: str, shards: int, cert: str, key: str) -> str:
-    return (
-        f'[node]\nname = "{node["name"]}"\ndata_dir = "data"\nhostname = "{node["name"]}.{domain}"\n'
-        f'domains = ["{domain}"]\nshards = {shards}\n\n'
-        f'[smtp]\nlisten = "{node["smtp"]}"\n\n[pop3]\nlisten = "{node["pop3"]}"\n\n'
-        f'[http]\nlisten = "{node["http"]}"\n\n[grpc]\nlisten = "{node["grpc"]}"\n\n'
-        f'[tls]\ncert = "{cert}"\nkey = "{key}"\n'
-        + (
-            f'\n[submission]\nlisten = "{node["submission"]}"\nlisten_tls = "{node["submission_tls"]}"\n'
-            if "submission" in node
-            else ""
-        )
-    )
+def node_config(node: dict, domain: str, shards: int, cert: str, key: str) -> dict:
+    config = {
+        "node": {
+            "name": node["name"],
+            "data_dir": "data",
+            "hostname": f"{node['name']}.{domain}",
+            "domains": [domain],
+            "shards": shards,
+        },
+        **{part: {"listen": node[part]} for part in ("smtp", "pop3", "http", "grpc")},
+        "tls": {"cert": cert, "key": key},
+    }
+    if "submission" in node:
+        config["submission"] = {"listen": node["submission"], "listen_tls": node["submission_tls"]}
+    return config
+
+
+def write_toml(path: str, config: dict) -> None:
+    """A child's configuration file; tomli_w quotes every value as TOML wants it."""
+    with open(path, "w") as f:
+        f.write(tomli_w.dumps(config))
 
 
 def _alive(pid: int | None) -> bool:
@@ -188,7 +198,7 @@ def _start_zookeeper(directory: str, state: dict, timeout: float) -> None:
     try:
         if all(s.ok() for s in ens.servers):
             return
-        for z, server in zip(state["zk_servers"], ens.servers):
+        for z, server in zip(state["zk_servers"], ens.servers, strict=True):
             if not (_alive(z.get("pid")) and server.ok()):
                 server.start(ens.servers, ens.tick_ms)
                 server.proc.returncode = 0  # detached
@@ -206,31 +216,17 @@ def _start_zookeeper(directory: str, state: dict, timeout: float) -> None:
 
 
 def _init_cluster(state: dict) -> None:
-    from kazoo.client import KazooClient
+    from coordinator.model import connect
 
-    from coordinator.model import Store
-
-    zk = KazooClient(hosts=state["zookeeper"], timeout=10)
-    zk.start(30)
-    try:
-        Store(zk, state["root"]).init(state["shards"], [state["domain"]], 1, 30.0)
-    finally:
-        zk.stop()
-        zk.close()
+    with connect(state["zookeeper"], state["root"], timeout=30) as store:
+        store.init(state["shards"], [state["domain"]], 1, 30.0)
 
 
 def _settled(state: dict) -> bool:
-    from kazoo.client import KazooClient
+    from coordinator.model import connect
 
-    from coordinator.model import Store
-
-    zk = KazooClient(hosts=state["zookeeper"], timeout=10)
-    zk.start(30)
-    try:
-        cluster = Store(zk, state["root"]).snapshot()
-    finally:
-        zk.stop()
-        zk.close()
+    with connect(state["zookeeper"], state["root"], timeout=30) as store:
+        cluster = store.snapshot()
     return all(
         info.primary in cluster.members and any(s in cluster.members for s in info.in_sync)
         for info in cluster.shards.values()
@@ -266,7 +262,7 @@ def up(
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(32) + "\n")
     cert, key = make_certificate(directory, f"mail.{state['domain']}")
-    archive = _start_archive(directory, state) if "archive" in state else ""
+    archive = _start_archive(directory, state) if "archive" in state else {}
     for node in state["nodes"]:
         ndir = os.path.join(directory, node["name"])
         os.makedirs(ndir, exist_ok=True)
@@ -276,14 +272,15 @@ def up(
             log=os.path.join(ndir, "node.log"),
             data_dir=os.path.join(ndir, "data"),
         )
-        with open(node["config"], "w") as f:
-            f.write(node_config(node, state["domain"], state["shards"], cert, key))
-            if cluster:
-                f.write(
-                    f'\n[cluster]\nzookeeper = "{state["zookeeper"]}"\nroot = "{state["root"]}"\n'
-                    f'session_timeout = 4.0\n\n[replication]\nsecret_file = "../cluster.secret"\n'
-                )
-            f.write(archive)
+        config = node_config(node, state["domain"], state["shards"], cert, key)
+        if cluster:
+            config["cluster"] = {
+                "zookeeper": state["zookeeper"],
+                "root": state["root"],
+                "session_timeout": 4.0,
+            }
+            config["replication"] = {"secret_file": "../cluster.secret"}
+        write_toml(node["config"], config | archive)
         if _alive(node.get("pid")) and health(node):
             continue
         busy = [k for k in PORTS if k in node and not _port_free(node[k])]
@@ -300,11 +297,14 @@ def up(
         if _alive(c.get("pid")):
             continue
         cfg = os.path.join(directory, f"{c['name']}.toml")
-        with open(cfg, "w") as f:
-            f.write(
-                f'[coordinator]\nname = "{c["name"]}"\nzookeeper = "{state["zookeeper"]}"\n'
-                f'root = "{state["root"]}"\nsession_timeout = 4.0\nhttp = "{c["http"]}"\n'
-            )
+        coordinator = {
+            "name": c["name"],
+            "zookeeper": state["zookeeper"],
+            "root": state["root"],
+            "session_timeout": 4.0,
+            "http": c["http"],
+        }
+        write_toml(cfg, {"coordinator": coordinator})
         c["log"] = os.path.join(directory, f"{c['name']}.log")
         c["pid"] = _spawn(
             [sys.executable, "-m", "coordinator.cli", "--config", cfg], c["log"], directory
@@ -334,7 +334,7 @@ def up(
     return state
 
 
-def _start_archive(directory: str, state: dict) -> str:
+def _start_archive(directory: str, state: dict) -> dict:
     """Start the archive (its own CA for mTLS, made once); the nodes' [archive] section."""
     from mailnode.archive.tls import make_ca
 
@@ -345,21 +345,31 @@ def _start_archive(directory: str, state: dict) -> str:
     adir = os.path.join(directory, "archive")
     os.makedirs(adir, exist_ok=True)
     cfg = os.path.join(adir, "archive.toml")
-    with open(cfg, "w") as f:
-        f.write(
-            f'[archive]\nname = "archive"\ndata_dir = "data"\nlisten = "{a["grpc"]}"\nhttp = "{a["http"]}"\n'
-            f'tls_ca = "../pki/ca.crt"\ntls_cert = "../pki/archive.crt"\ntls_key = "../pki/archive.key"\n'
-        )
+    archive = {
+        "name": "archive",
+        "data_dir": "data",
+        "listen": a["grpc"],
+        "http": a["http"],
+        "tls_ca": "../pki/ca.crt",
+        "tls_cert": "../pki/archive.crt",
+        "tls_key": "../pki/archive.key",
+    }
+    write_toml(cfg, {"archive": archive})
     a["log"] = os.path.join(adir, "archive.log")
     if not _alive(a.get("pid")):
         a["pid"] = _spawn(
             [sys.executable, "-m", "mailnode.cli", "archive", "--config", cfg], a["log"], adir
         )
         save_state(directory, state)
-    return (
-        f'\n[archive]\naddress = "{a["grpc"]}"\nserver_name = "archive"\ntls_ca = "{pki}/ca.crt"\n'
-        f'tls_cert = "{pki}/node.crt"\ntls_key = "{pki}/node.key"\n'
-    )
+    return {
+        "archive": {
+            "address": a["grpc"],
+            "server_name": "archive",
+            "tls_ca": f"{pki}/ca.crt",
+            "tls_cert": f"{pki}/node.crt",
+            "tls_key": f"{pki}/node.key",
+        }
+    }
 
 
 def _tail(path: str, lines: int = 15) -> str:

@@ -25,7 +25,7 @@ class Cluster:
             [
                 sys.executable,
                 "-m",
-                "mailnode.mailctl",
+                "mailctl",
                 "--zk",
                 self.ensemble.connect,
                 "--root",

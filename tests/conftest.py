@@ -162,7 +162,7 @@ class Node:
         self, *args: str, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess:
         r = subprocess.run(
-            [sys.executable, "-m", "mailnode.mailctl", "--config", self.config, *args],
+            [sys.executable, "-m", "mailctl", "--config", self.config, *args],
             capture_output=True,
             text=True,
             timeout=60,

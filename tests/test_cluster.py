@@ -289,7 +289,7 @@ def test_forced_failover_says_what_it_may_lose(cluster):
         [
             sys.executable,
             "-m",
-            "mailnode.mailctl",
+            "mailctl",
             "--zk",
             cluster.ensemble.connect,
             "--root",

@@ -19,7 +19,7 @@ from mailnode.users import shard_of
 
 def mailctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     r = subprocess.run(
-        [sys.executable, "-m", "mailnode.mailctl", *args],
+        [sys.executable, "-m", "mailctl", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,0 +1,5 @@
+import sys
+
+from mailctl.main import main
+
+sys.exit(main())
