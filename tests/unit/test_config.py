@@ -243,3 +243,10 @@ def test_coordinator_config(tmp_path, capsys):
     assert out.startswith("[coordinator]\n")
     for key in ("name = <required>", "zookeeper = <required>", "loop_interval = 0.5", "http"):
         assert key in out
+
+
+def test_the_example_files_load():
+    examples = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "examples")
+    assert config.load(os.path.join(examples, "node.toml")).node.name
+    assert archive_config.load(os.path.join(examples, "archive.toml")).keep_bases == 2
+    assert coordinator_cli.load(os.path.join(examples, "coordinator.toml")).loop_interval == 0.5
