@@ -74,7 +74,8 @@ class Node:
                 node=self.name,
                 segment_size=config.journal.segment_size,
                 checkpoint_interval=config.store.checkpoint_interval,
-                replication=dict(config.replication.values),
+                replication=config.replication,
+                follow=config.replication.follow,
                 idle_when_new=bool(config.cluster.zookeeper),
             )
             for i in range(self.nshards)

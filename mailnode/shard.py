@@ -17,6 +17,7 @@ import threading
 import time
 
 from mailnode import metrics
+from mailnode.config import ReplicationPolicy
 from mailnode.durable import makedirs_synced, write_atomic
 from mailnode.errors import NotPrimary, NotReplicated
 from mailnode.journal import Committed, Journal, JournalFenced
@@ -27,14 +28,6 @@ from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication.primary import ReplicationPrimary
 from mailnode.store.maildir import message_name
 from mailnode.store.state import ShardState
-
-DEFAULT_REPLICATION = {
-    "policy": "sync",
-    "strict": False,
-    "sync_timeout": 2.0,
-    "max_lag_bytes": 256 << 20,
-    "max_lag_seconds": 5.0,
-}
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +48,8 @@ class Shard:
         node: str,
         segment_size: int,
         checkpoint_interval: float,
-        replication: dict | None = None,
+        replication: ReplicationPolicy | None = None,
+        follow: str = "",
         idle_when_new: bool = False,
     ):
         self.id = shard
@@ -96,11 +90,17 @@ class Shard:
         self.primary_address = ""
         self.epoch = 0  # the highest epoch this node knows for the shard
         self.role_path = os.path.join(directory, "role.json")
-        replication = dict(replication or DEFAULT_REPLICATION)
-        self.initial_primary = replication.pop("follow", "")
+        self.initial_primary = follow  # a new shard's primary ([replication] follow)
         self.idle_when_new = idle_when_new  # cluster mode: wait for ZooKeeper to assign a role
-        replication.pop("secret_file", None)
-        self.replication = ReplicationPrimary(self, **replication)
+        rp = replication or ReplicationPolicy()
+        self.replication = ReplicationPrimary(
+            self,
+            policy=rp.policy,
+            strict=rp.strict,
+            sync_timeout=rp.sync_timeout,
+            max_lag_bytes=rp.max_lag_bytes,
+            max_lag_seconds=rp.max_lag_seconds,
+        )
         self._commit_signal: asyncio.Future | None = None
         self.apply_lock = (
             threading.Lock()

@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from mailnode.config import ReplicationPolicy
 from mailnode.journal import Journal, JournalFenced
 from mailnode.journal.format import frame, iter_frames
 from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
@@ -40,14 +41,9 @@ def make_shard(tmp_path, **replication) -> Shard:
         node="node1",
         segment_size=1 << 20,
         checkpoint_interval=3600,
-        replication={
-            "policy": "sync",
-            "strict": False,
-            "sync_timeout": 0.2,
-            "max_lag_bytes": 1 << 30,
-            "max_lag_seconds": 5.0,
-            **replication,
-        },
+        replication=ReplicationPolicy(
+            **{"sync_timeout": 0.2, "max_lag_bytes": 1 << 30, **replication}
+        ),
     )
     shard.open()
     return shard
