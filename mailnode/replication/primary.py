@@ -209,7 +209,7 @@ class ReplicationPrimary:
         return min((s.acked for s in self.spares.values() if s.in_sync), default=0)
 
     # -- commits -----------------------------------------------------------------------
-    def _release(self, lsn: int) -> None:
+    def _release(self, lsn: float) -> None:  # math.inf: everything waiting
         self._waiters.reached(lsn)
 
     def fail_waiters(self, error: Exception) -> None:
