@@ -21,6 +21,7 @@ from mailnode.proto import replication_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication import salvage
 from mailnode.replication.peers import authorize, message_record
+from mailnode.wire import ServicerContext
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
             )
         return shard
 
-    async def Follow(self, request_iterator, context):
+    async def Follow(self, request_iterator, context: ServicerContext):
         first = await anext(request_iterator, None)
         if first is None or first.WhichOneof("kind") != "start":
             await context.abort(
