@@ -127,7 +127,7 @@ def _repair_first(directory: str) -> Repair | None:
         name = os.path.basename(path)
         if scan.bad is None and (next_base is None or next_base == base + scan.size):
             continue
-        if scan.bad is None:  # the segment ends short of the next one: bytes lost at its end
+        if scan.bad is None and next_base is not None:  # ends short of the next: bytes lost
             start, end = scan.size, next_base - base
         elif scan.resumes_at is not None:
             start, end = scan.good_end, scan.resumes_at
