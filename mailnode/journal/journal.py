@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Literal, overload
 from dataclasses import dataclass
 
 from mailnode.durable import fsync_dir, makedirs_synced
@@ -227,6 +228,13 @@ class Journal:
         """No more append() (the shard was demoted); append_frame() still works."""
         self.writer = None
 
+    # wait=False queues without a future: None.
+    @overload
+    def append(
+        self, record: JournalRecord, *, wait: Literal[True] = True
+    ) -> asyncio.Future[int]: ...
+    @overload
+    def append(self, record: JournalRecord, *, wait: bool) -> asyncio.Future[int] | None: ...
     def append(self, record: JournalRecord, *, wait: bool = True) -> asyncio.Future[int] | None:
         """Queue a record; the future resolves to its lsn once it is durable.
 
@@ -244,6 +252,14 @@ class Journal:
         record.timestamp_ns = time.time_ns()
         return self._enqueue(frame(record.SerializeToString()), record, wait)
 
+    @overload
+    def append_frame(
+        self, lsn: int, data: bytes, record: JournalRecord, *, wait: Literal[True] = True
+    ) -> asyncio.Future[int]: ...
+    @overload
+    def append_frame(
+        self, lsn: int, data: bytes, record: JournalRecord, *, wait: bool
+    ) -> asyncio.Future[int] | None: ...
     def append_frame(
         self, lsn: int, data: bytes, record: JournalRecord, *, wait: bool = True
     ) -> asyncio.Future[int] | None:
