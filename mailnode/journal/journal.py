@@ -18,8 +18,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal, overload
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from mailnode.durable import fsync_dir, makedirs_synced
 from mailnode.errors import JournalError, JournalFenced
