@@ -23,12 +23,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
 CALL_TIMEOUT = 5.0
+
+
+class ZnodeStat(Protocol):
+    """What we read of kazoo's ZnodeStat (kazoo ships no types)."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def ephemeralOwner(self) -> int: ...
 
 
 class CoordinationError(Exception):
@@ -140,7 +151,7 @@ class Store:
                 f"ZooKeeper {method} {args[0]}: {e.__class__.__name__}"
             ) from None
 
-    def get(self, path: str) -> tuple[bytes, object]:
+    def get(self, path: str) -> tuple[bytes, ZnodeStat]:
         return self._call("get", path)
 
     def ensure(self, path: str) -> None:

@@ -122,7 +122,7 @@ class Ensemble:
         deadline = time.monotonic() + timeout
         while not all(s.ok() for s in self.servers):
             for s in self.servers:
-                if s.proc.poll() is not None:
+                if s.proc is not None and s.proc.poll() is not None:
                     raise ZooKeeperError(
                         f"ZooKeeper server {s.myid} exited; see {s.directory}/zookeeper.log"
                     )

@@ -38,10 +38,10 @@ import time
 from kazoo.client import KazooClient, KazooState
 from kazoo.recipe.watchers import DataWatch
 
-from coordinator.model import CoordinationError, MemberHeld, NoNode, Store, _shard_info
+from coordinator.model import CoordinationError, MemberHeld, NoNode, ShardInfo, Store, _shard_info
 from mailnode import metrics
 from mailnode.errors import InSyncUnpublished, NotReplicated
-from mailnode.interfaces import Peer
+from mailnode.interfaces import AgentNode
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class _NegotiatedTimeout(logging.Filter):
             "negotiated session timeout" in str(record.msg)
             and isinstance(record.args, tuple)
             and len(record.args) >= 3
+            and isinstance(record.args[2], int | float | str)  # kazoo's is an int
         ):
             try:
                 self.ms = float(record.args[2])
@@ -100,7 +101,7 @@ class Agent:
 
     clustered = True
 
-    def __init__(self, node: Peer, *, hosts: str, root: str, session_timeout: float):
+    def __init__(self, node: AgentNode, *, hosts: str, root: str, session_timeout: float):
         self.node = node
         self.session_timeout = session_timeout
         self._negotiated = _NegotiatedTimeout()
@@ -119,7 +120,7 @@ class Agent:
         self.connected = False
         self._fence_timer: asyncio.TimerHandle | None = None
         self._locks = {n: asyncio.Lock() for n in node.shards}
-        self._assigned: dict[int, object] = {}
+        self._assigned: dict[int, ShardInfo] = {}
         self._addresses: dict[str, str] = {}  # node name -> gRPC address, from nodes/<name>
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()  # held, so none is collected mid-run
@@ -354,7 +355,7 @@ class Agent:
                 self.node.name,
                 left,
             )
-            self._fence_timer = self.loop.call_later(
+            self._fence_timer = asyncio.get_running_loop().call_later(  # self.loop: _listener
                 left, self._self_fence, "ZooKeeper connection suspended"
             )
         elif state == KazooState.LOST:
@@ -419,7 +420,7 @@ class Agent:
         return address
 
     # -- making the local role match the assignment ---------------------------------
-    async def _apply(self, n: int, info) -> None:
+    async def _apply(self, n: int, info: ShardInfo) -> None:
         async with self._locks[n]:
             self._assigned[n] = info
             if not self.connected:

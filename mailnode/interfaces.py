@@ -53,6 +53,12 @@ class Peer(ShardMap, Protocol):
     roles: RoleManager
 
 
+class AgentNode(Peer, Protocol):
+    """What the ZooKeeper agent uses: a Peer, and the router it tells of a moved primary."""
+
+    router: Router
+
+
 class FrontEnd(ShardMap, Protocol):
     """What the SMTP, submission, POP3 and delivery code uses."""
 

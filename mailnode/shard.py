@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 from mailnode import metrics
 from mailnode.config import ReplicationPolicy
@@ -72,7 +73,7 @@ class Shard:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters = LsnWaiters()  # wait_applied: positions of the store
         self._stopping = threading.Event()
-        self._inflight: dict[str, asyncio.Future] = {}  # queue id -> its commit under way
+        self._inflight: dict[str, asyncio.Future[int]] = {}  # queue id -> its commit under way
         # Take-backs of inherited messages and 250s for their retried queue ids exclude
         # each other (take_back, _answer_duplicate).
         self._takeback_lock = asyncio.Lock()
@@ -101,18 +102,19 @@ class Shard:
             max_lag_bytes=rp.max_lag_bytes,
             max_lag_seconds=rp.max_lag_seconds,
         )
-        self._commit_signal: asyncio.Future | None = None
+        self._commit_signal: asyncio.Future[None] | None = None  # made by start()
         self.apply_lock = (
             threading.Lock()
         )  # held by the applier while it applies; a rebuild takes it
-        self.on_queue_change = None  # loop-side callable: the delivery queue changed
-        self.remote_wait = (
-            None  # async (shard, end): the archive holds it too ([archive] remote_sync)
-        )
+        # Loop-side callable: the delivery queue changed.
+        self.on_queue_change: Callable[[], None] | None = None
+        # async (shard, end): the archive holds it too ([archive] remote_sync).
+        self.remote_wait: Callable[[Shard, int], Awaitable[None]] | None = None
         self.confirmed_lsn = (
             0  # a spare: its journal below this is a prefix of the current primary's
         )
-        self.lease = None  # cluster mode: () -> bool, the agent's ZooKeeper lease (F5)
+        # Cluster mode: the agent's ZooKeeper lease (F5).
+        self.lease: Callable[[], bool] | None = None
 
     # -- start-up (blocking; run before serving) --------------------------------------
     def open(self) -> int:
@@ -270,7 +272,7 @@ class Shard:
             self.start_epoch(1)
         self.update_gauges()
 
-    def start_epoch(self, epoch: int) -> asyncio.Future:
+    def start_epoch(self, epoch: int) -> asyncio.Future[int]:
         """Begin ``epoch`` as primary: its first record is an EpochStarted."""
         self.become_primary(epoch)
         r = JournalRecord(epoch=epoch)
@@ -278,15 +280,22 @@ class Shard:
         r.epoch_started.node = self.node
         return self.journal.append(r)
 
+    def _started_loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, f"shard {self.id} is not started"
+        return self._loop
+
     def _signal_commit(self, batch) -> None:
         self.replication.committed(batch[-1].end)
-        fut, self._commit_signal = self._commit_signal, self._loop.create_future()
+        fut, self._commit_signal = self._commit_signal, self._started_loop().create_future()
+        assert fut is not None  # start() made the first
         fut.set_result(None)
 
     async def next_commit(self, timeout: float) -> None:
         """Wait until the next commit (or the timeout): how a sender to spares sleeps."""
+        signal = self._commit_signal
+        assert signal is not None, f"shard {self.id} is not started"
         try:
-            await asyncio.wait_for(asyncio.shield(self._commit_signal), timeout)
+            await asyncio.wait_for(asyncio.shield(signal), timeout)
         except TimeoutError:
             pass
 
@@ -318,7 +327,7 @@ class Shard:
             if delivered:
                 self._m_deliveries.inc(delivered)
             if batch:
-                self._loop.call_soon_threadsafe(
+                self._started_loop().call_soon_threadsafe(
                     self._applied, self.state.applied_lsn, queue_changed
                 )
             now = time.monotonic()
@@ -428,7 +437,7 @@ class Shard:
         lsn = await self._answer_duplicate(qid)
         if lsn is not None:
             return lsn, True
-        fut = self._inflight[qid] = self._loop.create_future()
+        fut = self._inflight[qid] = self._started_loop().create_future()
         try:
             lsn = await self.commit(record)
             fut.set_result(lsn)
@@ -527,6 +536,7 @@ class Shard:
             if why:
                 log.info("shard %d: not taking back lsn %d for %s: %s", self.id, lsn, origin, why)
                 return 0
+            assert m is not None  # _takeback_check returns the record when it finds no reason
             rec = self._aborted_for(m, f"{origin} answered 451 for it: {aborted.reason}")
             out = await self.commit(rec)
             await self.wait_applied(out)  # the queue id is free for the sender's retry
@@ -583,7 +593,7 @@ class Shard:
             self.state.applied_lsn = max(self.state.applied_lsn, self.journal.committed_lsn)
             self.state.checkpoint(force=True)  # syncs the filesystem first
             self.state.end_replace()
-        self._loop.call_soon_threadsafe(self._applied, self.state.applied_lsn)
+        self._started_loop().call_soon_threadsafe(self._applied, self.state.applied_lsn)
         return replayed
 
     def read_queued(self, lsn: int) -> JournalRecord:

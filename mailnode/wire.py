@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from typing import TYPE_CHECKING, NoReturn, Protocol
+
+if TYPE_CHECKING:
+    import grpc
 
 # Metadata keys.
 TOKEN_KEY = "x-mailcluster-token"  # admin calls (mailctl)
@@ -24,6 +28,13 @@ CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE),
 )
 SERVER_OPTIONS = CHANNEL_OPTIONS
+
+
+class ServicerContext(Protocol):
+    """What a servicer uses of grpc.aio.ServicerContext (grpc ships no types): abort()
+    raises, so code after it sees what the check before it ruled out."""
+
+    async def abort(self, code: grpc.StatusCode, details: str = "") -> NoReturn: ...
 
 
 class SecretFileError(Exception):

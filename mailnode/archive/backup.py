@@ -11,9 +11,13 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mailnode.journal.format import read_range, segment_name
 from mailnode.replication import snapshot
+
+if TYPE_CHECKING:
+    from mailnode.proto import archive_pb2
 
 
 @dataclass
@@ -69,7 +73,7 @@ async def pieces(shard, backup: Backup, *, journal: bool):
         await asyncio.to_thread(shutil.rmtree, backup.target, True)
 
 
-async def upload_base(node, shard, stub) -> object:
+async def upload_base(node, shard, stub) -> archive_pb2.BaseInfo:
     """Send a base backup of ``shard`` to the archive (PutBase); returns its BaseInfo."""
     from mailnode.proto import archive_pb2 as pb
 

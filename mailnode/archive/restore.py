@@ -33,7 +33,7 @@ class RestoreError(Exception):
 def archive_channel(
     address: str, tls: tuple[str, str, str] | None, server_name: str
 ) -> grpc.Channel:
-    options = list(CHANNEL_OPTIONS)
+    options: list[tuple[str, int | str]] = list(CHANNEL_OPTIONS)
     if tls and all(tls):
         options.append(("grpc.ssl_target_name_override", server_name))
         return grpc.secure_channel(address, channel_credentials(*tls), options=options)

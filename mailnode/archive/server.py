@@ -31,7 +31,7 @@ from mailnode.journal.journal import JournalDamaged
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 from mailnode.replication.snapshot import file_chunks, write_chunk
-from mailnode.wire import SERVER_OPTIONS
+from mailnode.wire import SERVER_OPTIONS, ServicerContext
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
             log.warning("%s", e.detail)
             await context.abort(e.code, e.detail)
 
-    async def Fetch(self, request, context):
+    async def Fetch(self, request, context: ServicerContext):
         shard = self.archive.shards.get(request.shard)
         if shard is None:
             await context.abort(
@@ -230,7 +230,7 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
             yield pb.FetchChunk(start_lsn=pos, data=data)
             pos += len(data)
 
-    async def PutBase(self, request_iterator, context):
+    async def PutBase(self, request_iterator, context: ServicerContext):
         staging, info, files = None, None, 0
         try:
             async for chunk in request_iterator:
@@ -253,7 +253,7 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
                     break
                 await asyncio.to_thread(_write_piece, staging, chunk)
                 files += chunk.end_of_file
-            if info is None:
+            if info is None or staging is None:  # a done chunk comes after the staging set-up
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the base backup ended early")
             info.bytes = await asyncio.to_thread(_du, staging)
             await asyncio.to_thread(self.archive.keep_base, shard, staging, info)
@@ -354,7 +354,7 @@ class Archive:
 
     def bases(self, n: int) -> list[pb.BaseInfo]:
         """Whole base backups of a shard, oldest first."""
-        out = []
+        out: list[pb.BaseInfo] = []
         try:
             names = os.listdir(self.base_root(n))
         except FileNotFoundError:

@@ -206,7 +206,8 @@ class Shipper:
                 metrics.ARCHIVE_ERRORS.labels(str(shard.id), "internal").inc()
                 log.exception("shard %d: shipping failed", shard.id)
                 delay = 5.0
-            if asyncio.current_task().cancelling():
+            task = asyncio.current_task()  # this loop runs as a task: never None here
+            if task is not None and task.cancelling():
                 raise asyncio.CancelledError  # grpc turns a cancelled read into an RPC error
             await asyncio.sleep(delay)
 

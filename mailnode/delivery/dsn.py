@@ -105,7 +105,8 @@ def build(
         encoders.encode_base64(status)
     else:
         status = MIMEBase("message", "delivery-status")
-        status.set_payload(blocks)
+        payload: list[Message | str] = [*blocks]  # a multipart payload of header blocks
+        status.set_payload(payload)
     report.attach(status)
 
     headers = MIMEBase("text", "rfc822-headers")

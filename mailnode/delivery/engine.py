@@ -32,7 +32,7 @@ from mailnode.smtp.handler import queue_id
 log = logging.getLogger(__name__)
 
 EXPIRED = DeliveryResult.EXPIRED
-RESULT_NAMES = {
+RESULT_NAMES: dict[int, str] = {
     DELIVERED: "delivered",
     DEFERRED: "deferred",
     BOUNCED: "bounced",
@@ -116,7 +116,8 @@ class DeliveryEngine:
 
     def _due(self, shard, now: int) -> tuple[list[QueueEntry], int | None]:
         """Copies of the entries to try now, and when the next one falls due."""
-        due, later = [], None
+        due: list[QueueEntry] = []
+        later: int | None = None
         # The applier mutates the queue under this lock; never wait for it on the event loop
         # (a snapshot or a rebuild holds it for long): look again shortly instead.
         if not shard.apply_lock.acquire(blocking=False):

@@ -109,7 +109,7 @@ class NextHops:
         return hosts
 
     async def _addresses(self, name: str) -> list[str]:
-        out = []
+        out: list[str] = []
         for rdtype in ("A", "AAAA"):
             try:
                 answer = await self.resolver.resolve(name, rdtype)

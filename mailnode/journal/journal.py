@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from mailnode.durable import fsync_dir, makedirs_synced
 from mailnode.errors import JournalError, JournalFenced
@@ -52,7 +53,7 @@ class _Pending:
     lsn: int
     data: bytes
     record: JournalRecord
-    future: asyncio.Future | None
+    future: asyncio.Future[int] | None
     new_segment: bool  # this frame starts a new segment file
 
 
@@ -227,7 +228,14 @@ class Journal:
         """No more append() (the shard was demoted); append_frame() still works."""
         self.writer = None
 
-    def append(self, record: JournalRecord, *, wait: bool = True) -> asyncio.Future | None:
+    # wait=False queues without a future: None.
+    @overload
+    def append(
+        self, record: JournalRecord, *, wait: Literal[True] = True
+    ) -> asyncio.Future[int]: ...
+    @overload
+    def append(self, record: JournalRecord, *, wait: bool) -> asyncio.Future[int] | None: ...
+    def append(self, record: JournalRecord, *, wait: bool = True) -> asyncio.Future[int] | None:
         """Queue a record; the future resolves to its lsn once it is durable.
 
         Must be called on the event loop. The record's lsn, epoch and timestamp
@@ -244,9 +252,17 @@ class Journal:
         record.timestamp_ns = time.time_ns()
         return self._enqueue(frame(record.SerializeToString()), record, wait)
 
+    @overload
+    def append_frame(
+        self, lsn: int, data: bytes, record: JournalRecord, *, wait: Literal[True] = True
+    ) -> asyncio.Future[int]: ...
+    @overload
+    def append_frame(
+        self, lsn: int, data: bytes, record: JournalRecord, *, wait: bool
+    ) -> asyncio.Future[int] | None: ...
     def append_frame(
         self, lsn: int, data: bytes, record: JournalRecord, *, wait: bool = True
-    ) -> asyncio.Future | None:
+    ) -> asyncio.Future[int] | None:
         """A spare's append: a frame exactly as the primary wrote it, at the same lsn."""
         self._check_open()
         if lsn != self.end_lsn:
@@ -261,7 +277,9 @@ class Journal:
         if self._closing:
             raise JournalError(f"journal {self.directory} is closed")
 
-    def _enqueue(self, data: bytes, record: JournalRecord, wait: bool) -> asyncio.Future | None:
+    def _enqueue(
+        self, data: bytes, record: JournalRecord, wait: bool
+    ) -> asyncio.Future[int] | None:
         if not self.epochs or record.epoch > self.epochs[-1][0]:
             self.epochs.append((record.epoch, self.end_lsn))
         new_segment = not self._have_segment or (
@@ -271,7 +289,7 @@ class Journal:
         if new_segment:
             self._segment_len = 0
         self._segment_len += len(data)
-        fut = self._loop.create_future() if wait else None
+        fut = self._event_loop().create_future() if wait else None
         item = _Pending(self.end_lsn, data, record, fut, new_segment)
         self.end_lsn += len(data)
         with self._cond:
@@ -280,8 +298,14 @@ class Journal:
                 self._cond.notify()
         return fut
 
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise JournalError(f"journal {self.directory} is not started")
+        return self._loop
+
     # -- writer thread -------------------------------------------------------------
     def _writer(self) -> None:
+        loop = self._event_loop()
         while True:
             with self._cond:
                 while not self._pending and not self._closing:
@@ -299,14 +323,14 @@ class Journal:
                     "journal %s: write failed, refusing further commits: %s", self.directory, e
                 )
                 self._failed = e
-                self._loop.call_soon_threadsafe(self._fail_batch, batch, e)
+                loop.call_soon_threadsafe(self._fail_batch, batch, e)
                 with self._cond:
                     rest, self._pending = self._pending, []
-                self._loop.call_soon_threadsafe(self._fail_batch, rest, e)
+                loop.call_soon_threadsafe(self._fail_batch, rest, e)
                 return
             if self.on_batch is not None:
                 self.on_batch(len(batch), nbytes, time.monotonic() - t0)
-            self._loop.call_soon_threadsafe(self._resolve, batch)
+            loop.call_soon_threadsafe(self._resolve, batch)
 
     def _write_batch(self, batch: list[_Pending]) -> int:
         nbytes = 0
@@ -319,18 +343,24 @@ class Journal:
             run.append(item.data)
             nbytes += len(item.data)
         self._flush(run)
-        os.fdatasync(self._fd)
+        os.fdatasync(self._segment_fd())
         return nbytes
+
+    def _segment_fd(self) -> int:
+        # A batch's first item rotates when there is no segment yet, so one is open here.
+        assert self._fd is not None, f"journal {self.directory}: no open segment"
+        return self._fd
 
     def _flush(self, bufs: list[bytes]) -> None:
         for i in range(0, len(bufs), IOV_MAX):
             chunk = bufs[i : i + IOV_MAX]
             want = sum(map(len, chunk))
-            done = os.writev(self._fd, chunk)
+            fd = self._segment_fd()
+            done = os.writev(fd, chunk)
             if done != want:  # short write: finish it byte-exactly
                 rest = b"".join(chunk)[done:]
                 while rest:
-                    rest = rest[os.write(self._fd, rest) :]
+                    rest = rest[os.write(fd, rest) :]
 
     def _rotate(self, first_lsn: int) -> None:
         if self._fd is not None:

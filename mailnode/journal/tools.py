@@ -125,9 +125,10 @@ def _repair_first(directory: str) -> Repair | None:
                 f"{path}: overlaps the next segment; salvage cannot decide which to keep"
             )
         name = os.path.basename(path)
-        if scan.bad is None and (next_base is None or next_base == base + scan.size):
-            continue
-        if scan.bad is None:  # the segment ends short of the next one: bytes lost at its end
+        if scan.bad is None:
+            if next_base is None or next_base == base + scan.size:
+                continue
+            # The segment ends short of the next one: bytes lost at its end.
             start, end = scan.size, next_base - base
         elif scan.resumes_at is not None:
             start, end = scan.good_end, scan.resumes_at

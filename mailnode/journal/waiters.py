@@ -16,19 +16,19 @@ import itertools
 
 class LsnWaiters:
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, asyncio.Future]] = []
+        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()  # ties keep arrival order; futures never compare
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def wait_for(self, end: int) -> asyncio.Future:
+    def wait_for(self, end: int) -> asyncio.Future[None]:
         """A future resolved once reached(position) is called with position >= end."""
         fut = asyncio.get_running_loop().create_future()
         heapq.heappush(self._heap, (end, next(self._seq), fut))
         return fut
 
-    def reached(self, position: int) -> None:
+    def reached(self, position: float) -> None:  # math.inf releases every waiter
         while self._heap and self._heap[0][0] <= position:
             fut = heapq.heappop(self._heap)[2]
             if not fut.done():

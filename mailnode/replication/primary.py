@@ -37,6 +37,7 @@ import collections
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mailnode import metrics
@@ -90,12 +91,12 @@ class ReplicationPrimary:
         self.published: frozenset[str] | None = None
         # async (): write in_sync() to ZooKeeper (compare-and-set) and set ``published``;
         # raises NotReplicated when it cannot. Installed by the agent.
-        self.publish = None
+        self.publish: Callable[[], Awaitable[None]] | None = None
         self._publish_lock = asyncio.Lock()
         # callable (name) -> bool: is that node assigned as a spare of this shard in
         # ZooKeeper (cluster mode; None: any follower counts). A node following us from
         # a stale role.json must not make a commit look replicated.
-        self.assigned = None
+        self.assigned: Callable[[str], bool] | None = None
         self._pruned_end = 0  # commits below this are no longer remembered in _commits
         label = str(shard.id)
         self._m_waiting = metrics.SYNC_WAITING.labels(label)
@@ -209,7 +210,7 @@ class ReplicationPrimary:
         return min((s.acked for s in self.spares.values() if s.in_sync), default=0)
 
     # -- commits -----------------------------------------------------------------------
-    def _release(self, lsn: int) -> None:
+    def _release(self, lsn: float) -> None:  # math.inf: everything waiting
         self._waiters.reached(lsn)
 
     def fail_waiters(self, error: Exception) -> None:

@@ -142,14 +142,14 @@ def plan(frames, divergence: int, *, marked_only: bool, origin: str) -> Plan:
             rec.expunged.uids.extend(uids)
         elif kind == "delivery_result":
             r = fr.record.delivery_result
-            done = [x for x in r.recipients if x.outcome == DeliveryResult.DELIVERED]
-            if r.message_lsn >= divergence or not done:
+            delivered = [x for x in r.recipients if x.outcome == DeliveryResult.DELIVERED]
+            if r.message_lsn >= divergence or not delivered:
                 out.dropped += 1
                 continue
             rec.delivery_result.message_lsn = r.message_lsn
             rec.delivery_result.destination = r.destination
             rec.delivery_result.remote = r.remote
-            rec.delivery_result.recipients.extend(done)
+            rec.delivery_result.recipients.extend(delivered)
         else:
             getattr(rec, kind).CopyFrom(getattr(fr.record, kind))
         out.records.append(rec)

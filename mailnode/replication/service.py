@@ -22,6 +22,7 @@ from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication import salvage
 from mailnode.replication.peers import authorize, message_record
 from mailnode.replication.snapshot import serve_snapshot
+from mailnode.wire import ServicerContext
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
             )
         return shard
 
-    async def Follow(self, request_iterator, context):
+    async def Follow(self, request_iterator, context: ServicerContext):
         first = await anext(request_iterator, None)
         if first is None or first.WhichOneof("kind") != "start":
             await context.abort(

@@ -164,6 +164,7 @@ class MailSMTP(SMTP):
             return
         if await self.check_auth_needed("DATA"):
             return
+        assert self.envelope is not None  # set from the connection on (as aiosmtpd's own DATA)
         if not self.envelope.rcpt_tos:
             await self.push("503 5.5.1 Error: need RCPT command")
             return
@@ -194,8 +195,9 @@ class MailSMTP(SMTP):
         """Everything up to CRLF.CRLF (excluded); (b"", True) when over the size limit."""
         reader = self._reader
         limit = self.data_size_limit or 0
-        saved = reader._limit  # StreamReader's limit; raised so one read takes a big chunk
-        reader._limit = DATA_CHUNK
+        # StreamReader's limit, raised so one read takes a big chunk (private: not in typeshed).
+        saved = reader._limit  # type: ignore[attr-defined]
+        reader._limit = DATA_CHUNK  # type: ignore[attr-defined]
         parts: list[bytes] = []
         last = b"\r\n"  # the CRLF before DATA's first line
         total = 0
@@ -217,7 +219,7 @@ class MailSMTP(SMTP):
                     break
                 last = tail[-2:]
         finally:
-            reader._limit = saved
+            reader._limit = saved  # type: ignore[attr-defined]
         if too_big:
             return b"", True
         raw = b"".join(parts)

@@ -15,7 +15,7 @@ import binascii
 import logging
 import time
 
-from aiosmtpd.smtp import AuthResult, _AuthMechAttr
+from aiosmtpd.smtp import AuthResult, _AuthMechAttr, _Missing
 
 from mailnode import metrics
 from mailnode.errors import Unavailable
@@ -131,7 +131,8 @@ class SubmissionSMTP(MailSMTP):
         self.implicit_tls = implicit_tls
         if implicit_tls:
             self.tls_context = None  # no STARTTLS on a TLS connection
-            self._tls_protocol = IMPLICIT_TLS
+            # aiosmtpd only tests it for truth; there is no SSLProtocol on a TLS connection.
+            self._tls_protocol = IMPLICIT_TLS  # type: ignore[assignment]
         else:
             self.require_starttls = True  # RFC 3207 4: nothing but EHLO/NOOP/QUIT before it
 
@@ -150,6 +151,7 @@ class SubmissionSMTP(MailSMTP):
     # aiosmtpd's auth_* call a synchronous authenticator; ours asks the user's shard
     # primary, so these are aiosmtpd's with the one call awaited.
     async def auth_PLAIN(self, _, args: list[str]) -> AuthResult:
+        blob: bytes | _Missing | None  # challenge_auth's MISSING: the client gave up
         if len(args) == 1:
             blob = await self.challenge_auth("")
             if not isinstance(blob, bytes):
@@ -165,6 +167,7 @@ class SubmissionSMTP(MailSMTP):
         return await self.event_handler.authenticate(parts[1], parts[2])
 
     async def auth_LOGIN(self, _, args: list[str]) -> AuthResult:
+        login: bytes | _Missing | None
         if len(args) == 1:
             login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
         else:

@@ -8,6 +8,7 @@ store checkpoint syncs the filesystem before it moves the replay point.
 
 from __future__ import annotations
 
+import builtins
 import os
 from urllib.parse import quote
 
@@ -115,7 +116,7 @@ class MaildirStore:
         except FileNotFoundError:
             return None
 
-    def remove(self, address: str, uids: list[str]) -> int:
+    def remove(self, address: str, uids: builtins.list[str]) -> int:
         removed = 0
         for uid in uids:
             path = _locate(self.path(address), uid)
