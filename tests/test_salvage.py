@@ -9,11 +9,11 @@ import asyncio
 import pytest
 
 from mailnode.config import ReplicationPolicy
+from mailnode.errors import NotPrimary, NotReplicated
 from mailnode.journal import Journal, JournalFenced
 from mailnode.journal.format import frame, iter_frames
 from mailnode.proto.journal_pb2 import DeliveryResult, JournalRecord
 from mailnode.replication import salvage
-from mailnode.errors import NotPrimary, NotReplicated
 from mailnode.shard import Shard
 from mailnode.store.maildir import message_name
 

@@ -61,7 +61,7 @@ class Shipper:
 
     def stub(self) -> archive_pb2_grpc.ArchiveStub:
         if self._channel is None:
-            options = list(CHANNEL_OPTIONS)
+            options: list[tuple[str, object]] = list(CHANNEL_OPTIONS)
             if self.cfg.tls_ca:
                 options.append(("grpc.ssl_target_name_override", self.cfg.server_name))
                 self._channel = grpc.aio.secure_channel(
