@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from harness import DOMAIN, addresses, processes
 from harness.archive import Archive
 from harness.cluster import Cluster, start_ensemble
 from harness.node import Node
 
+UNIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "unit")
+
 # (test, log name, log path) of every Traceback a product log got during a test.
 _tracebacks: list[tuple[str, str, str]] = []
 
 
 # -- hooks ----------------------------------------------------------------------------
+def pytest_collection_modifyitems(config, items):
+    """Every test outside tests/unit starts real processes: marked slow."""
+    for item in items:
+        if not str(item.path).startswith(UNIT + os.sep):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 PACKAGES = ("mailnode", "coordinator")
 # Our own modules: the packages, the tests' and benches' files (imported by path) and
-# the tests' packages (tests/harness).
+# the tests' packages (tests/harness, tests/unit).
 OWN = (
     set(PACKAGES)
     | {p.stem for d in ("tests", "bench") for p in (ROOT / d).glob("*.py")}
