@@ -2,7 +2,7 @@
 
 A 3-server ZooKeeper ensemble, 3 nodes (2 shards, one sync spare each, 2 s sessions),
 2 coordinators, all on loopback; two senders (one mailbox per shard) that retry a
-refused message like an MTA (tests/partition.py). Then N faults, one at a time, each
+refused message like an MTA (tests/harness/partition.py). Then N faults, one at a time, each
 drawn at random with its target and duration: kill -9 of a primary (restarted after a
 pause, or at once, within its session), SIGSTOP of a primary or a spare, a primary cut
 from ZooKeeper, a primary cut from ZooKeeper and its peers while clients reach it, the
@@ -15,7 +15,7 @@ apart. Prints one JSON object.
 
     .venv/bin/python bench/chaos.py --faults 100 [--seed N] [--dir /tmp/chaos]
 
-Needs root (iptables rules per cgroup, see tests/partition.py). tests/test_chaos.py
+Needs root (iptables rules per cgroup, see tests/harness/partition.py). tests/test_chaos.py
 runs a bounded version in CI.
 """
 
@@ -38,12 +38,14 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, ROOT)
 
-from clustertools import Cluster  # noqa: E402
-from conftest import DOMAIN, PASSWORD, Node, loopback_ip, wait_for  # noqa: E402
-from mailtools import pop3_messages  # noqa: E402
-from partition import Partitions, RetryingSender, stored_counters, tally  # noqa: E402
+from harness import DOMAIN, PASSWORD  # noqa: E402
+from harness.addresses import node_ip  # noqa: E402
+from harness.cluster import Cluster, start_ensemble  # noqa: E402
+from harness.mail import pop3_messages  # noqa: E402
+from harness.node import Node  # noqa: E402
+from harness.partition import Partitions, RetryingSender, stored_counters, tally  # noqa: E402
+from harness.wait import wait_for  # noqa: E402
 
-from coordinator.zkserver import Ensemble  # noqa: E402
 from mailnode.users import shard_of  # noqa: E402
 
 KINDS = (
@@ -81,16 +83,14 @@ class Chaos:
     def make_node(self, **extra) -> Node:
         d = self.dir / f"node{len(self.nodes)}"
         d.mkdir()
-        node = Node(str(d), loopback_ip(), extra)
+        node = Node(str(d), node_ip(), extra)
         self.nodes.append(node)
         return node
 
     # -- the cluster -----------------------------------------------------------------
     def start(self) -> None:
         (self.dir / "cluster.secret").write_text("chaos-cluster-secret-0123456789\n")
-        block = f"127.{240 + os.getpid() % 10}.{os.getpid() // 10 % 250}"
-        self.ensemble = Ensemble(str(self.dir / "zk"), [f"{block}.{i}" for i in (1, 2, 3)])
-        self.ensemble.start()
+        self.ensemble = start_ensemble(self.dir / "zk")
         self.net = Partitions()
         self.cluster = Cluster(self.ensemble, self.make_node, self.dir)
         self.cluster.start(prepare=self.net.adopt)
@@ -220,15 +220,7 @@ class Chaos:
         return record
 
     def restart_coordinator(self, i: int) -> None:
-        name = f"coord{i}"
-        cfg = self.dir / f"{name}.toml"
-        log = open(self.dir / f"{name}.log", "ab")
-        self.cluster.coordinators[i] = subprocess.Popen(
-            [sys.executable, "-m", "coordinator.cli", "--config", str(cfg)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        self.cluster.coordinators[i].start()  # the same config and log
 
     def heal_all(self) -> None:
         self.net.heal()

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,8 +14,10 @@ import urllib.request
 
 import grpc
 import pytest
-from conftest import DOMAIN, PASSWORD, loopback_ip, wait_for
-from test_durability import accepted_numbers, start_load, stored_load_numbers
+from harness import DOMAIN, PASSWORD, ROOT
+from harness.archive import restored_node, shipped_all
+from harness.load import accepted_numbers, start_load, stored_load_numbers
+from harness.wait import wait_for
 
 from mailnode.archive.tls import make_ca
 from mailnode.journal.format import frame, iter_frames, segment_name
@@ -26,109 +27,6 @@ from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.users import shard_of
 
 ALICE = f"alice@{DOMAIN}"
-
-
-class Archive:
-    """A `mailnode archive` process on its own loopback address, with mTLS."""
-
-    def __init__(self, directory, certs: dict | None):
-        self.dir = directory
-        self.ip = loopback_ip()
-        self.address = f"{self.ip}:7171"
-        self.certs = certs
-        self.proc = None
-        tls = ""
-        if certs:
-            tls = (
-                f'tls_ca = "{certs["ca"][0]}"\ntls_cert = "{certs["archive"][0]}"\n'
-                f'tls_key = "{certs["archive"][1]}"\n'
-            )
-        (directory / "archive.toml").write_text(
-            f'[archive]\nname = "archive"\ndata_dir = "data"\nlisten = "{self.address}"\n'
-            f'http = "{self.ip}:8181"\nsegment_size = 65536\n{tls}'
-        )
-
-    def start(self) -> None:
-        log = open(self.dir / "archive.log", "ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mailnode.cli",
-                "archive",
-                "--config",
-                str(self.dir / "archive.toml"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        wait_for(self.healthy, 20, what="the archive to serve")
-
-    def healthy(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(
-                f"archive exited: {(self.dir / 'archive.log').read_text()[-2000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"http://{self.ip}:8181/health", timeout=2) as r:
-                return json.load(r)["status"] == "ok"
-        except OSError:
-            return False
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
-
-    def node_settings(self, **extra) -> dict:
-        s = {"archive.address": self.address, **extra}
-        if self.certs:
-            s.update(
-                {
-                    "archive.tls_ca": self.certs["ca"][0],
-                    "archive.tls_cert": self.certs["node"][0],
-                    "archive.tls_key": self.certs["node"][1],
-                }
-            )
-        return s
-
-    def end_lsn(self, node, shard: int) -> int:
-        rows = json.loads(node.mailctl("archive", "status", "--json").stdout)
-        return next((r["end_lsn"] for r in rows if r["shard"] == shard), 0)
-
-
-@pytest.fixture
-def certs(tmp_path):
-    return make_ca(str(tmp_path / "pki"), ["archive", "node", "intruder"])
-
-
-@pytest.fixture
-def archive(tmp_path, certs):
-    d = tmp_path / "archive"
-    d.mkdir()
-    a = Archive(d, certs)
-    a.start()
-    yield a
-    a.stop()
-
-
-def shipped_all(archive, node, shard: int) -> bool:
-    return archive.end_lsn(node, shard) == node.shards()[str(shard)]["committed_lsn"]
-
-
-def restored_node(make_node, archive, *args: str, shards: int = 2):
-    """A new node whose data directory is rebuilt from the archive (mailctl restore), started."""
-    node = make_node(**archive.node_settings())
-    node.write_config()
-    r = node.mailctl("restore", *args)
-    assert "replays the journal" in r.stdout, r.stdout
-    node.start()
-    return node
 
 
 def test_ship_under_load_archive_killed_then_total_loss_restored(make_node, archive, tmp_path):
@@ -284,7 +182,7 @@ def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):
     wait_for(lambda: shipped_all(archive, node, shard), 20, what="shipping")
 
     def subjects(n) -> list[str]:
-        from mailtools import pop3_messages
+        from harness.mail import pop3_messages
 
         return sorted(
             m.split(b"Subject: ")[1].split(b" ")[0].decode() for m in pop3_messages(n.pop3, ALICE)
@@ -313,7 +211,7 @@ def test_point_in_time_restore_and_backup(make_node, archive, tmp_path):
 def test_base_backups_retention_and_restore_from_a_base(make_node, archive):
     import smtplib
 
-    from mailtools import pop3_messages
+    from harness.mail import pop3_messages
 
     node = make_node(**archive.node_settings(**{"archive.base_backup_interval": 0}))
     node.start()
@@ -509,7 +407,6 @@ def test_failover_mid_shipping_leaves_no_gap(cluster, archive, tmp_path, make_no
 
 def test_alert_rules_name_metrics_that_exist():
     import yaml
-    from conftest import ROOT
 
     with open(os.path.join(ROOT, "deploy", "prometheus-alerts.yml")) as f:
         doc = yaml.safe_load(f)
@@ -527,7 +424,6 @@ def test_alert_rules_name_metrics_that_exist():
 
 
 def test_example_configs_load_and_bad_archive_config_is_named(tmp_path):
-    from conftest import ROOT
 
     from mailnode import config
     from mailnode.archive import config as archive_config
@@ -592,7 +488,7 @@ def test_undelivered_messages_come_back_queued_after_a_restore(make_node, archiv
     import smtplib
     import ssl
 
-    from mxtools import make_certificate
+    from harness.certs import make_certificate
 
     cert, key = make_certificate(tmp_path, "mx.example.test")
     settings = archive.node_settings(

@@ -8,7 +8,7 @@ import os
 import random
 import sys
 
-from conftest import ROOT
+from harness import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import chaos

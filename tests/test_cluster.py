@@ -8,13 +8,14 @@ import os
 import signal
 import smtplib
 import subprocess
-import sys
 import time
 
-from clustertools import SESSION
-from conftest import DOMAIN, ROOT, wait_for
+from harness import DOMAIN, ROOT
+from harness.cluster import SESSION
+from harness.load import accepted_numbers, start_load, stored_load_numbers
+from harness.mailctl import mailctl
+from harness.wait import wait_for
 from kazoo.client import KazooClient
-from test_durability import accepted_numbers, start_load, stored_load_numbers
 
 from mailnode.users import shard_of
 
@@ -285,23 +286,17 @@ def test_forced_failover_says_what_it_may_lose(cluster):
         for n in cluster.nodes
         if n.name not in {r["node"] for r in cluster.status() if r["shard"] == shard}
     )
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mailctl",
-            "--zk",
-            cluster.ensemble.connect,
-            "--root",
-            cluster.root,
-            "failover",
-            "--shard",
-            str(shard),
-            "--to",
-            idle.name,
-        ],
-        capture_output=True,
-        text=True,
+    r = mailctl(
+        "--zk",
+        cluster.ensemble.connect,
+        "--root",
+        cluster.root,
+        "failover",
+        "--shard",
+        str(shard),
+        "--to",
+        idle.name,
+        check=False,
         timeout=60,
     )
     assert r.returncode == 2 and "NOT in the in-sync set" in r.stdout and "--force" in r.stdout

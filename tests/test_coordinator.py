@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import threading
 
-from clustertools import Cluster
-from conftest import DOMAIN, wait_for
+from harness import DOMAIN
+from harness.cluster import Cluster
+from harness.wait import wait_for
 from kazoo.client import KazooClient
 
 from coordinator.coordinator import Coordinator

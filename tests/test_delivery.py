@@ -11,9 +11,12 @@ import ssl
 from email.policy import default as default_policy
 
 import pytest
-from conftest import DOMAIN, PASSWORD, wait_for
-from mailtools import pop3_messages
-from mxtools import DnsServer, SinkServer, free_port, make_certificate
+from harness import DOMAIN, PASSWORD
+from harness.addresses import node_ip
+from harness.certs import make_certificate
+from harness.mail import pop3_messages
+from harness.mx import DnsServer, SinkServer, free_port
+from harness.wait import wait_for
 
 ALICE = f"alice@{DOMAIN}"
 FAST_RETRIES = {"delivery.retry_initial": 1.0, "delivery.retry_max": 1.0}
@@ -34,9 +37,8 @@ def certificate(tmp_path):
 @pytest.fixture
 def sink(make_node):
     """A remote MX on its own loopback address (not started: "down" until a test starts it)."""
-    from conftest import loopback_ip
 
-    ip = loopback_ip()
+    ip = node_ip()
     s = SinkServer(ip, free_port(ip))
     yield s
     s.stop()
@@ -332,9 +334,8 @@ def test_tls_handshakes_with_test_certificates(mailer, sink, certificate, tmp_pa
 
 
 def test_mx_lookup_through_dns(make_node, certificate, tmp_path):
-    from conftest import loopback_ip
 
-    dns_ip, mx_ip = loopback_ip(), loopback_ip()
+    dns_ip, mx_ip = node_ip(), node_ip()
     port = free_port(mx_ip)
     with DnsServer(dns_ip, free_port(dns_ip)) as dns, SinkServer(mx_ip, port) as backup:
         dns.add("remote.test", "MX", "10 mx1.remote.test.")

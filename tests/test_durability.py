@@ -11,79 +11,15 @@ import subprocess
 import sys
 
 import pytest
-from conftest import DOMAIN, PASSWORD, ROOT, wait_for
-from mailtools import body_of, pop3_messages
+from harness import DOMAIN
+from harness.load import accepted_numbers, start_load, stored_load_numbers
+from harness.mail import body_of, pop3_messages
+from harness.wait import wait_for
 
 from mailnode.journal.format import MAGIC, list_segments
 from mailnode.users import shard_of
 
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import loadgen
-
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
-SIZE = 1500
-SUBJECT = re.compile(rb"^Subject: lg (\d+)", re.M)
-
-
-def start_load(node, tmp_path, rcpt: str, first: int, count: int, tag: str):
-    log = tmp_path / f"accepted-{first}.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(ROOT, "bench", "loadgen.py"),
-            "--server",
-            "%s:%d" % node.smtp,
-            "--sessions",
-            "10",
-            "--messages",
-            str(count),
-            "--size",
-            str(SIZE),
-            "--to",
-            rcpt,
-            "--from",
-            "load@remote.test",
-            "--first",
-            str(first),
-            "--tag",
-            tag,
-            "--timeout",
-            "10",
-            "--max-seconds",
-            "120",
-            "--error-delay",
-            "0.2",
-            "--accepted-log",
-            str(log),
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    return proc, log
-
-
-def stored_load_numbers(
-    node, rcpt: str, tag: str, password: str = PASSWORD, *, others: bool = False
-) -> list[int]:
-    """Numbers of the load generator's messages in the mailbox, each checked byte for byte
-    (whole or absent). Other mail fails the check unless ``others`` (probes) is allowed."""
-    numbers = []
-    for msg in pop3_messages(node.pop3, rcpt, password):
-        body = body_of(msg)
-        if others and not body.startswith(b"Subject: lg "):
-            continue
-        n = int(SUBJECT.search(body).group(1))
-        assert body == loadgen.make_message(n, tag, "load@remote.test", rcpt, SIZE)
-        numbers.append(n)
-    return numbers
-
-
-def accepted_numbers(log) -> list[int]:
-    try:
-        return [int(x) for x in log.read_text().split()]
-    except FileNotFoundError:
-        return []
 
 
 def test_kill9_under_load_loses_no_acknowledged_message(make_node, tmp_path):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import smtplib
 
-from clustertools import Cluster
-from conftest import DOMAIN, PASSWORD, wait_for
-from mailtools import body_of, pop3_messages
-from test_durability import accepted_numbers, start_load, stored_load_numbers
+from harness import DOMAIN, PASSWORD
+from harness.cluster import Cluster
+from harness.load import accepted_numbers, start_load, stored_load_numbers
+from harness.mail import body_of, pop3_messages
+from harness.wait import wait_for
 
 from mailnode.users import shard_of
 

@@ -7,26 +7,15 @@ import os
 import signal
 import smtplib
 import ssl
-import subprocess
-import sys
 
 import pytest
-from conftest import DOMAIN, PASSWORD, wait_for
-from mailtools import body_of, pop3_messages
+from harness import DOMAIN, PASSWORD
+from harness.cluster import LocalCluster
+from harness.mail import body_of, pop3_messages
+from harness.mailctl import mailctl
+from harness.wait import wait_for
 
 from mailnode.users import shard_of
-
-
-def mailctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run(
-        [sys.executable, "-m", "mailctl", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and r.returncode != 0:
-        raise AssertionError(f"mailctl {' '.join(args)}: {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
 
 
 def addr(hostport: str) -> tuple[str, int]:
@@ -35,16 +24,15 @@ def addr(hostport: str) -> tuple[str, int]:
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    d = str(tmp_path / "cluster")
-    base = f"127.{150 + os.getpid() % 50}.{os.getpid() // 50 % 250}"
-    yield d, base
-    if os.path.exists(os.path.join(d, "local.json")):
-        mailctl("local", "down", "--dir", d, check=False)
+def local_cluster(tmp_path):
+    """A directory for `mailctl local up` and this run's local address block: (dir, base)."""
+    c = LocalCluster(tmp_path / "cluster")
+    yield c.dir, c.base
+    c.stop()
 
 
-def test_local_up_serves_mail_with_tls_and_resumes(cluster):
-    d, base = cluster
+def test_local_up_serves_mail_with_tls_and_resumes(local_cluster):
+    d, base = local_cluster
     up = json.loads(
         mailctl(
             "local",
@@ -125,16 +113,16 @@ def test_local_up_serves_mail_with_tls_and_resumes(cluster):
     assert sorted(body_of(m) for m in got) == sorted([msg, note])
 
 
-def test_mailctl_errors_are_one_line(cluster, tmp_path):
-    d, _ = cluster
+def test_mailctl_errors_are_one_line(local_cluster, tmp_path):
+    d, _ = local_cluster
     r = mailctl("--dir", d, "user", "add", "x@example.test", "--password", "whatever1", check=False)
     assert r.returncode == 1 and "no local cluster here" in r.stderr and "Traceback" not in r.stderr
     r = mailctl("journal", "verify", str(tmp_path / "nope"), check=False)
     assert r.returncode == 1 and "no such journal directory" in r.stderr
 
 
-def test_local_cluster_with_zookeeper_fails_over(cluster):
-    d, base = cluster
+def test_local_cluster_with_zookeeper_fails_over(local_cluster):
+    d, base = local_cluster
     up = json.loads(mailctl("local", "up", "--dir", d, "--json", "--base-address", base).stdout)
     assert (
         len(up["nodes"]) == 3

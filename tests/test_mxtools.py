@@ -1,4 +1,4 @@
-"""Self-test of the loopback remote-MX helpers in mxtools."""
+"""Self-test of the loopback remote-MX helpers (harness.mx, harness.certs)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import dns.rcode
 import dns.resolver
 import pytest
 from cryptography import x509
-from mxtools import DnsServer, SinkServer, free_port, make_certificate
+from harness.certs import make_certificate
+from harness.mx import DnsServer, SinkServer, free_port
 
 SINK_IP = "127.0.77.1"
 DNS_IP = "127.0.77.2"

@@ -1,6 +1,6 @@
 """Network partitions under load against the real cluster (a 3-server ZooKeeper
 ensemble, 3 nodes, 2 shards, 2 coordinators), cut with per-process iptables rules
-(tests/partition.py). A sender retries a refused message like an MTA: the same bytes,
+(tests/harness/partition.py). A sender retries a refused message like an MTA: the same bytes,
 a new transaction, through the next node. After the heal and once the shard has
 settled, every mailbox copy is read over POP3 and counted per counter: lost (250,
 then absent), twice (stored more than once; a 451 whose retry got 250 and was then
@@ -15,11 +15,19 @@ import signal
 import time
 
 import pytest
-from conftest import DOMAIN, wait_for
+from harness import DOMAIN
+from harness.archive import restored_node, shipped_all
+from harness.mail import pop3_messages
+from harness.partition import (
+    Partitions,
+    RetryingSender,
+    log_since,
+    log_size,
+    stored_counters,
+    tally,
+)
+from harness.wait import wait_for
 from kazoo.client import KazooClient
-from mailtools import pop3_messages
-from partition import Partitions, RetryingSender, log_since, log_size, stored_counters, tally
-from test_archive import archive, certs, restored_node, shipped_all  # noqa: F401 - fixtures used by name
 
 from mailnode.users import shard_of
 

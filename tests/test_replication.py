@@ -12,9 +12,10 @@ import smtplib
 import time
 
 import pytest
-from conftest import DOMAIN, wait_for
-from mailtools import RawSMTP, body_of, pop3_messages
-from test_durability import SUBJECT, accepted_numbers, start_load, stored_load_numbers
+from harness import DOMAIN
+from harness.load import SUBJECT, accepted_numbers, start_load, stored_load_numbers
+from harness.mail import RawSMTP, body_of, pop3_messages
+from harness.wait import wait_for
 
 from mailnode.users import shard_of
 

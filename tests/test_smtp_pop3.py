@@ -7,8 +7,9 @@ import smtplib
 import time
 
 import pytest
-from conftest import DOMAIN, PASSWORD, wait_for
-from mailtools import RawSMTP, body_of, pop3_messages
+from harness import DOMAIN, PASSWORD
+from harness.mail import RawSMTP, body_of, pop3_messages
+from harness.wait import wait_for
 
 ALICE, BOB, CAROL = f"alice@{DOMAIN}", f"bob@{DOMAIN}", f"carol@{DOMAIN}"
 

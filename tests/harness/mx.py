@@ -2,8 +2,8 @@
 
 ``SinkServer`` is a real SMTP server (aiosmtpd) playing a remote MX whose answers
 a test can change at any time, ``DnsServer`` a tiny authoritative UDP DNS server
-(dnspython) to point MX lookups at it, and ``make_certificate`` a self-signed
-certificate for the sink's STARTTLS.  Servers listen on 127.0.0.0/8 only.
+(dnspython) to point MX lookups at it (harness.certs makes a certificate for the
+sink's STARTTLS).  Servers listen on 127.0.0.0/8 only.
 
 pytest runs with ``filterwarnings = ["error"]``: everything here closes its
 sockets, transports and event loops itself, so no ResourceWarning is left to GC.
@@ -12,9 +12,7 @@ sockets, transports and event loops itself, so no ResourceWarning is left to GC.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import ipaddress
-import os
 import random
 import select
 import socket
@@ -32,12 +30,8 @@ import dns.rdatatype
 import dns.rrset
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-__all__ = ["DnsServer", "SinkMessage", "SinkServer", "free_port", "make_certificate"]
+__all__ = ["DnsServer", "SinkMessage", "SinkServer", "free_port"]
 
 
 def _check_loopback(host: str) -> None:
@@ -63,44 +57,6 @@ def free_port(host: str, low: int = 20000, high: int = 30000) -> int:
         except OSError:
             continue
     raise RuntimeError(f"no free port in [{low}, {high}) on {host}")
-
-
-def make_certificate(directory: str | os.PathLike, hostname: str = "mx.test") -> tuple[str, str]:
-    """Write a self-signed certificate (SAN: hostname, 127.0.0.1) and its key; (certfile, keyfile)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    directory = os.fspath(directory)
-    # Named after the hostname so several certificates can share one directory.
-    certfile = os.path.join(directory, f"{hostname}-cert.pem")
-    keyfile = os.path.join(directory, f"{hostname}-key.pem")
-    with open(certfile, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(keyfile, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    return certfile, keyfile
 
 
 # -- SMTP sink -------------------------------------------------------------

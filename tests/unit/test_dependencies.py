@@ -18,10 +18,15 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 PACKAGES = ("mailnode", "coordinator")
-# Our own modules: the packages, and the tests' and benches' files (imported by path).
-OWN = set(PACKAGES) | {p.stem for d in ("tests", "bench") for p in (ROOT / d).glob("*.py")}
+# Our own modules: the packages, the tests' and benches' files (imported by path) and
+# the tests' packages (tests/harness, tests/unit).
+OWN = (
+    set(PACKAGES)
+    | {p.stem for d in ("tests", "bench") for p in (ROOT / d).glob("*.py")}
+    | {p.parent.name for p in (ROOT / "tests").glob("*/__init__.py")}
+)
 
 
 def _modules() -> list[str]:
@@ -98,7 +103,7 @@ def test_package_imports_are_declared_dependencies():
 
 
 def test_test_and_bench_imports_are_declared():
-    files = list((ROOT / "tests").glob("*.py")) + list((ROOT / "bench").glob("*.py"))
+    files = list((ROOT / "tests").rglob("*.py")) + list((ROOT / "bench").glob("*.py"))
     _check_declared(files, _declared("test"), "dependencies + the test extra")
 
 

@@ -49,7 +49,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from conftest import wait_for
+from harness.wait import wait_for
 
 CGROUP_ROOT = "/sys/fs/cgroup/unified"
 

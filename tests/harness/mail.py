@@ -6,7 +6,7 @@ import poplib
 import socket
 import ssl
 
-from conftest import PASSWORD
+from harness import PASSWORD
 
 
 def pop3_messages(

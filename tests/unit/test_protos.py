@@ -6,7 +6,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import ROOT
+from harness import ROOT
 
 
 def test_generated_code_is_up_to_date(tmp_path):
