@@ -71,7 +71,7 @@ def quantile(metrics: dict[str, float], name: str, q: float) -> float:
 def start_archive(directory: str) -> tuple[subprocess.Popen, str]:
     """The remote-site archive with mTLS (a CA made here); returns it and the node's [archive] section."""
     sys.path.insert(0, os.path.join(HERE, ".."))
-    from mailnode.archive.tls import make_ca
+    from mailnode.tls import make_ca
 
     os.makedirs(directory, exist_ok=True)
     certs = make_ca(os.path.join(directory, "pki"), ["archive", "node"])

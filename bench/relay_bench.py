@@ -42,7 +42,7 @@ def delivered(http: str) -> float:
 
 
 def certificate(directory: str) -> tuple[str, str]:
-    from mailnode.localcluster import make_certificate
+    from devtools.localcluster import make_certificate
 
     return make_certificate(directory, "bench.example.test")
 

@@ -13,6 +13,10 @@ import signal
 import sys
 from dataclasses import dataclass
 
+from prometheus_client import start_http_server
+
+from coordinator.coordinator import Coordinator
+from coordinator.model import CoordinationError
 from mailnode.config import (
     ConfigError,
     ConfigFile,
@@ -73,12 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kazoo").setLevel(logging.WARNING)
-    from coordinator.coordinator import Coordinator
-    from coordinator.model import CoordinationError
-
     if cfg.http:
-        from prometheus_client import start_http_server
-
         host, _, port = cfg.http.rpartition(":")
         start_http_server(int(port), addr=host)
     c = Coordinator(

@@ -6,7 +6,9 @@ import time
 
 from mailctl.common import add_command, restoring
 from mailctl.output import emit
+from mailctl.restore import archive_call
 from mailctl.targets import archive_target
+from mailnode.proto import archive_pb2, archive_pb2_grpc
 
 
 def register(sub) -> None:
@@ -22,16 +24,11 @@ def register(sub) -> None:
 
 
 def _stub(args):
-    from mailnode.proto import archive_pb2_grpc
-
     return archive_pb2_grpc.ArchiveStub(archive_target(args, args.archive))
 
 
 @restoring
 def cmd_status(args) -> int:
-    from mailnode.archive.restore import archive_call
-    from mailnode.proto import archive_pb2
-
     reply = archive_call(_stub(args).Status, archive_pb2.StatusRequest())
     rows = [
         {
@@ -64,9 +61,6 @@ def cmd_status(args) -> int:
 
 @restoring
 def cmd_verify(args) -> int:
-    from mailnode.archive.restore import archive_call
-    from mailnode.proto import archive_pb2
-
     reply = archive_call(_stub(args).Verify, archive_pb2.VerifyRequest(), timeout=3600)
     rows = [
         {

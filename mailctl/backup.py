@@ -8,8 +8,10 @@ import time
 
 from mailctl.common import CliError, add_command, parse_at, restoring
 from mailctl.output import show_json
+from mailctl.restore import restore_shard, write_backup
 from mailctl.targets import admin_for, archive_target, node_target
 from mailnode import config as configmod
+from mailnode.node import cluster_layout
 
 
 def register(sub) -> None:
@@ -39,8 +41,6 @@ def register(sub) -> None:
 
 @restoring
 def cmd_backup(args) -> int:
-    from mailnode.archive.restore import write_backup
-
     if args.to_archive == bool(args.dest):
         raise CliError(
             "backup: give DEST (a directory here) or --to-archive (a base backup at the archive)"
@@ -81,9 +81,6 @@ def cmd_backup(args) -> int:
 
 @restoring
 def cmd_restore(args) -> int:
-    from mailnode.archive.restore import restore_shard
-    from mailnode.node import cluster_layout
-
     if not args.config:
         raise CliError("restore: --config of the (stopped, new) node to restore onto")
     cfg = configmod.load(args.config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from coordinator.decide import forced_failover
 from mailctl.common import CliError, add_command, parse_at
 from mailctl.output import emit, show_json, table
 from mailctl.shard import shard_row
@@ -197,8 +198,6 @@ def cmd_switchover(args) -> int:
 
 def cmd_failover(args) -> int:
     """Show what forcing ``--to`` as primary may lose; with --force, write it (compare-and-set)."""
-    from coordinator.decide import forced_failover
-
     target = _cluster(
         args, "failover needs the cluster's ZooKeeper: --zk or --dir of a local cluster"
     )

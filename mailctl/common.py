@@ -6,6 +6,8 @@ import argparse
 import datetime
 import functools
 
+from mailctl.restore import RestoreError
+
 
 class CliError(Exception):
     """A one-line reason the command cannot do what was asked (``mailctl: ...``, exit 1)."""
@@ -64,8 +66,6 @@ def restoring(command):
 
     @functools.wraps(command)
     def run(args) -> int:
-        from mailnode.archive.restore import RestoreError
-
         try:
             return command(args)
         except RestoreError as e:

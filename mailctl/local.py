@@ -1,14 +1,14 @@
-"""``mailctl local up|down|status``: the whole cluster on loopback (mailnode.localcluster)."""
+"""``mailctl local up|down|status``: the whole cluster on loopback (devtools.localcluster)."""
 
 from __future__ import annotations
 
 import sys
 
+from devtools import localcluster
 from mailctl.cluster import cluster_rows
 from mailctl.common import add_command
 from mailctl.output import show_json, table
 from mailctl.targets import zookeeper
-from mailnode import localcluster
 
 
 def register(sub) -> None:

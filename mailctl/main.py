@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from coordinator.model import CoordinationError
+from devtools.localcluster import LocalError
 from mailctl import archive, backup, cluster, journal, local, queue, shard, users
 from mailctl.common import DEFAULTS, CliError, common_options
 from mailnode.admin.client import AdminError
 from mailnode.config import ConfigError
 from mailnode.journal import JournalError
-from mailnode.localcluster import LocalError
 
 # In the order of `mailctl --help`.
 COMMANDS = (local, users, cluster, shard, queue, backup, archive, journal)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from coordinator.model import connect
+from devtools import localcluster
 from mailctl.common import CliError
+from mailctl.restore import archive_channel
 from mailnode import config as configmod
-from mailnode import localcluster
 from mailnode.admin.client import AdminClient
+from mailnode.users import shard_of
 from mailnode.wire import SecretFileError, read_secret, token_path
 
 
@@ -74,15 +77,11 @@ def zk_target(args) -> tuple[str, str] | None:
 
 def zookeeper(target: tuple[str, str]):
     """``with zookeeper(target) as store``: the cluster's Store on a session of its own."""
-    from coordinator.model import connect
-
     return connect(*target, timeout=15)
 
 
 def primary_node(target: tuple[str, str], address: str) -> str:
     """The node that is primary of the address's shard: user changes are its journal records."""
-    from mailnode.users import shard_of
-
     with zookeeper(target) as store:
         cluster = store.snapshot()
     info = cluster.shards[shard_of(address, cluster.config["shards"])]
@@ -96,8 +95,6 @@ def primary_node(target: tuple[str, str], address: str) -> str:
 def archive_target(args, address: str | None):
     """A channel to the archive: ``address`` (--archive), else the [archive] section of the
     node's configuration (--config, or a local cluster's first node)."""
-    from mailnode.archive.restore import archive_channel
-
     config = args.config
     directory = cluster_dir(args)
     if not config and directory:  # a local cluster: its nodes' [archive] settings

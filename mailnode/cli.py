@@ -1,4 +1,5 @@
-"""``mailnode --config node.toml``: run a mail node in the foreground."""
+"""``mailnode --config node.toml``: run a mail node in the foreground
+(``mailnode archive --config archive.toml`` runs the remote site's archive: archive/cli.py)."""
 
 from __future__ import annotations
 
@@ -7,37 +8,10 @@ import asyncio
 import logging
 import sys
 
+from archive.cli import archive_main
 from mailnode import config as configmod
-from mailnode.archive import config as archive_config
-from mailnode.archive.server import Archive
 from mailnode.journal import JournalDamaged, JournalError
 from mailnode.node import Node
-
-
-def archive_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="mailnode archive", description="Run the remote site's journal archive."
-    )
-    p.add_argument("--config", required=True, help="archive TOML file")
-    p.add_argument("--log-level", default="INFO")
-    args = p.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        asyncio.run(Archive(archive_config.load(args.config)).serve())
-    except configmod.ConfigError as e:
-        print(f"mailnode archive: config error: {e}", file=sys.stderr)
-        return 2
-    except JournalDamaged as e:
-        print(f"mailnode archive: archived journal damaged: {e}", file=sys.stderr)
-        return 3
-    except (JournalError, OSError) as e:
-        print(f"mailnode archive: cannot start: {e}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

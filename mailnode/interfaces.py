@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from mailnode.cluster.router import Router
     from mailnode.config import Config
     from mailnode.frontend.pop3 import Mailboxes
-    from mailnode.frontend.router import Router
     from mailnode.replication.roles import RoleManager
     from mailnode.shard import Shard
 

@@ -12,19 +12,19 @@ import ssl
 
 from mailnode import metrics
 from mailnode.admin.service import start_grpc
-from mailnode.agent import Agent, Standalone
-from mailnode.archive.shipper import Shipper
+from mailnode.cluster.agent import Agent, Standalone
+from mailnode.cluster.router import Router
 from mailnode.config import Config, ConfigError, parse_address
 from mailnode.delivery.engine import DeliveryEngine
 from mailnode.durable import makedirs_synced, write_atomic
 from mailnode.frontend.pop3 import Mailboxes, RoutedPop3Backend
-from mailnode.frontend.router import Router
 from mailnode.http import start_http
 from mailnode.interfaces import ClusterView
 from mailnode.pop3.metrics import PromMetrics
 from mailnode.pop3.server import Pop3Server
 from mailnode.replication.roles import RoleManager
 from mailnode.shard import Shard
+from mailnode.shipping.shipper import Shipper
 from mailnode.smtp.handler import MxHandler
 from mailnode.smtp.protocol import MailSMTP
 from mailnode.smtp.submission import SubmissionHandler, SubmissionSMTP
@@ -71,7 +71,7 @@ class Node:
             i: Shard(
                 i,
                 os.path.join(self.data_dir, "shards", str(i)),
-                node=self.name,
+                node_name=self.name,
                 segment_size=config.journal.segment_size,
                 checkpoint_interval=config.store.checkpoint_interval,
                 replication=config.replication,

@@ -46,7 +46,7 @@ class Shard:
         shard: int,
         directory: str,
         *,
-        node: str,
+        node_name: str,
         segment_size: int,
         checkpoint_interval: float,
         replication: ReplicationPolicy | None = None,
@@ -54,7 +54,7 @@ class Shard:
         idle_when_new: bool = False,
     ):
         self.id = shard
-        self.node = node
+        self.node_name = node_name
         self.directory = directory
         self.checkpoint_interval = checkpoint_interval
         label = str(shard)
@@ -277,7 +277,7 @@ class Shard:
         self.become_primary(epoch)
         r = JournalRecord(epoch=epoch)
         r.epoch_started.shard = self.id
-        r.epoch_started.node = self.node
+        r.epoch_started.node = self.node_name
         return self.journal.append(r)
 
     def _started_loop(self) -> asyncio.AbstractEventLoop:
@@ -388,7 +388,7 @@ class Shard:
                 if self.role == "primary"
                 else ""
             )
-            raise NotPrimary(f"shard {self.id} is not primary on {self.node}{why}")
+            raise NotPrimary(f"shard {self.id} is not primary on {self.node_name}{why}")
         fut = self.journal.append(record)
         end = self.journal.end_lsn
         lsn = await fut
@@ -409,7 +409,7 @@ class Shard:
             raise
         if self.role != "primary" and not alone:
             await self.untake(record, "demoted during the commit")
-            raise NotPrimary(f"shard {self.id} was demoted on {self.node} during the commit")
+            raise NotPrimary(f"shard {self.id} was demoted on {self.node_name} during the commit")
         if applied:
             await self.wait_applied(lsn)
         return lsn
@@ -522,7 +522,7 @@ class Shard:
         message, already answered 250 here or already taken back), else our Aborted's lsn."""
         async with self._takeback_lock:
             if not self.accepting:
-                raise NotPrimary(f"shard {self.id} is not primary on {self.node}")
+                raise NotPrimary(f"shard {self.id} is not primary on {self.node_name}")
             lsn, m = aborted.lsn, None
             why = (
                 "written in our own epoch"
@@ -575,7 +575,7 @@ class Shard:
             await self.journal.append(marker)
         except JournalFenced:
             raise NotPrimary(
-                f"shard {self.id} was demoted on {self.node} during the commit"
+                f"shard {self.id} was demoted on {self.node_name} during the commit"
             ) from None
 
     def rebuild_store(self) -> int:

@@ -97,7 +97,7 @@ def cluster(ensemble, make_node, tmp_path):
 
 @pytest.fixture
 def certs(tmp_path):
-    from mailnode.archive.tls import make_ca
+    from mailnode.tls import make_ca
 
     return make_ca(str(tmp_path / "pki"), ["archive", "node", "intruder"])
 

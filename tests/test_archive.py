@@ -19,11 +19,11 @@ from harness.archive import restored_node, shipped_all
 from harness.load import accepted_numbers, start_load, stored_load_numbers
 from harness.wait import wait_for
 
-from mailnode.archive.tls import make_ca
 from mailnode.journal.format import frame, iter_frames, segment_name
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 from mailnode.proto.journal_pb2 import JournalRecord
+from mailnode.tls import make_ca
 from mailnode.users import shard_of
 
 ALICE = f"alice@{DOMAIN}"
@@ -278,7 +278,7 @@ def test_base_backups_retention_and_restore_from_a_base(make_node, archive):
 
 
 def test_archive_refuses_stale_epochs_rewrites_gaps_and_strangers(archive, certs):
-    from mailnode.archive.tls import channel_credentials
+    from mailnode.tls import channel_credentials
 
     def channel(who: str):
         creds = channel_credentials(certs["ca"][0], *certs[who])
@@ -425,8 +425,8 @@ def test_alert_rules_name_metrics_that_exist():
 
 def test_example_configs_load_and_bad_archive_config_is_named(tmp_path):
 
+    from archive import config as archive_config
     from mailnode import config
-    from mailnode.archive import config as archive_config
 
     node = config.load(os.path.join(ROOT, "deploy", "examples", "node.toml"))
     assert node.archive.address and node.submission.listen and node.delivery.transport

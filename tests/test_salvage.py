@@ -38,7 +38,7 @@ def make_shard(tmp_path, **replication) -> Shard:
     shard = Shard(
         0,
         str(tmp_path / "shard"),
-        node="node1",
+        node_name="node1",
         segment_size=1 << 20,
         checkpoint_interval=3600,
         replication=ReplicationPolicy(

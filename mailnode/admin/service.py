@@ -13,7 +13,6 @@ import logging
 
 import grpc
 
-from mailnode.archive import backup
 from mailnode.delivery.ops import ACTIONS, queue_op
 from mailnode.errors import AlreadyExists, MailclusterError, NotFound, Refused, grpc_errors
 from mailnode.frontend.service import ShardService
@@ -26,6 +25,7 @@ from mailnode.proto import (
 )
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication.service import ReplicationService
+from mailnode.shipping import backup
 from mailnode.users import check_address, hash_password
 from mailnode.wire import SERVER_OPTIONS, TOKEN_KEY
 

@@ -19,7 +19,7 @@ SESSION = 2.0
 
 def start_ensemble(directory: str | os.PathLike, *, session: bool = False):
     """A real 3-server ZooKeeper ensemble on this run's ZooKeeper block, its logs registered."""
-    from coordinator.zkserver import Ensemble
+    from devtools.zkserver import Ensemble
 
     e = Ensemble(os.fspath(directory), addresses.zookeeper_ips(3))
     for s in e.servers:

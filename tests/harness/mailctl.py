@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 # The CLI's module, named once (run as ``python -m MAILCTL_MODULE``).
-MAILCTL_MODULE = "mailnode.mailctl"
+MAILCTL_MODULE = "mailctl"
 
 
 def mailctl(

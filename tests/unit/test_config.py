@@ -8,9 +8,9 @@ import tomllib
 
 import pytest
 
+from archive import config as archive_config
 from coordinator import cli as coordinator_cli
 from mailnode import config
-from mailnode.archive import config as archive_config
 
 MINIMAL = {"node": {"name": "n1", "data_dir": "data"}}
 

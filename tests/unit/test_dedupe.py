@@ -8,10 +8,11 @@ import asyncio
 
 import pytest
 
+from mailnode.config import ReplicationPolicy
 from mailnode.errors import NotPrimary
 from mailnode.journal.format import iter_frames
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.shard import DEFAULT_REPLICATION, Shard
+from mailnode.shard import Shard
 from mailnode.store.recent import RecentIds
 
 BOX = "alice@example.test"
@@ -30,11 +31,11 @@ def open_shard(tmp_path) -> Shard:
     shard = Shard(
         0,
         str(tmp_path / "shard"),
-        node="node1",
+        node_name="node1",
         segment_size=1 << 20,
         checkpoint_interval=3600,
         # A standalone shard: a commit is answered at the local fsync.
-        replication={**DEFAULT_REPLICATION, "policy": "local"},
+        replication=ReplicationPolicy(policy="local"),
     )
     shard.open()
     return shard

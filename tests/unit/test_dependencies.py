@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-PACKAGES = ("mailnode", "coordinator")
+PACKAGES = ("mailnode", "coordinator", "mailctl", "archive", "devtools")
 # Our own modules: the packages, the tests' and benches' files (imported by path) and
 # the tests' packages (tests/harness, tests/unit).
 OWN = (

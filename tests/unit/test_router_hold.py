@@ -1,4 +1,4 @@
-"""The front end's Router holding work through a failover (mailnode/frontend/router.py):
+"""The front end's Router holding work through a failover (mailnode/cluster/router.py):
 waiting for the shard map to name a primary, HoldExpired after the hold timeout, and giving
 up a remote attempt once the map names another primary. A fake node and agent; the work
 is a plain coroutine, so no gRPC server or channel is involved. Timeouts: tens of ms."""
@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import grpc
 import pytest
 
-from mailnode.agent import Standalone
+from mailnode.cluster.agent import Standalone
+from mailnode.cluster.router import LOCAL, HoldExpired, Router
 from mailnode.errors import (
     NotFound,
     NotOwner,
@@ -21,7 +22,6 @@ from mailnode.errors import (
     PrimaryUnreachable,
     Refused,
 )
-from mailnode.frontend.router import LOCAL, HoldExpired, Router
 from mailnode.proto.journal_pb2 import JournalRecord
 
 HOLD = 0.08

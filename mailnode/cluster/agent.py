@@ -105,7 +105,7 @@ class Agent:
         self.node = node
         self.session_timeout = session_timeout
         self._negotiated = _NegotiatedTimeout()
-        zk_log = logging.getLogger("mailnode.agent.kazoo")
+        zk_log = logging.getLogger("mailnode.cluster.agent.kazoo")
         zk_log.setLevel(5)  # kazoo's BLATHER, for the filter only
         zk_log.addFilter(self._negotiated)
         self.zk = KazooClient(

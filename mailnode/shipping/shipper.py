@@ -21,14 +21,14 @@ import time
 import grpc
 
 from mailnode import metrics
-from mailnode.archive.backup import upload_base
-from mailnode.archive.tls import channel_credentials
 from mailnode.errors import ArchiveTimedOut
 from mailnode.interfaces import Peer
 from mailnode.journal.format import BadFrame, frame_boundary, parse_frame
 from mailnode.journal.waiters import LsnWaiters
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
+from mailnode.shipping.backup import upload_base
+from mailnode.tls import channel_credentials
 from mailnode.wire import CHANNEL_OPTIONS
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,15 @@ import urllib.error
 import urllib.request
 
 import tomli_w
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from coordinator.model import connect
+from devtools.zkserver import Ensemble, ZooKeeperError
 from mailnode.config import parse_address
+from mailnode.tls import make_ca, write_pem
 
 PORTS = {
     "smtp": 2525,
@@ -65,11 +72,6 @@ def loopback_block(directory: str) -> str:
 
 def make_certificate(directory: str, hostname: str) -> tuple[str, str]:
     """A self-signed certificate for STARTTLS/STLS on the local cluster."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     cert_path, key_path = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
     if os.path.exists(cert_path) and os.path.exists(key_path):
         return cert_path, key_path
@@ -87,8 +89,6 @@ def make_certificate(directory: str, hostname: str) -> tuple[str, str]:
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    from mailnode.archive.tls import write_pem
-
     write_pem(cert_path, key_path, cert, key)
     return cert_path, key_path
 
@@ -192,8 +192,6 @@ def _new_state(
 
 
 def _start_zookeeper(directory: str, state: dict, timeout: float) -> None:
-    from coordinator.zkserver import Ensemble, ZooKeeperError
-
     ens = Ensemble(os.path.join(directory, "zookeeper"), [z["host"] for z in state["zk_servers"]])
     try:
         if all(s.ok() for s in ens.servers):
@@ -216,15 +214,11 @@ def _start_zookeeper(directory: str, state: dict, timeout: float) -> None:
 
 
 def _init_cluster(state: dict) -> None:
-    from coordinator.model import connect
-
     with connect(state["zookeeper"], state["root"], timeout=30) as store:
         store.init(state["shards"], [state["domain"]], 1, 30.0)
 
 
 def _settled(state: dict) -> bool:
-    from coordinator.model import connect
-
     with connect(state["zookeeper"], state["root"], timeout=30) as store:
         cluster = store.snapshot()
     return all(
@@ -336,8 +330,6 @@ def up(
 
 def _start_archive(directory: str, state: dict) -> dict:
     """Start the archive (its own CA for mTLS, made once); the nodes' [archive] section."""
-    from mailnode.archive.tls import make_ca
-
     pki = os.path.join(directory, "pki")
     if not os.path.exists(os.path.join(pki, "node.key")):
         make_ca(pki, ["archive", "node"])

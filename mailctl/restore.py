@@ -16,13 +16,13 @@ import shutil
 
 import grpc
 
-from mailnode.archive.tls import channel_credentials
 from mailnode.durable import fsync_dir
 from mailnode.journal.format import BadFrame, iter_frames, list_segments, parse_frame, segment_name
 from mailnode.journal.journal import recover
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 from mailnode.replication.snapshot import write_chunk
+from mailnode.tls import channel_credentials
 from mailnode.wire import CHANNEL_OPTIONS
 
 

@@ -21,7 +21,6 @@ import grpc
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
-from mailnode.archive.tls import server_credentials
 from mailnode.config import parse_address
 from mailnode.durable import fsync_dir, write_atomic
 from mailnode.http import base_app, serve_app
@@ -31,6 +30,7 @@ from mailnode.journal.journal import JournalDamaged
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 from mailnode.replication.snapshot import file_chunks, write_chunk
+from mailnode.tls import server_credentials
 from mailnode.wire import SERVER_OPTIONS, ServicerContext
 
 log = logging.getLogger(__name__)
