@@ -187,7 +187,7 @@ async def watchdog(sessions, timeout):
 def percentile(sorted_vals, p):
     if not sorted_vals:
         return None
-    i = min(len(sorted_vals) - 1, int(round(p / 100 * (len(sorted_vals) - 1))))
+    i = min(len(sorted_vals) - 1, round(p / 100 * (len(sorted_vals) - 1)))
     return sorted_vals[i]
 
 
@@ -211,7 +211,7 @@ async def run(o) -> dict:
     tasks = [asyncio.create_task(s.loop(deadline)) for s in sessions]
     dog = asyncio.create_task(watchdog(sessions, o.timeout))
     try:
-        done, pending = await asyncio.wait(tasks, timeout=o.max_seconds)
+        _done, pending = await asyncio.wait(tasks, timeout=o.max_seconds)
         for t in pending:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -222,7 +222,10 @@ async def run(o) -> dict:
     wall = time.monotonic() - t0
     cpu = time.process_time() - cpu0
     lat = sorted(stats.latencies)
-    ms = lambda v: None if v is None else round(v * 1000, 3)
+
+    def ms(v):
+        return None if v is None else round(v * 1000, 3)
+
     return {
         "sent": stats.accepted + stats.tempfail + stats.rejected + stats.errors,
         "accepted": stats.accepted,

@@ -102,7 +102,7 @@ def start_archive(directory: str) -> tuple[subprocess.Popen, str]:
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"archive did not start; see {directory}/archive.log")
+                raise SystemExit(f"archive did not start; see {directory}/archive.log") from None
             time.sleep(0.1)
     section = (
         f'[archive]\naddress = "{ARCHIVE_ADDRESS}:7171"\ntls_ca = "{certs["ca"][0]}"\n'
@@ -136,7 +136,7 @@ def start_node(
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"node did not start; see {directory}/node.log")
+                raise SystemExit(f"node did not start; see {directory}/node.log") from None
             time.sleep(0.1)
     return proc
 

@@ -85,7 +85,7 @@ def start(directory: str) -> tuple[subprocess.Popen, subprocess.Popen]:
             break
         except OSError:
             if time.monotonic() > deadline or node.poll() is not None:
-                raise SystemExit(f"node did not start; see {directory}/node.log")
+                raise SystemExit(f"node did not start; see {directory}/node.log") from None
             time.sleep(0.1)
     subprocess.run(
         [

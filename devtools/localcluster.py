@@ -8,11 +8,9 @@ resumes the data.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -22,15 +20,12 @@ import urllib.error
 import urllib.request
 
 import tomli_w
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from coordinator.model import connect
 from devtools.zkserver import Ensemble, ZooKeeperError
 from mailnode.config import parse_address
-from mailnode.tls import make_ca, write_pem
+from mailnode.tls import make_ca, self_signed
+from mailnode.wire import ensure_secret
 
 PORTS = {
     "smtp": 2525,
@@ -75,22 +70,7 @@ def make_certificate(directory: str, hostname: str) -> tuple[str, str]:
     cert_path, key_path = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
     if os.path.exists(cert_path) and os.path.exists(key_path):
         return cert_path, key_path
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    write_pem(cert_path, key_path, cert, key)
-    return cert_path, key_path
+    return self_signed(cert_path, key_path, hostname)
 
 
 def node_config(node: dict, domain: str, shards: int, cert: str, key: str) -> dict:
@@ -170,7 +150,7 @@ def _new_state(
     directory: str, nodes: int, shards: int, domain: str, base_address: str | None
 ) -> dict:
     block = base_address or loopback_block(directory)
-    state = {
+    state: dict = {
         "domain": domain,
         "shards": shards,
         "block": block,
@@ -198,9 +178,9 @@ def _start_zookeeper(directory: str, state: dict, timeout: float) -> None:
             return
         for z, server in zip(state["zk_servers"], ens.servers, strict=True):
             if not (_alive(z.get("pid")) and server.ok()):
-                server.start(ens.servers, ens.tick_ms)
-                server.proc.returncode = 0  # detached
-                z["pid"] = server.proc.pid
+                proc = server.start(ens.servers, ens.tick_ms)
+                proc.returncode = 0  # detached
+                z["pid"] = proc.pid
         save_state(directory, state)
         deadline = time.monotonic() + timeout
         while not all(s.ok() for s in ens.servers):
@@ -250,11 +230,7 @@ def up(
     if cluster:
         _start_zookeeper(directory, state, timeout)
         _init_cluster(state)
-        secret = os.path.join(directory, "cluster.secret")
-        if not os.path.exists(secret):
-            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(32) + "\n")
+        ensure_secret(os.path.join(directory, "cluster.secret"))
     cert, key = make_certificate(directory, f"mail.{state['domain']}")
     archive = _start_archive(directory, state) if "archive" in state else {}
     for node in state["nodes"]:

@@ -50,32 +50,32 @@ class ZkServer:
             lines += [f"server.{p.myid}={p.host}:{PEER_PORT}:{ELECTION_PORT}" for p in peers]
         return "\n".join(lines) + "\n"
 
-    def start(self, peers: list[ZkServer], tick_ms: int) -> None:
+    def start(self, peers: list[ZkServer], tick_ms: int) -> subprocess.Popen:
         os.makedirs(self.directory, exist_ok=True)
         with open(os.path.join(self.directory, "myid"), "w") as f:
             f.write(f"{self.myid}\n")
         cfg = os.path.join(self.directory, "zoo.cfg")
         with open(cfg, "w") as f:
             f.write(self.config(peers, tick_ms))
-        log = open(os.path.join(self.directory, "zookeeper.log"), "ab")  # noqa: SIM115 (the child keeps it)
         env = dict(os.environ, ZOO_LOG_DIR=self.directory)
-        self.proc = subprocess.Popen(
-            [
-                "java",
-                "-Xmx256m",
-                "-Dzookeeper.log.dir=" + self.directory,
-                "-cp",
-                f"{JAR}:/usr/share/java/*",
-                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-                cfg,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        log.close()
+        with open(os.path.join(self.directory, "zookeeper.log"), "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    "java",
+                    "-Xmx256m",
+                    "-Dzookeeper.log.dir=" + self.directory,
+                    "-cp",
+                    f"{JAR}:/usr/share/java/*",
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                    cfg,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        return self.proc
 
     def ok(self) -> bool:
         """True when the server answers and serves (a quorum member or standalone)."""

@@ -24,4 +24,4 @@ def emit(rows: list[dict] | dict, columns: list[str], as_json: bool) -> None:
     if as_json:
         show_json(rows)
     else:
-        print(table(rows, columns))
+        print(table(rows if isinstance(rows, list) else [rows], columns))

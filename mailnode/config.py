@@ -59,7 +59,7 @@ def setting(default: T, meaning: str, check: Check = _keep) -> T:
     if isinstance(default, Mapping):
         frozen = types.MappingProxyType(dict(default))
         return dataclasses.field(default_factory=lambda: frozen, metadata=meta)  # type: ignore[return-value]
-    return dataclasses.field(default=default, metadata=meta)  # type: ignore[no-any-return]
+    return dataclasses.field(default=default, metadata=meta)
 
 
 def required(meaning: str, check: Check = _keep) -> Any:

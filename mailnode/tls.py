@@ -8,6 +8,10 @@ import ipaddress
 import os
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def _read(path: str) -> bytes:
@@ -31,8 +35,6 @@ def channel_credentials(ca: str, cert: str, key: str) -> grpc.ChannelCredentials
 
 def write_pem(cert_path: str, key_path: str, cert, key) -> None:
     """A certificate and its key (mode 0600) as PEM files."""
-    from cryptography.hazmat.primitives import serialization
-
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(
@@ -46,14 +48,35 @@ def write_pem(cert_path: str, key_path: str, cert, key) -> None:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def self_signed(
+    cert_path: str, key_path: str, hostname: str, *, days: int = 3650, loopback: bool = False
+) -> tuple[str, str]:
+    """A self-signed certificate for ``hostname`` (and 127.0.0.1 with ``loopback``) for
+    STARTTLS/STLS where nobody verifies a chain: the local cluster, test servers."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.UTC)
+    names: list[x509.GeneralName] = [x509.DNSName(hostname)]
+    if loopback:
+        names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    write_pem(cert_path, key_path, cert, key)
+    return cert_path, key_path
+
+
 def make_ca(directory: str, names: list[str]) -> dict[str, tuple[str, str]]:
     """A CA and one certificate per name (valid for that name, localhost and 127.0.0.1),
     written as PEM files in ``directory``. Returns {"ca": (cert, key), name: (cert, key)}."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
     os.makedirs(directory, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
 

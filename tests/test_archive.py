@@ -468,11 +468,14 @@ def test_an_archive_that_lost_its_data_is_repaired_with_a_base_backup(make_node,
     shutil.rmtree(archive.dir / "data")
     archive.start()
     wait_for(lambda: shipped_all(archive, node, shard), 30, what="shipping again")
-    st = lambda: next(
-        r
-        for r in json.loads(node.mailctl("archive", "status", "--json").stdout)
-        if r["shard"] == shard
-    )
+
+    def st():
+        return next(
+            r
+            for r in json.loads(node.mailctl("archive", "status", "--json").stdout)
+            if r["shard"] == shard
+        )
+
     wait_for(lambda: st()["bases"], 30, what="a base backup repairing the archive")
     assert st()["first_lsn"] > 0
     assert f'mailcluster_archive_gaps_total{{shard="{shard}"}} 1.0' in node.metrics()

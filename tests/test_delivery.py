@@ -90,7 +90,7 @@ def dsn_fields(msg) -> list[dict]:
     """The per-recipient blocks of a DSN's message/delivery-status part."""
     assert msg.get_content_type() == "multipart/report"
     assert msg.get_param("report-type") == "delivery-status"
-    status = [p for p in msg.iter_parts() if p.get_content_type() == "message/delivery-status"][0]
+    status = next(p for p in msg.iter_parts() if p.get_content_type() == "message/delivery-status")
     return [dict(block.items()) for block in status.get_payload()[1:]]
 
 
@@ -145,7 +145,7 @@ def test_5xx_bounces_to_the_sender_read_over_pop3_and_a_null_sender_gets_none(ma
     assert rcpt["Final-Recipient"] == "rfc822; bob@remote.test"
     assert rcpt["Action"] == "failed" and rcpt["Status"] == "5.1.1"
     assert "550 5.1.1" in rcpt["Diagnostic-Code"]
-    headers = [p for p in dsn.iter_parts() if p.get_content_type() == "text/rfc822-headers"][0]
+    headers = next(p for p in dsn.iter_parts() if p.get_content_type() == "text/rfc822-headers")
     assert "Message-ID: <doomed@x>" in headers.get_content()
     assert queue(node) == []
     # A null sender's message bounces without a DSN (no bounce of a bounce).

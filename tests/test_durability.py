@@ -50,7 +50,7 @@ def test_kill9_under_load_loses_no_acknowledged_message(make_node, tmp_path):
 
     node.start()
     assert "torn tail" in node.read_log()
-    for (proc, log), rcpt, first in zip(loads, (ALICE, BOB), (0, 100000)):
+    for (_proc, log), rcpt in zip(loads, (ALICE, BOB), strict=True):
         acked = accepted_numbers(log)
         assert len(acked) == len(set(acked))
         numbers = stored_load_numbers(node, rcpt, tag)

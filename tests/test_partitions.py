@@ -191,7 +191,7 @@ def late_250s(cluster, sender, old, since: float, until: float) -> list[int]:
 
 
 def test_primary_cut_from_zookeeper_only(cluster, net, tmp_path):
-    primary, others, sender = start(cluster, "zkonly")
+    primary, _others, sender = start(cluster, "zkonly")
     mark = log_size(primary)
     net.cut_from_zookeeper(primary, cluster.ensemble)
     new = wait_promotion(cluster, primary)  # its session expired: the cut is one
@@ -335,7 +335,7 @@ def test_flapping_link_between_primary_and_spare(cluster, net, tmp_path):
 
 
 def test_node_restarted_within_its_session_timeout_repeatedly(cluster, net, tmp_path):
-    primary, others, sender = start(cluster, "restart")
+    primary, _others, sender = start(cluster, "restart")
     mark = log_size(primary)
     for _ in range(3):
         primary.kill9()
@@ -371,7 +371,7 @@ def test_node_restarted_within_its_session_timeout_repeatedly(cluster, net, tmp_
 
 def test_two_spares_one_far_behind_then_the_primary_dies(cluster, net, tmp_path):
     primary, others, sender = start(cluster, "behind", spares=2)
-    b, c = others
+    _b, c = others
     c.signal(signal.SIGSTOP)  # far behind: out of the in-sync set, the load goes on
     try:
         wait_for(lambda: c.name not in in_sync_spares(cluster), 30, what=f"{c.name} out of sync")

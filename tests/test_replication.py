@@ -84,7 +84,7 @@ def test_spare_has_every_acknowledged_message_after_kill9(pair, tmp_path):
     promoted_in = time.monotonic() - t0
     for proc, _ in loads:
         proc.communicate(timeout=180)
-    for (_, log), rcpt in zip(loads, (ALICE, BOB)):
+    for (_, log), rcpt in zip(loads, (ALICE, BOB), strict=False):
         acked = set(accepted_numbers(log))
         numbers = stored_load_numbers(b, rcpt, tag)
         assert len(numbers) == len(set(numbers)), "a message is on the spare twice"
@@ -236,7 +236,7 @@ def test_commit_policy_when_the_spare_stops(make_node, policy, strict):
             assert (code, text[:5]) == (451, "4.3.0")
         else:
             assert code == 250 and waited >= 0.5
-            row = [r for r in status(a) if r["shard"] == shard_of(ALICE, 2)][0]
+            row = next(r for r in status(a) if r["shard"] == shard_of(ALICE, 2))
             assert row["degraded"] is True
             assert "mailcluster_replication_degraded_commits_total" in a.metrics()
     finally:

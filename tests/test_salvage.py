@@ -242,7 +242,7 @@ def test_acknowledged_expunges_deliveries_and_user_changes_are_carried_over(tmp_
         j.close()
         return old, divergence, lsns
 
-    old, divergence, lsns = asyncio.run(main())
+    old, divergence, _lsns = asyncio.run(main())
     todo = salvage.plan(
         iter_frames(str(tmp_path), divergence), divergence, marked_only=True, origin="n1"
     )

@@ -33,7 +33,7 @@ def test_round_trip_is_byte_exact(node):
         b"trailing spaces   \r\n\r\n"
     )
     with smtplib.SMTP(*node.smtp) as s:
-        code, caps = s.ehlo("client.test")
+        _code, caps = s.ehlo("client.test")
         for ext in (
             b"PIPELINING",
             b"8BITMIME",

@@ -24,7 +24,7 @@ def start_load(node, tmp_path, rcpt: str, first: int, count: int, tag: str):
             sys.executable,
             os.path.join(ROOT, "bench", "loadgen.py"),
             "--server",
-            "%s:%d" % node.smtp,
+            "{}:{}".format(*node.smtp),
             "--sessions",
             "10",
             "--messages",

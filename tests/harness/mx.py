@@ -71,7 +71,7 @@ class SinkMessage(NamedTuple):
 
 
 RCPT_MODES = ("accept", "tempfail", "reject")
-MODES = RCPT_MODES + ("tempfail_data", "reject_data")
+MODES = (*RCPT_MODES, "tempfail_data", "reject_data")
 
 _RCPT_REPLIES = {
     "accept": "250 2.1.5 OK",

@@ -72,7 +72,7 @@ def test_torn_tail_is_cut_back(tmp_path, caplog):
 def test_damage_in_middle_is_refused_naming_file_and_offset(tmp_path):
     write(str(tmp_path), 50, segment_size=2048, size=300)
     segs = list_segments(str(tmp_path))
-    base, middle = segs[len(segs) // 2]
+    _base, middle = segs[len(segs) // 2]
     with open(middle, "r+b") as f:
         f.seek(40)
         f.write(b"\xff\xff\xff")

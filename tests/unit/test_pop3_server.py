@@ -39,7 +39,7 @@ def wait_for(predicate, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met within %.1fs" % timeout)
+            raise AssertionError(f"condition not met within {timeout:.1f}s")
         time.sleep(0.01)
 
 
@@ -326,7 +326,7 @@ def test_failed_expunge_is_reported(srv, connect, backend):
 
 def test_wrong_password_is_delayed_and_third_failure_closes(srv, connect, backend):
     client = connect(srv)
-    for attempt in range(3):
+    for _attempt in range(3):
         client.user("alice")
         started = time.monotonic()
         with pytest.raises(poplib.error_proto, match=r"\[AUTH\] Authentication failed"):
@@ -414,7 +414,7 @@ def test_stls_upgrades_and_resets_state(tls_server, connect, monkeypatch):
     with pytest.raises(poplib.error_proto, match="STLS not available"):
         client._shortcmd("STLS")
     login(client)
-    resp, lines, _ = client.retr(3)
+    _resp, lines, _ = client.retr(3)
     assert b"\r\n".join(lines) + b"\r\n" == EIGHT_BIT
     with pytest.raises(poplib.error_proto, match="not valid in this state"):
         client._shortcmd("STLS")
