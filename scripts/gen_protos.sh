@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the committed protobuf/gRPC code from protos/. Pinned so that the
-# output is reproducible; tests/test_protos.py fails when it would change.
+# output is reproducible; tests/unit/test_protos.py fails when it would change.
 # Usage: scripts/gen_protos.sh [OUT_DIR]   (default: the repository root)
 set -euo pipefail
 out=$(realpath "${1:-$(dirname "$0")/..}")
