@@ -15,7 +15,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 from prometheus_client import Counter, Gauge
 
-from coordinator.decide import decide
+from coordinator.decide import Kind, decide
 from coordinator.model import CoordinationError, Store
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class Coordinator:
         cluster = self.store.snapshot()
         PAUSED.set(1 if cluster.paused else 0)
         for d in decide(cluster, time.time()):
-            if d.kind in ("switchover-done", "switchover-refused"):
+            if d.kind.ends_switchover:
                 if d.changes is not None and not self.store.update_shard(d.info, **d.changes):
                     self._wake.set()
                     continue
@@ -129,7 +129,7 @@ class Coordinator:
                 continue
             self._said[d.shard] = d.sentence
             DECISIONS.labels(d.kind).inc()
-            if d.kind == "failover":
+            if d.kind == Kind.FAILOVER:
                 FAILOVERS.inc()
             log.warning("coordinator %s: %s", self.name, d.sentence)
             self.store.append_history(

@@ -8,8 +8,25 @@ logic: no ZooKeeper here, so it is tested with plain data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from coordinator.model import Cluster, ShardInfo
+
+
+class Kind(StrEnum):
+    """What a decision is (its value is what ZooKeeper's history and the metrics say)."""
+
+    NOTE = "note"
+    ASSIGN = "assign"
+    FAILOVER = "failover"
+    FORCED_FAILOVER = "forced-failover"
+    SWITCHOVER = "switchover"
+    SWITCHOVER_DONE = "switchover-done"
+    SWITCHOVER_REFUSED = "switchover-refused"  # also: aborted or ended
+
+    @property
+    def ends_switchover(self) -> bool:
+        return self in (Kind.SWITCHOVER_DONE, Kind.SWITCHOVER_REFUSED)
 
 
 @dataclass(frozen=True)
@@ -18,7 +35,7 @@ class Decision:
     sentence: str
     info: ShardInfo
     changes: dict | None = None  # None: nothing to write (a decision not to act)
-    kind: str = "note"
+    kind: Kind = Kind.NOTE
     warning: str = ""  # what acting on it may cost, for the operator to read first
 
 
@@ -50,7 +67,7 @@ def assign_primary(
             "epoch": info.epoch + 1,
             "in_sync": [],
         },
-        "assign",
+        Kind.ASSIGN,
     )
 
 
@@ -101,7 +118,7 @@ def fail_over(cluster: Cluster, info: ShardInfo, now: float) -> Decision:
             "last_failover": now,
             "failover_started": now,
         },
-        "failover",
+        Kind.FAILOVER,
     )
 
 
@@ -124,7 +141,7 @@ def assign_spare(
         f"assigned {pick} as spare of shard {info.id}: it had {len(live)} live spare(s) of {want}",
         info,
         {"spares": spares},
-        "assign",
+        Kind.ASSIGN,
     )
 
 
@@ -169,7 +186,7 @@ def forced_failover(cluster: Cluster, shard: int, to: str, now: float) -> Decisi
             "draining": None,
             "switchover_to": None,
         },
-        "forced-failover",
+        Kind.FORCED_FAILOVER,
         warning,
     )
 
@@ -180,7 +197,7 @@ SWITCHOVER_TIMEOUT = 30.0
 def switch_over(cluster: Cluster, info: ShardInfo, req: dict, now: float) -> Decision | None:
     """Drain the primary, wait until the target holds everything it committed, then swap.
 
-    A Decision with kind "switchover-done" or "switchover-refused" also ends the request."""
+    A Decision whose kind ``ends_switchover`` also ends the request."""
     n, old = info.id, info.primary
     draining = info.extra.get("draining")
     target = (
@@ -201,7 +218,7 @@ def switch_over(cluster: Cluster, info: ShardInfo, req: dict, now: float) -> Dec
                 f"refused switchover of shard {n}: its primary {old} is not alive",
                 info,
                 None,
-                "switchover-refused",
+                Kind.SWITCHOVER_REFUSED,
             )
         if target not in info.in_sync or target not in cluster.members:
             return Decision(
@@ -210,14 +227,23 @@ def switch_over(cluster: Cluster, info: ShardInfo, req: dict, now: float) -> Dec
                 f"in-sync spare (in sync: {list(info.in_sync)})",
                 info,
                 None,
-                "switchover-refused",
+                Kind.SWITCHOVER_REFUSED,
             )
         return Decision(
             n,
             f"draining {old} for a switchover of shard {n} to {target}",
             info,
             {"draining": old, "switchover_to": target, "draining_since": now},
-            "switchover",
+            Kind.SWITCHOVER,
+        )
+    if draining != old:  # the drained primary was replaced meanwhile (a failover)
+        return Decision(
+            n,
+            f"ended switchover of shard {n}: {draining}, being drained, was replaced by "
+            f"{old} in a failover",
+            info,
+            {"draining": None, "switchover_to": None},
+            Kind.SWITCHOVER_REFUSED,
         )
     drained = cluster.members.get(old, None)
     drained_lsn = drained.shard(n).get("drained_lsn") if drained else None
@@ -238,7 +264,7 @@ def switch_over(cluster: Cluster, info: ShardInfo, req: dict, now: float) -> Dec
                 "switchover_to": None,
                 "last_failover": now,
             },
-            "switchover-done",
+            Kind.SWITCHOVER_DONE,
         )
     if now - info.extra.get("draining_since", now) > SWITCHOVER_TIMEOUT:
         return Decision(
@@ -247,7 +273,7 @@ def switch_over(cluster: Cluster, info: ShardInfo, req: dict, now: float) -> Dec
             f"{SWITCHOVER_TIMEOUT:.0f}s; {old} serves again",
             info,
             {"draining": None, "switchover_to": None},
-            "switchover-refused",
+            Kind.SWITCHOVER_REFUSED,
         )
     return None
 

@@ -196,13 +196,6 @@ def test_decide_fails_over_a_requested_shard_whose_primary_is_dead():
     assert d.kind == "failover" and d.changes["primary"] == "b"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decide.switch_over: a failover during a drain (fail_over keeps 'draining'/"
-    "'switchover_to') leaves the request pending; switch_over then waits on the NEW "
-    "primary's drained_lsn and only after 30s says '<new> did not catch up with <new>; "
-    "<new> serves again' instead of ending the request at once",
-)
 def test_a_drain_whose_primary_was_replaced_by_a_failover_ends_at_once():
     # a was draining for a switchover to b, died, and b was promoted by fail_over.
     info = shard(
@@ -217,3 +210,7 @@ def test_a_drain_whose_primary_was_replaced_by_a_failover_ends_at_once():
     d = ask(info, {"shard": 0, "to": "b"}, b={"lsn": 900}, c={"lsn": 900})
     assert d is not None and d.kind == "switchover-refused"
     assert d.changes == {"draining": None, "switchover_to": None}
+    assert (
+        d.sentence
+        == "ended switchover of shard 0: a, being drained, was replaced by b in a failover"
+    )
