@@ -250,6 +250,17 @@ class Shard:
         self.role, self.primary_address, self.draining = "spare", primary, False
         self.epoch = max(self.epoch, epoch)
 
+    def adopt_epoch(self, epoch: int) -> bool:
+        """A spare follows its primary's newer epoch; True when it changed (then persist)."""
+        if epoch <= self.epoch:
+            return False
+        self.epoch = epoch
+        return True
+
+    def set_draining(self, draining: bool) -> None:
+        """A primary being drained for a switchover takes no new commits (``accepting``)."""
+        self.draining = draining
+
     def save_role(self) -> None:
         """Persist the role (blocking): a restarted node comes back in the role it had."""
         doc = {"role": self.role, "primary": self.primary_address, "epoch": self.epoch}

@@ -440,7 +440,7 @@ class Agent:
                     self.node.router.changed()
                 draining = info.extra.get("draining") == me
                 if draining != shard.draining:
-                    shard.draining = draining
+                    shard.set_draining(draining)
                     log.warning(
                         "agent %s: shard %d %s",
                         me,

@@ -125,8 +125,7 @@ class Follower:
                 raise StaleEpoch(
                     f"refusing {self.primary}: its epoch {reply.epoch} is older than {shard.epoch}"
                 )
-            if reply.epoch > shard.epoch:
-                shard.epoch = reply.epoch
+            if shard.adopt_epoch(reply.epoch):
                 await asyncio.to_thread(shard.save_role)
             kind = reply.WhichOneof("kind")
             if kind in ("frames", "heartbeat"):

@@ -199,7 +199,7 @@ async def bootstrap(node, shard, channel) -> None:
                 epochs = [tuple(e) for e in json.loads(chunk.epochs_json)]
                 await to_thread_to_the_end(_install, shard, staging, chunk.lsn, epochs)
                 shard.applied_lsn = chunk.lsn
-                shard.epoch = max(shard.epoch, chunk.epoch)
+                shard.adopt_epoch(chunk.epoch)
                 await asyncio.to_thread(shard.save_role)
                 log.warning(
                     "shard %d: installed snapshot %s at lsn %d (%d files this stream); following on",
