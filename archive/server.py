@@ -11,6 +11,7 @@ before they are acknowledged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -332,7 +333,9 @@ class Archive:
         self.name = cfg.name
         self.root = os.path.join(cfg.data_dir, "shards")
         self.shards: dict[int, ShardArchive] = {}
-        self._loop = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lifecycle: contextlib.AsyncExitStack | None = None
+        self._grace = 5.0  # set by stop(): how long the gRPC server may drain
 
     def shard(self, n: int) -> ShardArchive:
         if n >= MAX_SHARDS:
@@ -443,9 +446,22 @@ class Archive:
         result.end_lsn = expected
         return result
 
-    async def serve(self) -> None:
+    # -- lifecycle: start / serve / stop(grace), as the node's ------------------------
+    async def start(self) -> None:
+        """Open what is archived and listen; every step registers its undoing, so stop()
+        is the reverse by construction and runs every step even if one fails."""
+        stack = contextlib.AsyncExitStack()
+        try:
+            await self._start_parts(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._lifecycle = stack
+
+    async def _start_parts(self, stack: contextlib.AsyncExitStack) -> None:
         self._loop = asyncio.get_running_loop()
         os.makedirs(self.root, exist_ok=True)
+        stack.push_async_callback(self._close_journals)  # those opened since too
         for name in sorted(os.listdir(self.root)):
             if name.isdigit():
                 self.shard(int(name))
@@ -462,18 +478,32 @@ class Archive:
         if port == 0:
             raise OSError(f"cannot listen on {self.cfg.listen}")
         await server.start()
+        stack.push_async_callback(lambda: server.stop(self._grace))
         http = await self._http()
-        stopped = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._loop.add_signal_handler(sig, stopped.set)
-        print(f"mailnode archive {self.name}: ready on {self.cfg.listen}", flush=True)
+        stack.push_async_callback(http.cleanup)
         gauges = asyncio.create_task(self._gauges())
-        await stopped.wait()
-        gauges.cancel()
-        await server.stop(5)
-        await http.cleanup()
+        stack.callback(gauges.cancel)
+
+    async def _close_journals(self) -> None:
         for s in self.shards.values():
             await asyncio.to_thread(s.journal.close)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self._grace = grace
+        stack, self._lifecycle = self._lifecycle, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def serve(self) -> None:
+        """Run until SIGTERM/SIGINT, then stop."""
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopped.set)
+        await self.start()
+        print(f"mailnode archive {self.name}: ready on {self.cfg.listen}", flush=True)
+        await stopped.wait()
+        await self.stop()
 
     async def _gauges(self) -> None:
         while True:

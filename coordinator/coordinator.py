@@ -16,7 +16,7 @@ from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 from prometheus_client import Counter, Gauge
 
 from coordinator.decide import Kind, decide
-from coordinator.model import CoordinationError, Store
+from coordinator.model import Coordination, CoordinationError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Coordinator:
             timeout=session_timeout,
             connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.5},
         )
-        self.store = Store(self.zk, root)
+        self.store = Coordination(self.zk, root)
         self.loop_interval = loop_interval
         self.stopping = threading.Event()
         self._wake = threading.Event()

@@ -125,7 +125,11 @@ def _shard_info(n: int, raw: bytes, version: int) -> ShardInfo:
     )
 
 
-class Store:
+class Coordination:
+    """The cluster's data in ZooKeeper under ``root`` (config, nodes, shards, history,
+    switchover, pause): every call has a timeout, and kazoo's errors become
+    CoordinationError (NoNode, NodeExists, VersionConflict) here."""
+
     def __init__(self, zk: KazooClient, root: str = "/mailcluster"):
         self.zk = zk
         self.root = root.rstrip("/")
@@ -301,8 +305,8 @@ class Store:
 @contextmanager
 def connect(
     hosts: str, root: str = "/mailcluster", *, timeout: float = 15.0, session_timeout: float = 10.0
-) -> Iterator[Store]:
-    """A Store on a session started for the with-block (within ``timeout`` seconds), always
+) -> Iterator[Coordination]:
+    """A Coordination on a session started for the with-block (within ``timeout`` seconds), always
     stopped and closed after it; kazoo errors leave as CoordinationError."""
     zk = KazooClient(hosts=hosts, timeout=session_timeout)
     try:
@@ -311,7 +315,7 @@ def connect(
         except (KazooTimeoutError, KazooException):
             raise CoordinationError(f"cannot reach ZooKeeper at {hosts}") from None
         try:
-            yield Store(zk, root)
+            yield Coordination(zk, root)
         except KazooTimeoutError:
             raise CoordinationError(f"ZooKeeper at {hosts} did not answer in time") from None
         except KazooException as e:

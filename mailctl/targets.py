@@ -76,7 +76,7 @@ def zk_target(args) -> tuple[str, str] | None:
 
 
 def zookeeper(target: tuple[str, str]):
-    """``with zookeeper(target) as store``: the cluster's Store on a session of its own."""
+    """``with zookeeper(target) as store``: the cluster's Coordination on a session of its own."""
     return connect(*target, timeout=15)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.metadata
 import json
 import logging
 import threading
@@ -38,14 +39,21 @@ import time
 from kazoo.client import KazooClient, KazooState
 from kazoo.recipe.watchers import DataWatch
 
-from coordinator.model import CoordinationError, MemberHeld, NoNode, ShardInfo, Store, _shard_info
+from coordinator.model import (
+    Coordination,
+    CoordinationError,
+    MemberHeld,
+    NoNode,
+    ShardInfo,
+    _shard_info,
+)
 from mailnode import metrics
 from mailnode.errors import InSyncUnpublished, NotReplicated
 from mailnode.interfaces import AgentNode
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
+VERSION = importlib.metadata.version("mailcluster")  # what nodes/<name> says it runs
 
 
 class _NegotiatedTimeout(logging.Filter):
@@ -115,7 +123,7 @@ class Agent:
             connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.5},
         )
         self._contact: float | None = None  # monotonic send time of the last answered request
-        self.store = Store(self.zk, root)
+        self.store = Coordination(self.zk, root)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connected = False
         self._fence_timer: asyncio.TimerHandle | None = None
