@@ -28,6 +28,7 @@ from mailnode.http import base_app, serve_app
 from mailnode.journal import Journal
 from mailnode.journal.format import BadFrame, iter_frames, list_segments, parse_frame, read_range
 from mailnode.journal.journal import JournalDamaged
+from mailnode.lifecycle import start_stack
 from mailnode.proto import archive_pb2 as pb
 from mailnode.proto import archive_pb2_grpc
 from mailnode.replication.snapshot import file_chunks, write_chunk
@@ -450,13 +451,7 @@ class Archive:
     async def start(self) -> None:
         """Open what is archived and listen; every step registers its undoing, so stop()
         is the reverse by construction and runs every step even if one fails."""
-        stack = contextlib.AsyncExitStack()
-        try:
-            await self._start_parts(stack)
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._lifecycle = stack
+        self._lifecycle = await start_stack(self._start_parts)
 
     async def _start_parts(self, stack: contextlib.AsyncExitStack) -> None:
         self._loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from mailnode.durable import makedirs_synced, write_atomic
 from mailnode.frontend.pop3 import Mailboxes, RoutedPop3Backend
 from mailnode.http import start_http
 from mailnode.interfaces import ClusterView
+from mailnode.lifecycle import start_stack
 from mailnode.pop3.metrics import PromMetrics
 from mailnode.pop3.server import Pop3Server
 from mailnode.replication.roles import RoleManager
@@ -145,13 +146,7 @@ class Node:
         """Start every part in order; each registers how it stops, so stop() is the exact
         reverse by construction and runs every step even if one fails. The mail
         listeners come last (and so close first), once everything they use is up."""
-        stack = contextlib.AsyncExitStack()
-        try:
-            await self._start_parts(stack)
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._lifecycle = stack
+        self._lifecycle = await start_stack(self._start_parts)
         log.info(
             "node %s: serving SMTP on %s, %d shards",
             self.name,
@@ -167,12 +162,9 @@ class Node:
             stack.push_async_callback(asyncio.to_thread, shard.stop)
             shard.start(loop)
         stack.push_async_callback(self.router.close)
-        host, port = parse_address(self.config.http.listen, "[http] listen")
-        http = await start_http(self, host, port)
-        stack.push_async_callback(http.cleanup)
         host, port = parse_address(self.config.grpc.listen, "[grpc] listen")
         grpc_server = await start_grpc(self, host, port)
-        stack.push_async_callback(grpc_server.stop, self._grace)
+        stack.push_async_callback(lambda: grpc_server.stop(self._grace))
         self.roles.start()
         stack.push_async_callback(self.roles.stop)
         await self.agent.start()
@@ -190,6 +182,11 @@ class Node:
         await self._start_smtp(stack, loop)
         await self._start_submission(stack, loop)
         await self._start_pop3(stack)
+        # /health and /ready last: a load balancer (or a test) that sees them answer finds
+        # every listener up; on stop they go first, so it stops sending before anything closes.
+        host, port = parse_address(self.config.http.listen, "[http] listen")
+        http = await start_http(self, host, port)
+        stack.push_async_callback(http.cleanup)
 
     _grace = 5.0  # set by stop(): how long draining steps may take
 
