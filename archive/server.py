@@ -48,7 +48,10 @@ RECEIVED = Counter("mailcluster_archive_received_bytes_total", "Journal bytes ac
 MAX_SHARDS = 4096
 
 
-class Refused(Exception):
+class Refusal(Exception):
+    """What the archive refuses of a shipper, with its own gRPC status and the metric's
+    reason (not the product's errors.Refused: this one never leaves the Archive service)."""
+
     def __init__(self, reason: str, detail: str, code=grpc.StatusCode.FAILED_PRECONDITION):
         super().__init__(detail)
         self.reason, self.detail, self.code = reason, detail, code
@@ -86,7 +89,7 @@ class ShardArchive:
 
     def hello(self, epoch: int, node: str) -> None:
         if epoch < self.epoch:
-            raise Refused(
+            raise Refusal(
                 "stale_epoch",
                 f"shard {self.shard}: {node} ships at epoch {epoch}, the archive has "
                 f"seen epoch {self.epoch}: a fenced primary's upload is refused",
@@ -107,13 +110,13 @@ class ShardArchive:
             await asyncio.to_thread(self.journal.reset, start, [])
         end = self.journal.committed_lsn
         if start > end:
-            raise Refused(
+            raise Refusal(
                 "gap",
                 f"shard {self.shard}: frames start at lsn {start}, the archive ends at {end}",
                 grpc.StatusCode.OUT_OF_RANGE,
             )
         if start < self.journal.first_lsn:
-            raise Refused(
+            raise Refusal(
                 "before_start",
                 f"shard {self.shard}: lsn {start} is before the archive's first "
                 f"lsn {self.journal.first_lsn}",
@@ -123,7 +126,7 @@ class ShardArchive:
             try:
                 fr = parse_frame(data, off, start)
             except BadFrame as e:
-                raise Refused(
+                raise Refusal(
                     "bad_frame",
                     f"shard {self.shard}: frame at lsn {start + off}: {e.reason}",
                     grpc.StatusCode.INVALID_ARGUMENT,
@@ -134,14 +137,14 @@ class ShardArchive:
                     read_range, self.journal.directory, fr.lsn, end, fr.size
                 )
                 if have[: fr.size] != raw:
-                    raise Refused(
+                    raise Refusal(
                         "rewrite",
                         f"shard {self.shard}: {node} sends different bytes at lsn {fr.lsn}, "
                         f"which the archive acknowledged (epoch {self.epoch}); refused",
                     )
             else:
                 if not self.record_epoch <= fr.record.epoch <= epoch:
-                    raise Refused(
+                    raise Refusal(
                         "bad_epoch",
                         f"shard {self.shard}: record at lsn {fr.lsn} has epoch "
                         f"{fr.record.epoch}; the log is at epoch {self.record_epoch} and "
@@ -154,7 +157,7 @@ class ShardArchive:
                 ):
                     # A new epoch begins with its EpochStarted right where the old one ended;
                     # anything else continues a history this archive does not hold.
-                    raise Refused(
+                    raise Refusal(
                         "diverged",
                         f"shard {self.shard}: {node}'s epoch {fr.record.epoch} continues at "
                         f"lsn {fr.lsn} without starting there: its history and the archive's "
@@ -174,7 +177,7 @@ def _write_piece(root: str, chunk) -> None:
     try:
         write_chunk(root, chunk)  # fsync'd as a whole before the base backup is installed
     except ValueError as e:
-        raise Refused("bad_path", str(e), grpc.StatusCode.INVALID_ARGUMENT) from None
+        raise Refusal("bad_path", str(e), grpc.StatusCode.INVALID_ARGUMENT) from None
 
 
 def _du(root: str) -> int:
@@ -203,7 +206,7 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
                         )
                     reply = shard.position()
                 yield reply
-        except Refused as e:
+        except Refusal as e:
             REFUSED.labels(e.reason).inc()
             log.warning("%s", e.detail)
             await context.abort(e.code, e.detail)
@@ -268,7 +271,7 @@ class ArchiveService(archive_pb2_grpc.ArchiveServicer):
                 info.bytes,
             )
             return info
-        except Refused as e:
+        except Refusal as e:
             REFUSED.labels(e.reason).inc()
             await context.abort(e.code, e.detail)
         finally:
@@ -340,7 +343,7 @@ class Archive:
 
     def shard(self, n: int) -> ShardArchive:
         if n >= MAX_SHARDS:
-            raise Refused(
+            raise Refusal(
                 "bad_shard",
                 f"no shard {n} here (at most {MAX_SHARDS})",
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -376,7 +379,7 @@ class Archive:
     def keep_base(self, shard: ShardArchive, staging: str, info: pb.BaseInfo) -> None:
         """Install a received base backup, then apply the retention (blocking)."""
         if info.lsn > shard.journal.committed_lsn:
-            raise Refused(
+            raise Refusal(
                 "base_ahead",
                 f"shard {info.shard}: base backup at lsn {info.lsn}, beyond the archived "
                 f"journal's end {shard.journal.committed_lsn}",
