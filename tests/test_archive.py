@@ -413,7 +413,7 @@ def test_alert_rules_name_metrics_that_exist():
     from pathlib import Path
 
     code = "".join(
-        (Path(ROOT) / "mailnode" / p).read_text() for p in ("metrics.py", "archive/server.py")
+        (Path(ROOT) / p).read_text() for p in ("mailnode/metrics.py", "archive/server.py")
     )
     rules = [r for g in doc["groups"] for r in g["rules"]]
     assert len(rules) >= 8
