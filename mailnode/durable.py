@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import threading
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -22,14 +23,28 @@ def syncfs(path: str) -> None:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data``: all of it or none of it, after a crash too."""
-    tmp = path + ".tmp"
+    """Replace ``path`` with ``data``: all of it or none of it, after a crash too.
+
+    The temporary name is the writer's own (two writers of role.json at once each rename
+    their own file; the last rename wins), and ends in ``.tmp`` for ``sweep_tmp``."""
+    tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(path))
+
+
+def sweep_tmp(directory: str) -> None:
+    """Remove what ``write_atomic`` left behind in ``directory`` when a crash cut it short."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.endswith(".tmp") and os.path.isfile(os.path.join(directory, name)):
+            os.unlink(os.path.join(directory, name))
 
 
 def fsync_dir(path: str) -> None:

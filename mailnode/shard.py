@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from mailnode import metrics
 from mailnode.config import ReplicationPolicy
-from mailnode.durable import makedirs_synced, write_atomic
+from mailnode.durable import makedirs_synced, sweep_tmp, write_atomic
 from mailnode.errors import NotPrimary, NotReplicated
 from mailnode.journal import Committed, Journal, JournalFenced
 from mailnode.journal.format import iter_frames, list_segments, read_record
@@ -120,6 +120,7 @@ class Shard:
     def open(self) -> int:
         """Recover the journal and replay it into the store; returns records replayed."""
         makedirs_synced(self.directory)
+        sweep_tmp(self.directory)  # role.json, untaken.json: a write a crash cut short
         why = self.state.incomplete()
         if why is not None:
             self._discard_incomplete_store(why)
