@@ -35,6 +35,18 @@ JOURNAL_SEGMENTS = Gauge(
 JOURNAL_COMMITTED_LSN = Gauge(
     "mailcluster_journal_committed_lsn", "Durable end of the journal", ["shard"]
 )
+STORE_COMMIT_SECONDS = Histogram(
+    "mailcluster_store_commit_seconds",
+    "One commit of the shard index: the Maildir sync and the SQLite commit of an applied batch",
+    ["shard"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+# Per shard, not per user: a gauge per mailbox would be millions of series.
+QUOTA_REFUSALS = Counter(
+    "mailcluster_quota_refusals",
+    "Recipients refused because their mailbox is over its storage or message quota (452 4.2.2)",
+    ["shard"],
+)
 APPLIED_LSN = Gauge(
     "mailcluster_store_applied_lsn", "Journal position applied to the Maildir store", ["shard"]
 )

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,9 @@ from mailnode.store.maildir import message_name
 from mailnode.store.state import ShardState
 
 log = logging.getLogger(__name__)
+
+REPLAY_BATCH = 20_000  # records per index commit during a replay
+APPLY_BATCH = 2_000  # records the applier takes into one index commit, at most
 
 
 def _touches_queue(record: JournalRecord) -> bool:
@@ -126,17 +130,16 @@ class Shard:
             self._discard_incomplete_store(why)
         rec = self.journal.open()
         self.state.load()
+        if self.state.legacy():
+            self._migrate_legacy_store()
         if self.state.applied_lsn > rec.end_lsn:
             raise RuntimeError(
                 f"shard {self.id}: store checkpoint at lsn {self.state.applied_lsn} is past the "
                 f"journal's end {rec.end_lsn}; the journal was truncated behind the store's back"
             )
-        replayed = 0
-        for fr in iter_frames(self.journal.directory, self.state.applied_lsn):
-            self.state.apply(fr.record, fr.lsn + fr.size, replay=True)
-            replayed += 1
+        replayed = self._replay(self.state.applied_lsn)
         self.state.checkpoint()
-        self.applied_lsn = self.state.applied_lsn
+        self.applied_lsn = self.state.committed_lsn
         self._load_role()
         self._load_untaken()
         log.info(
@@ -148,6 +151,32 @@ class Shard:
             replayed,
         )
         return replayed
+
+    def _replay(self, start: int) -> int:
+        """Apply the journal from ``start`` (blocking; start-up or a rebuild), committing
+        every REPLAY_BATCH records so a long replay keeps the index's WAL small."""
+        replayed = 0
+        for fr in iter_frames(self.journal.directory, start):
+            self.state.apply(fr.record, fr.lsn + fr.size, replay=True)
+            replayed += 1
+            if replayed % REPLAY_BATCH == 0:
+                self.state.commit()
+        self.state.commit()
+        return replayed
+
+    def _migrate_legacy_store(self) -> None:
+        """A shard from before the index (state.json). With the whole journal here, the
+        index is rebuilt from it (the same UIDs on every node); else state.json and the
+        Maildirs are moved in as they are."""
+        if self.journal.first_lsn == 0:
+            log.warning(
+                "shard %d: building the index from the whole journal (was state.json)", self.id
+            )
+            self.state.begin_replace("index built from the journal in place of state.json")
+            self.state.discard()
+            self.state.end_replace()
+        else:
+            self.state.migrate_legacy()
 
     def _discard_incomplete_store(self, why: str) -> None:
         """A crash while the store was being replaced: neither old nor new can be trusted.
@@ -319,6 +348,7 @@ class Shard:
             self._queue.put(None)
             self._thread.join()
         self.state.checkpoint()
+        self.state.index.close()
 
     # -- applier thread ---------------------------------------------------------------
     def _applier(self) -> None:
@@ -330,18 +360,32 @@ class Shard:
                 batch = []
             if batch is None:
                 return
+            stop = False
+            while batch and len(batch) < APPLY_BATCH:  # what else committed meanwhile: one commit
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch = batch + more
             delivered = 0
             queue_changed = False
             with self.apply_lock:
                 for c in batch:
                     delivered += self._apply_until_done(c)
                     queue_changed = queue_changed or _touches_queue(c.record)
+                if batch:
+                    self._commit_until_done()
             if delivered:
                 self._m_deliveries.inc(delivered)
             if batch:
                 self._started_loop().call_soon_threadsafe(
-                    self._applied, self.state.applied_lsn, queue_changed
+                    self._applied, self.state.committed_lsn, queue_changed
                 )
+            if stop:
+                return
             now = time.monotonic()
             if now - last_checkpoint >= self.checkpoint_interval:
                 try:
@@ -353,13 +397,30 @@ class Shard:
                     log.exception("shard %d: checkpoint failed", self.id)
                 last_checkpoint = now
 
+    def _commit_until_done(self) -> None:
+        """Commit the applied batch to the index, retrying on disk errors: what readers
+        are told is applied must be committed."""
+        failures = 0
+        while True:
+            try:
+                self.state.commit()
+                return
+            except (OSError, sqlite3.OperationalError) as e:
+                if failures == 0:
+                    log.error(
+                        "shard %d: index commit failed, retrying every second: %s", self.id, e
+                    )
+                failures += 1
+                if self._stopping.wait(1.0):
+                    raise SystemExit from e
+
     def _apply_until_done(self, c: Committed) -> int:
         """Apply one record, retrying on disk errors: the store must not skip a record."""
         failures = 0
         while True:
             try:
                 return self.state.apply(c.record, c.end)
-            except OSError as e:
+            except (OSError, sqlite3.OperationalError) as e:
                 if failures == 0:
                     log.error(
                         "shard %d: applying lsn %d failed, retrying every second: %s",
@@ -598,14 +659,11 @@ class Shard:
         with self.apply_lock:
             self.state.begin_replace("rebuild from the journal after a divergence")
             self.state.wipe(self.journal.first_lsn)
-            replayed = 0
-            for fr in iter_frames(self.journal.directory, self.journal.first_lsn):
-                self.state.apply(fr.record, fr.lsn + fr.size, replay=True)
-                replayed += 1
+            replayed = self._replay(self.journal.first_lsn)
             self.state.applied_lsn = max(self.state.applied_lsn, self.journal.committed_lsn)
             self.state.checkpoint(force=True)  # syncs the filesystem first
             self.state.end_replace()
-        self._started_loop().call_soon_threadsafe(self._applied, self.state.applied_lsn)
+        self._started_loop().call_soon_threadsafe(self._applied, self.state.committed_lsn)
         return replayed
 
     def read_queued(self, lsn: int) -> JournalRecord:
@@ -625,9 +683,9 @@ class Shard:
         holds apply_lock)."""
         spool = os.path.join(target, "spool") if target else self.state.spool
         written = 0
-        for lsn in self.state.queue.entries:
+        for lsn in self.state.queue_table.lsns_below(below):
             path = os.path.join(spool, str(lsn))
-            if lsn < below and not os.path.exists(path):
+            if not os.path.exists(path):
                 makedirs_synced(spool)
                 write_atomic(path, self.read_queued(lsn).SerializeToString())
                 written += 1

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -143,10 +144,13 @@ def test_a_spare_away_too_long_no_longer_holds_the_primarys_journal(make_node, a
     assert len(accepted) == 400
     assert sorted(stored_load_numbers(spare, ALICE, "away")) == sorted(accepted)
 
-    def qids(node) -> set[str]:  # the queue-id index on disk (F11), as the checkpoints wrote it
-        path = os.path.join(node.data_dir, "shards", str(shard), "recent_ids.log")
-        with open(path) as f:
-            return {line.split()[0] for line in f if line.strip()}
+    def qids(node) -> set[str]:  # the queue-id index on disk (F11), as committed
+        path = os.path.join(node.data_dir, "shards", str(shard), "store.db")
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return {r[0] for r in db.execute("SELECT qid FROM recent")}
+        finally:
+            db.close()
 
     # The snapshot carried the index: queue ids of messages the spare never replayed.
     wait_for(

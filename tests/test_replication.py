@@ -186,13 +186,13 @@ def test_new_spare_bootstraps_from_a_snapshot_during_load(make_node, tmp_path):
     assert all(c_rows[s]["committed_lsn"] == a_rows[s]["committed_lsn"] for s in a_rows)
 
     # A crash in the middle of an install (the store marked incomplete, half of it
-    # swapped, state.json not yet written): the spare must not serve that store, nor
+    # swapped, the index not yet in place): the spare must not serve that store, nor
     # crash-loop on it; it empties the shard and bootstraps again.
     c.kill9()
     shard_dir = os.path.dirname(c.journal_dir(shard_of(ALICE, 2)))
     with open(os.path.join(shard_dir, "store.incomplete"), "w") as f:
         f.write("snapshot install (test)")
-    open(os.path.join(shard_dir, "state.json"), "w").close()
+    os.unlink(os.path.join(shard_dir, "store.db"))
     shutil.rmtree(os.path.join(shard_dir, "maildir"))
     c.start()
     wait_for(lambda: spares_in_sync(a, c.name), 60, what="the spare in sync again")
@@ -272,7 +272,7 @@ def test_snapshot_stream_resumes_and_demands_the_cluster_secret(make_node):
             )
         )
         files = [c.path for c in full if c.end_of_file]
-        assert full[-1].end_of_snapshot and "state.json" in files and len(files) >= 31
+        assert full[-1].end_of_snapshot and "store.db" in files and len(files) >= 31
         # A stream broken after ten files resumes after the last whole one.
         stream = stub.Snapshot(
             pb.SnapshotRequest(shard=shard, follower="t"), metadata=secret, timeout=30

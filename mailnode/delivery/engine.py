@@ -15,7 +15,6 @@ recipient bounces.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 
@@ -115,29 +114,19 @@ class DeliveryEngine:
                 pass
 
     def _due(self, shard, now: int) -> tuple[list[QueueEntry], int | None]:
-        """Copies of the entries to try now, and when the next one falls due."""
-        due: list[QueueEntry] = []
-        later: int | None = None
-        # The applier mutates the queue under this lock; never wait for it on the event loop
-        # (a snapshot or a rebuild holds it for long): look again shortly instead.
-        if not shard.apply_lock.acquire(blocking=False):
-            return due, now + int(SCAN_INTERVAL * NS)
-        try:
-            mono = time.monotonic()
-            for e in shard.state.queue.entries.values():
-                key = (shard.id, e.lsn)
-                if e.held or key in self._running or self._failed_until.get(key, 0) > mono:
-                    continue
-                if e.next_attempt_ns <= now:
-                    due.append(
-                        dataclasses.replace(
-                            e, pending=list(e.pending), last_reply=dict(e.last_reply)
-                        )
-                    )
-                elif later is None or e.next_attempt_ns < later:
-                    later = e.next_attempt_ns
-        finally:
-            shard.apply_lock.release()
+        """The entries to try now (from the index, by next attempt: never a scan of the
+        whole queue), and when the next one falls due."""
+        mono = time.monotonic()
+        # Enough rows to fill the free slots past those running or backing off.
+        limit = 2 * self.cfg.concurrency + len(self._running) + len(self._failed_until)
+        rows = shard.state.queue_table.due(now, limit)
+        due = [
+            e
+            for e in rows
+            if (shard.id, e.lsn) not in self._running
+            and self._failed_until.get((shard.id, e.lsn), 0) <= mono
+        ]
+        later = now if len(rows) == limit else shard.state.queue_table.next_due(now)
         return due, later
 
     # -- one queued message ---------------------------------------------------------------
@@ -368,21 +357,8 @@ class DeliveryEngine:
     def update_gauges(self) -> None:
         now = time.time_ns()
         for shard in self.node.shards.values():
-            active = deferred = held = 0
-            oldest = 0.0
-            if not shard.apply_lock.acquire(blocking=False):
-                continue  # busy (a snapshot, a rebuild): the gauges wait for the next second
-            try:
-                for e in shard.state.queue.entries.values():
-                    if e.held:
-                        held += 1
-                    elif e.next_attempt_ns <= now:
-                        active += 1
-                    else:
-                        deferred += 1
-                    oldest = max(oldest, (now - e.arrival_ns) / NS)
-            finally:
-                shard.apply_lock.release()
+            active, deferred, held, first = shard.state.queue_table.counts(now)
+            oldest = 0.0 if first is None else max(0.0, (now - first) / NS)
             label = str(shard.id)
             metrics.QUEUE_DEPTH.labels(label, "active").set(active)
             metrics.QUEUE_DEPTH.labels(label, "deferred").set(deferred)

@@ -42,20 +42,15 @@ def entry_pb(shard_id: int, e) -> queue_pb2.QueueEntry:
     )
 
 
-def _matches(shard_id: int, e, ids: set[str]) -> bool:
-    return e.queue_id in ids or f"{shard_id}:{e.lsn}" in ids
-
-
 async def queue_op(node, shard, request: queue_pb2.QueueRequest) -> queue_pb2.QueueReply:
     ids = set(request.ids)
 
     def select() -> list[queue_pb2.QueueEntry]:
-        with shard.apply_lock:  # in a thread: the lock may be held long (a snapshot)
-            return [
-                entry_pb(shard.id, e)
-                for e in shard.state.queue.entries.values()
-                if request.all or request.action == "list" or _matches(shard.id, e, ids)
-            ]
+        table = shard.state.queue_table  # the committed queue, from the index
+        found = (
+            table.all() if request.all or request.action == "list" else table.select(shard.id, ids)
+        )
+        return [entry_pb(shard.id, e) for e in found]
 
     entries = await asyncio.to_thread(select)
     if request.action == "list":

@@ -6,10 +6,14 @@ DeliveryResult carrying a DSN) and changes only by journal records
 (DeliveryResult, QueueControl, Aborted), so a restart, or a promoted spare,
 finds exactly the queue the old primary had. The message bytes stay in the
 journal; an entry holds the lsn to read them from.
+
+``Queue`` is the logic; where entries live is its mapping: a dict in tests, the
+shard index's ``queue`` table (``mailnode.store.queue_table``) in a node.
 """
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass, field
 
 from mailnode.proto.journal_pb2 import DeliveryResult, MessageAccepted, QueueControl
@@ -40,10 +44,11 @@ class QueueEntry:
 
 
 class Queue:
-    """lsn -> QueueEntry. Mutated only by the applier (under the shard's apply lock)."""
+    """lsn -> QueueEntry. Mutated only by the applier (under the shard's apply lock); an
+    entry changed in place is stored back, so the mapping may be a table."""
 
-    def __init__(self):
-        self.entries: dict[int, QueueEntry] = {}
+    def __init__(self, entries: MutableMapping[int, QueueEntry] | None = None):
+        self.entries: MutableMapping[int, QueueEntry] = {} if entries is None else entries
 
     def add(self, lsn: int, m: MessageAccepted, timestamp_ns: int) -> None:
         if not m.relay_recipients:
@@ -77,30 +82,31 @@ class Queue:
             entry.warned = True
         if not entry.pending:
             del self.entries[r.message_lsn]
+        else:
+            self.entries[r.message_lsn] = entry
 
     def control(self, c: QueueControl) -> None:
         for lsn in c.message_lsns:
             entry = self.entries.get(lsn)
             if entry is None:
                 continue
+            if c.action == QueueControl.DELETE:
+                del self.entries[lsn]
+                continue
             if c.action == QueueControl.HOLD:
                 entry.held = True
             elif c.action == QueueControl.RELEASE:
                 entry.held = False
-            elif c.action == QueueControl.DELETE:
-                del self.entries[lsn]
             elif c.action == QueueControl.FLUSH:
                 entry.next_attempt_ns = 0
             elif c.action == QueueControl.REQUEUE:
                 entry.next_attempt_ns = 0
                 entry.held = False
                 entry.warned = False
+            self.entries[lsn] = entry
 
     def drop(self, lsn: int) -> None:
         self.entries.pop(lsn, None)
 
     def to_json(self) -> list[dict]:
         return [e.to_json() for e in self.entries.values()]
-
-    def load(self, docs: list[dict]) -> None:
-        self.entries = {d["lsn"]: QueueEntry.from_json(d) for d in docs}

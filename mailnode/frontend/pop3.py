@@ -57,7 +57,7 @@ class Mailboxes:
         self.locks = MailboxLocks()
 
     async def authenticate(self, shard, user: str, password: str) -> pb.AuthReply:
-        stored = shard.state.users.get(user)
+        stored = await asyncio.to_thread(shard.state.users.get, user)
         # An unknown user costs a real check too, so timing does not tell which users exist.
         ok = await asyncio.to_thread(verify_password, stored or _dummy_hash(), password)
         return pb.AuthReply(mailbox=user if ok and stored is not None else "")
@@ -65,13 +65,13 @@ class Mailboxes:
     async def open(self, shard, mailbox: str, session: str) -> pb.MailboxReply:
         if not self.locks.take(mailbox, session):
             return pb.MailboxReply(busy=True)
-        listing = await asyncio.to_thread(shard.state.store.list, mailbox)
+        listing = await asyncio.to_thread(shard.state.mailboxes.listing, mailbox)
         return pb.MailboxReply(messages=[pb.MessageRef(uid=u, size=n) for u, n in listing])
 
     async def read(self, shard, mailbox: str, uid: str, session: str) -> pb.ReadReply:
         if not self.locks.owns(mailbox, session):
             raise NotOwner("the mailbox is not open in this session")
-        data = await asyncio.to_thread(shard.state.store.read, mailbox, uid)
+        data = await asyncio.to_thread(shard.state.mailboxes.read, mailbox, uid)
         return pb.ReadReply(found=data is not None, data=data or b"")
 
     async def expunge(self, shard, mailbox: str, uids: list[str], session: str) -> pb.ExpungeReply:

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JournalRecord(_message.Message):
-    __slots__ = ("lsn", "epoch", "timestamp_ns", "epoch_started", "message_accepted", "expunged", "user_added", "user_deleted", "password_changed", "hole", "aborted", "delivery_result", "queue_control", "answered_alone", "retry_answered")
+    __slots__ = ("lsn", "epoch", "timestamp_ns", "epoch_started", "message_accepted", "expunged", "user_added", "user_deleted", "password_changed", "hole", "aborted", "delivery_result", "queue_control", "answered_alone", "retry_answered", "folder_changed", "flags_changed", "messages_copied", "quota_set", "users_imported")
     LSN_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,11 @@ class JournalRecord(_message.Message):
     QUEUE_CONTROL_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_ALONE_FIELD_NUMBER: _ClassVar[int]
     RETRY_ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_COPIED_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_SET_FIELD_NUMBER: _ClassVar[int]
+    USERS_IMPORTED_FIELD_NUMBER: _ClassVar[int]
     lsn: int
     epoch: int
     timestamp_ns: int
@@ -39,7 +44,12 @@ class JournalRecord(_message.Message):
     queue_control: QueueControl
     answered_alone: AnsweredAlone
     retry_answered: RetryAnswered
-    def __init__(self, lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., epoch_started: _Optional[_Union[EpochStarted, _Mapping]] = ..., message_accepted: _Optional[_Union[MessageAccepted, _Mapping]] = ..., expunged: _Optional[_Union[Expunged, _Mapping]] = ..., user_added: _Optional[_Union[UserAdded, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., hole: _Optional[_Union[Hole, _Mapping]] = ..., aborted: _Optional[_Union[Aborted, _Mapping]] = ..., delivery_result: _Optional[_Union[DeliveryResult, _Mapping]] = ..., queue_control: _Optional[_Union[QueueControl, _Mapping]] = ..., answered_alone: _Optional[_Union[AnsweredAlone, _Mapping]] = ..., retry_answered: _Optional[_Union[RetryAnswered, _Mapping]] = ...) -> None: ...
+    folder_changed: FolderChanged
+    flags_changed: FlagsChanged
+    messages_copied: MessagesCopied
+    quota_set: QuotaSet
+    users_imported: UsersImported
+    def __init__(self, lsn: _Optional[int] = ..., epoch: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., epoch_started: _Optional[_Union[EpochStarted, _Mapping]] = ..., message_accepted: _Optional[_Union[MessageAccepted, _Mapping]] = ..., expunged: _Optional[_Union[Expunged, _Mapping]] = ..., user_added: _Optional[_Union[UserAdded, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., hole: _Optional[_Union[Hole, _Mapping]] = ..., aborted: _Optional[_Union[Aborted, _Mapping]] = ..., delivery_result: _Optional[_Union[DeliveryResult, _Mapping]] = ..., queue_control: _Optional[_Union[QueueControl, _Mapping]] = ..., answered_alone: _Optional[_Union[AnsweredAlone, _Mapping]] = ..., retry_answered: _Optional[_Union[RetryAnswered, _Mapping]] = ..., folder_changed: _Optional[_Union[FolderChanged, _Mapping]] = ..., flags_changed: _Optional[_Union[FlagsChanged, _Mapping]] = ..., messages_copied: _Optional[_Union[MessagesCopied, _Mapping]] = ..., quota_set: _Optional[_Union[QuotaSet, _Mapping]] = ..., users_imported: _Optional[_Union[UsersImported, _Mapping]] = ...) -> None: ...
 
 class EpochStarted(_message.Message):
     __slots__ = ("shard", "node")
@@ -129,12 +139,94 @@ class QueueControl(_message.Message):
     def __init__(self, action: _Optional[_Union[QueueControl.Action, str]] = ..., message_lsns: _Optional[_Iterable[int]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Expunged(_message.Message):
-    __slots__ = ("mailbox", "uids")
+    __slots__ = ("mailbox", "uids", "folder", "uid_numbers")
     MAILBOX_FIELD_NUMBER: _ClassVar[int]
     UIDS_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    UID_NUMBERS_FIELD_NUMBER: _ClassVar[int]
     mailbox: str
     uids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, mailbox: _Optional[str] = ..., uids: _Optional[_Iterable[str]] = ...) -> None: ...
+    folder: str
+    uid_numbers: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, mailbox: _Optional[str] = ..., uids: _Optional[_Iterable[str]] = ..., folder: _Optional[str] = ..., uid_numbers: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class FolderChanged(_message.Message):
+    __slots__ = ("mailbox", "action", "folder", "new_name")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        CREATE: _ClassVar[FolderChanged.Action]
+        RENAME: _ClassVar[FolderChanged.Action]
+        DELETE: _ClassVar[FolderChanged.Action]
+        SUBSCRIBE: _ClassVar[FolderChanged.Action]
+        UNSUBSCRIBE: _ClassVar[FolderChanged.Action]
+    CREATE: FolderChanged.Action
+    RENAME: FolderChanged.Action
+    DELETE: FolderChanged.Action
+    SUBSCRIBE: FolderChanged.Action
+    UNSUBSCRIBE: FolderChanged.Action
+    MAILBOX_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    NEW_NAME_FIELD_NUMBER: _ClassVar[int]
+    mailbox: str
+    action: FolderChanged.Action
+    folder: str
+    new_name: str
+    def __init__(self, mailbox: _Optional[str] = ..., action: _Optional[_Union[FolderChanged.Action, str]] = ..., folder: _Optional[str] = ..., new_name: _Optional[str] = ...) -> None: ...
+
+class FlagsChanged(_message.Message):
+    __slots__ = ("mailbox", "folder", "uids", "mode", "flags")
+    class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ADD: _ClassVar[FlagsChanged.Mode]
+        REMOVE: _ClassVar[FlagsChanged.Mode]
+        REPLACE: _ClassVar[FlagsChanged.Mode]
+    ADD: FlagsChanged.Mode
+    REMOVE: FlagsChanged.Mode
+    REPLACE: FlagsChanged.Mode
+    MAILBOX_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    UIDS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    mailbox: str
+    folder: str
+    uids: _containers.RepeatedScalarFieldContainer[int]
+    mode: FlagsChanged.Mode
+    flags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, mailbox: _Optional[str] = ..., folder: _Optional[str] = ..., uids: _Optional[_Iterable[int]] = ..., mode: _Optional[_Union[FlagsChanged.Mode, str]] = ..., flags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MessagesCopied(_message.Message):
+    __slots__ = ("mailbox", "folder", "uids", "target", "move")
+    MAILBOX_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    UIDS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    MOVE_FIELD_NUMBER: _ClassVar[int]
+    mailbox: str
+    folder: str
+    uids: _containers.RepeatedScalarFieldContainer[int]
+    target: str
+    move: bool
+    def __init__(self, mailbox: _Optional[str] = ..., folder: _Optional[str] = ..., uids: _Optional[_Iterable[int]] = ..., target: _Optional[str] = ..., move: _Optional[bool] = ...) -> None: ...
+
+class QuotaSet(_message.Message):
+    __slots__ = ("scope", "bytes", "messages")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    scope: str
+    bytes: int
+    messages: int
+    def __init__(self, scope: _Optional[str] = ..., bytes: _Optional[int] = ..., messages: _Optional[int] = ...) -> None: ...
+
+class UsersImported(_message.Message):
+    __slots__ = ("users", "quotas")
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[UserAdded]
+    quotas: _containers.RepeatedCompositeFieldContainer[QuotaSet]
+    def __init__(self, users: _Optional[_Iterable[_Union[UserAdded, _Mapping]]] = ..., quotas: _Optional[_Iterable[_Union[QuotaSet, _Mapping]]] = ...) -> None: ...
 
 class UserAdded(_message.Message):
     __slots__ = ("address", "password_hash")

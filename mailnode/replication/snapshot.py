@@ -1,7 +1,7 @@
 """Bootstrap of a new spare: the store at an lsn, streamed while the primary serves.
 
 The primary pauses its applier for as long as it takes to hard-link every
-Maildir file into ``snapshots/<id>/`` and write the derived state there: a
+Maildir file into ``snapshots/<id>/`` and copy the index there: a
 consistent copy at the applied lsn that costs no data copy. The files are then
 streamed in path order; a broken stream resumes after the last whole file.
 The spare installs the copy as its store, starts its journal at that lsn and
@@ -24,6 +24,7 @@ import grpc
 from mailnode.durable import syncfs, to_thread_to_the_end, write_atomic
 from mailnode.proto import replication_pb2 as pb
 from mailnode.proto import replication_pb2_grpc
+from mailnode.store.index import INDEX_FILE
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +44,18 @@ def _make(shard) -> tuple[str, int]:
     target = os.path.join(root, snap_id)
     store = shard.state.store.root
     with shard.apply_lock:
-        lsn = shard.state.applied_lsn
+        shard.state.commit()  # nothing is left open outside a batch; to be sure
+        lsn = shard.state.committed_lsn
         for dirpath, _, files in os.walk(store):
             rel = os.path.relpath(dirpath, shard.directory)
             os.makedirs(os.path.join(target, rel), exist_ok=True)
             for name in files:
                 os.link(os.path.join(dirpath, name), os.path.join(target, rel, name))
-        state = shard.state.serialize()  # users and delivery queue at lsn
-        shard.state.recent_ids.write_to(
-            os.path.join(target, "recent_ids.log")
-        )  # a promoted spare dedupes too
+        # The index at lsn: users, folders, flags, queue, recent queue ids (a promoted
+        # spare dedupes too), quotas.
+        shard.state.copy_to(os.path.join(target, INDEX_FILE))
         # Queued messages' bytes live in the journal, which the spare will start at lsn.
         shard.spool_queued(lsn, target)
-    with open(os.path.join(target, "state.json"), "wb") as f:
-        f.write(state)
     with open(os.path.join(target, "snapshot.json"), "w") as f:
         epochs = [(e, s) for e, s in shard.journal.epochs if s < lsn]
         json.dump({"lsn": lsn, "epoch": shard.epoch, "epochs": epochs}, f)
@@ -154,14 +153,12 @@ def _install(shard, staging: str, lsn: int, epochs: list[tuple[int, int]]) -> No
         root = shard.state.store.root
         shutil.rmtree(root, ignore_errors=True)
         os.replace(os.path.join(staging, "maildir"), root)
-        os.replace(os.path.join(staging, "state.json"), shard.state.checkpoint_path)
+        shard.state.index.remove()
+        os.replace(os.path.join(staging, INDEX_FILE), shard.state.index.path)
         shutil.rmtree(shard.state.spool, ignore_errors=True)
         if os.path.isdir(os.path.join(staging, "spool")):  # queued messages' only copy
             os.replace(os.path.join(staging, "spool"), shard.state.spool)
-        shard.state.wipe_memory()
-        if os.path.exists(os.path.join(staging, "recent_ids.log")):
-            os.replace(os.path.join(staging, "recent_ids.log"), shard.state.recent_ids.path)
-        shard.state.load()
+        shard.state.reopen()
         shard.journal.reset(lsn, epochs)
         syncfs(shard.directory)  # the renames
         shard.state.end_replace()

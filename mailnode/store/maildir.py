@@ -1,14 +1,16 @@
-"""Maildir folders, materialised from the journal.
+"""Maildir files of a shard's mailboxes: ROOT/<domain>/_<local part>/ (Maildir++).
 
-A message's file name derives from its journal record (time, shard, lsn,
-size), so applying the same record twice finds the file already there: replay
-after a crash never duplicates mail. Files are not fsync'd one by one; the
-store checkpoint syncs the filesystem before it moves the replay point.
+A message's file name derives from its journal record (time, shard, lsn, size),
+so applying the same record twice finds the file already there: replay after a
+crash never duplicates mail. Files are not fsync'd one by one; the index's
+commit syncs the filesystem first (see ``ShardState.commit``).
+
+Where a message's file is, the index says; ``locate`` (a directory scan) is
+only for a file someone else moved (a mail reader working on the Maildir).
 """
 
 from __future__ import annotations
 
-import builtins
 import os
 from urllib.parse import quote
 
@@ -28,8 +30,6 @@ def size_from_name(name: str) -> int | None:
 
 
 class MaildirStore:
-    """The Maildirs of one shard: ROOT/<domain>/<local part>/{tmp,new,cur}."""
-
     def __init__(self, root: str):
         self.root = root
         self.tmp = os.path.join(root, ".tmp")
@@ -49,109 +49,57 @@ class MaildirStore:
             self._ensured.add(path)
         return path
 
-    def deliver(self, name: str, data: bytes, addresses: list[str], *, replay: bool = False) -> int:
-        """Put one message into each mailbox, at most once each. Returns copies made.
-
-        A live record's name is new (lsns are never reused), so only a replay can
-        find it delivered already, possibly moved to cur/ by a mail reader. Replay
-        runs over what came after the last checkpoint, whose files may have lost
-        their data to a power cut while their names survived (the link is journaled
-        metadata, the data blocks are not yet written): a file of the wrong size is
-        written again, in place, keeping the name a reader gave it.
-        """
-        targets, rewrites = [], []
-        for address in addresses:
-            box = self.ensure(address)
-            found = _locate(box, name) if replay else None
-            if found is None:
-                targets.append(os.path.join(box, "new", name))
-            elif _size(found) not in (None, len(data)):
-                rewrites.append(found)
-        if not targets and not rewrites:
-            return 0
+    def write_linked(self, name: str, data: bytes, targets: list[str]) -> int:
+        """Write ``data`` once and hard-link it at every target; returns links made
+        (a target already there is a replay's)."""
         tmp = os.path.join(self.tmp, name)
+        with open(tmp, "wb") as f:
+            f.write(data)
         made = 0
-        for path in rewrites:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-            made += 1
-        if targets:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            for target in targets:
-                try:
-                    os.link(tmp, target)  # one write, hard links for more recipients
-                    made += 1
-                except FileExistsError:
-                    pass
-            os.unlink(tmp)
+        for target in targets:
+            try:
+                os.link(tmp, target)
+                made += 1
+            except FileExistsError:
+                pass
+        os.unlink(tmp)
         return made
 
-    def list(self, address: str) -> list[tuple[str, int]]:
-        """(uid, size) of every message, oldest first."""
-        box = self.path(address)
+    def write_in_place(self, path: str, name: str, data: bytes) -> None:
+        """Rewrite a file that lost its data (a power cut after its name was durable)."""
+        tmp = os.path.join(self.tmp, name)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+
+    def scan(self, folder_path: str) -> list[tuple[str, str]]:
+        """(name, path relative to the folder) of every message file in new/ and cur/."""
         out = []
-        for sub in ("cur", "new"):
+        for sub in ("new", "cur"):
             try:
-                names = os.listdir(os.path.join(box, sub))
+                names = os.listdir(os.path.join(folder_path, sub))
             except FileNotFoundError:
                 continue
-            for n in names:
-                uid = n.split(":", 1)[0]
-                size = size_from_name(uid)
-                if size is None:
-                    size = os.path.getsize(os.path.join(box, sub, n))
-                out.append((uid, size))
-        out.sort(key=_order)
+            out.extend((n.split(":", 1)[0], f"{sub}/{n}") for n in names)
         return out
 
-    def read(self, address: str, uid: str) -> bytes | None:
-        path = _locate(self.path(address), uid)
-        if path is None:
-            return None
+    @staticmethod
+    def locate(folder_path: str, name: str) -> str | None:
+        """The file of message ``name`` in new/ or (flags appended) in cur/, if any."""
+        p = os.path.join(folder_path, "new", name)
+        if os.path.exists(p):
+            return p
         try:
-            with open(path, "rb") as f:
-                return f.read()
+            for n in os.listdir(os.path.join(folder_path, "cur")):
+                if n == name or n.startswith(name + ":"):
+                    return os.path.join(folder_path, "cur", n)
         except FileNotFoundError:
-            return None
-
-    def remove(self, address: str, uids: builtins.list[str]) -> int:
-        removed = 0
-        for uid in uids:
-            path = _locate(self.path(address), uid)
-            if path is not None:
-                try:
-                    os.unlink(path)
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-        return removed
-
-
-def _locate(box: str, uid: str) -> str | None:
-    """The file of message ``uid`` in new/ or (flags appended) in cur/, if it is there."""
-    p = os.path.join(box, "new", uid)
-    if os.path.exists(p):
-        return p
-    try:
-        for n in os.listdir(os.path.join(box, "cur")):
-            if n == uid or n.startswith(uid + ":"):
-                return os.path.join(box, "cur", n)
-    except FileNotFoundError:
-        pass
-    return None
-
-
-def _size(path: str) -> int | None:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:  # a reader moved it meanwhile: a reader had it whole
+            pass
         return None
 
 
-def _order(item: tuple[str, int]) -> tuple[int, int, str]:
-    uid = item[0]
-    sec, _, rest = uid.partition(".")
+def order_key(name: str) -> tuple[int, int, str]:
+    """Arrival order of our Maildir names (time, then lsn): a migrated INBOX's UID order."""
+    sec, _, rest = name.partition(".")
     lsn = rest.partition("L")[2].partition(".")[0]
-    return (int(sec) if sec.isdigit() else 0, int(lsn) if lsn.isdigit() else 0, uid)
+    return (int(sec) if sec.isdigit() else 0, int(lsn) if lsn.isdigit() else 0, name)

@@ -13,7 +13,8 @@ from mailnode.errors import NotPrimary
 from mailnode.journal.format import iter_frames
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.shard import Shard
-from mailnode.store.recent import RecentIds
+from mailnode.store.index import Index
+from mailnode.store.state import RecentIds
 
 BOX = "alice@example.test"
 
@@ -60,8 +61,8 @@ async def settle(shard: Shard) -> None:
 
 
 def subjects(shard: Shard) -> list[str]:
-    st = shard.state.store
-    return sorted(st.read(BOX, uid).split(b"\r\n", 1)[0].decode() for uid, _ in st.list(BOX))
+    mb = shard.state.mailboxes
+    return sorted(mb.read(BOX, n).split(b"\r\n", 1)[0].decode() for n, _ in mb.listing(BOX))
 
 
 def kinds(shard: Shard) -> list[str]:
@@ -267,41 +268,22 @@ def test_a_take_back_on_a_shard_that_is_not_primary_raises(tmp_path):
 
 
 def test_recent_ids_forget_the_oldest_beyond_the_bound(tmp_path):
-    ids = RecentIds(str(tmp_path / "r.log"), bound=2)
+    index = Index(str(tmp_path / "store.db"))
+    ids = RecentIds(index, bound=2)
     for n, qid in enumerate(("a", "b", "c")):
         ids.add(qid, n)
+    ids.prune()
+    index.commit()
     assert "a" not in ids and ids.get("b") == 1 and ids.get("c") == 2
 
 
-def test_recent_ids_round_trip_through_the_file_up_to_the_checkpoint(tmp_path):
-    path = str(tmp_path / "r.log")
-    ids = RecentIds(path)
+def test_recent_ids_are_seen_by_readers_only_once_committed(tmp_path):
+    index = Index(str(tmp_path / "store.db"))
+    ids = RecentIds(index)
     ids.add("a", 10)
-    ids.add("b", 20)
-    ids.add("c", 30)
-    ids.remove("b")
-    ids.flush()
-    again = RecentIds(path)
-    again.load(end_lsn=30)  # "c" is at the checkpoint: the replay adds it again
-    assert (again.get("a"), "b" in again, "c" in again) == (10, False, False)
-
-
-def test_recent_ids_keep_an_unwritable_queue_id_in_memory_only(tmp_path):
-    path = str(tmp_path / "r.log")
-    ids = RecentIds(path)
-    ids.add("has space", 1)
-    ids.add("ok", 2)
-    ids.flush()
-    assert ids.get("has space") == 1
-    with open(path, "rb") as f:
-        assert f.read() == b"ok 2\n"
-
-
-def test_recent_ids_compact_when_the_file_holds_twice_the_bound(tmp_path):
-    path = str(tmp_path / "r.log")
-    ids = RecentIds(path, bound=2)
-    for n in range(5):
-        ids.add(f"q{n}", n)
-    ids.flush()
-    with open(path, "rb") as f:
-        assert f.read() == b"q3 3\nq4 4\n"
+    assert ids.get("a") is None  # the applier's batch is not committed yet
+    index.commit()
+    assert ids.get("a") == 10
+    ids.remove("a")
+    index.commit()
+    assert "a" not in ids

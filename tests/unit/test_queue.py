@@ -1,17 +1,19 @@
-"""The delivery queue (mailnode/delivery/queue.py) as the applier changes it, and what the
-delivery engine takes from it at a given time (DeliveryEngine._due, on a plain shard)."""
+"""The delivery queue (mailnode/delivery/queue.py) as the applier changes it, in the
+shard index's table (a real SQLite file), and what the delivery engine takes from it
+at a given time (DeliveryEngine._due, on a plain shard)."""
 
 from __future__ import annotations
 
-import json
-import threading
+import itertools
 from types import SimpleNamespace
 
 import pytest
 
-from mailnode.delivery.engine import SCAN_INTERVAL, DeliveryEngine
+from mailnode.delivery.engine import DeliveryEngine
 from mailnode.delivery.queue import Queue
 from mailnode.proto.journal_pb2 import DeliveryResult, MessageAccepted, QueueControl
+from mailnode.store.index import Index
+from mailnode.store.queue_table import QueueTable
 
 A, B, C = "a@one.example", "b@two.example", "c@three.example"
 DELIVERED, DEFERRED = DeliveryResult.DELIVERED, DeliveryResult.DEFERRED
@@ -37,9 +39,28 @@ def control(action, *lsns) -> QueueControl:
     return QueueControl(action=action, message_lsns=lsns)
 
 
+_dirs = {}
+_count = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _where(tmp_path):
+    _dirs["now"] = tmp_path
+
+
+def Queue_() -> Queue:
+    """A queue on a new index file, as the applier has it."""
+    return Queue(QueueTable(Index(str(_dirs["now"] / f"q{next(_count)}.db"))))
+
+
+def committed(q: Queue) -> Queue:
+    q.entries.index.commit()  # type: ignore[attr-defined]
+    return q
+
+
 @pytest.fixture
 def q() -> Queue:
-    q = Queue()
+    q = Queue_()
     q.add(100, accepted(A, B, qid="q100"), T0)
     return q
 
@@ -48,13 +69,13 @@ def q() -> Queue:
 
 
 def test_a_message_without_relay_recipients_is_not_queued():
-    q = Queue()
+    q = Queue_()
     q.add(5, accepted(local=[A]), T0)
     assert q.entries == {}
 
 
 def test_an_added_entry_describes_the_message_and_is_due_at_once():
-    q = Queue()
+    q = Queue_()
     q.add(7, accepted(B, A, B, qid="x", sender="", data=b"abc"), T0)
     e = q.entries[7]
     assert (e.lsn, e.queue_id, e.sender, e.arrival_ns, e.size) == (7, "x", "", T0, 3)
@@ -175,19 +196,16 @@ def test_drop_forgets_an_entry_and_tolerates_an_unknown_lsn(q):
 # -- persistence -----------------------------------------------------------------------------
 
 
-def test_the_queue_round_trips_through_json(q):
+def test_the_queue_is_the_same_when_its_index_is_opened_again(q):
     q.add(200, accepted(C, qid="q200"), T0 + 9)
     q.result(result(100, (A, DELIVERED), (B, DEFERRED), next_attempt_ns=T0 + 60, delay_warned=True))
     q.control(control(QueueControl.HOLD, 200))
-    again = Queue()
-    again.load(json.loads(json.dumps(q.to_json())))
-    assert again.entries == q.entries
-    assert list(again.entries) == [100, 200]
-
-
-def test_loading_replaces_what_the_queue_held(q):
-    q.load([])
-    assert q.entries == {}
+    table = q.entries
+    table.index.commit()  # type: ignore[attr-defined]
+    before = dict(table)
+    again = QueueTable(Index(table.index.path))  # type: ignore[attr-defined]
+    assert dict(again) == before and list(again) == [100, 200]
+    assert before[100].warned and before[100].pending == [B] and before[200].held
 
 
 # -- what is due (DeliveryEngine._due) ----------------------------------------------------------
@@ -196,16 +214,18 @@ def test_loading_replaces_what_the_queue_held(q):
 def engine() -> DeliveryEngine:
     e = DeliveryEngine.__new__(DeliveryEngine)  # the scheduler's bookkeeping only, no node
     e._running, e._failed_until = {}, {}
+    e.cfg = SimpleNamespace(concurrency=10)  # type: ignore[assignment]
     return e
 
 
 def shard_of(q: Queue):
-    return SimpleNamespace(id=0, apply_lock=threading.Lock(), state=SimpleNamespace(queue=q))
+    committed(q)
+    return SimpleNamespace(id=0, state=SimpleNamespace(queue_table=q.entries))
 
 
 def scheduled(*next_attempts) -> Queue:
     """A queue of entries at lsns 10, 20, ... deferred until the given times (0: due now)."""
-    q = Queue()
+    q = Queue_()
     for i, at in enumerate(next_attempts, 1):
         q.add(10 * i, accepted(A), T0)
         if at:
@@ -227,7 +247,7 @@ def test_deferred_entries_fall_due_in_next_attempt_order():
     assert due_lsns(q, T0) == ([], T0 + 100)
     assert due_lsns(q, T0 + 100) == ([20], T0 + 200)
     assert due_lsns(q, T0 + 250) == ([20, 30], T0 + 300)
-    assert due_lsns(q, T0 + 300) == ([10, 20, 30], None)
+    assert due_lsns(q, T0 + 300) == ([20, 30, 10], None)  # the longest due first
 
 
 def test_an_entry_is_due_exactly_at_its_next_attempt_time():
@@ -267,8 +287,16 @@ def test_due_entries_are_copies_the_attempt_may_change_freely():
     assert q.entries[10].pending == [A] and q.entries[10].last_reply == {}
 
 
-def test_while_the_applier_holds_the_lock_nothing_is_due_and_it_looks_again_shortly():
-    shard = shard_of(scheduled(0))
-    with shard.apply_lock:
-        due, later = engine()._due(shard, T0)
-    assert due == [] and later == T0 + int(SCAN_INTERVAL * 10**9)
+def test_what_the_applier_has_not_committed_is_not_due_yet():
+    q = scheduled(0)
+    shard = shard_of(q)
+    q.add(20, accepted(A), T0)  # in the applier's open transaction
+    assert [e.lsn for e in engine()._due(shard, T0)[0]] == [10]
+    committed(q)
+    assert [e.lsn for e in engine()._due(shard, T0)[0]] == [10, 20]
+
+
+def test_more_due_than_one_look_takes_means_look_again_at_once():
+    q = scheduled(*([0] * 25))
+    due, later = engine()._due(shard_of(q), T0)
+    assert len(due) == 20 and later == T0  # 2 x concurrency per look

@@ -1,9 +1,11 @@
 """ShardState.apply: how each journal record changes a shard's derived state, replay
-idempotence and the checkpoint round trip (real files under tmp_path, no processes)."""
+idempotence and the commit round trip (a real SQLite index and real files under
+tmp_path, no processes)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -43,34 +45,57 @@ class Journal:
         return r
 
 
-def apply(state: ShardState, r: JournalRecord, *, replay=False) -> int:
-    return state.apply(r, r.lsn + STEP, replay=replay)
+def apply(state: ShardState, r: JournalRecord, *, replay=False, commit=True) -> int:
+    """Apply one record and (as the applier does at the end of a batch) commit it."""
+    n = state.apply(r, r.lsn + STEP, replay=replay)
+    if commit:
+        state.commit()
+    return n
+
+
+def opened(directory: str, shard: int = 0) -> ShardState:
+    state = ShardState(shard, directory)
+    state.load()
+    return state
 
 
 def uid_of(r: JournalRecord, shard=0) -> str:
     return message_name(shard, r.lsn, r.timestamp_ns, len(r.message_accepted.data))
 
 
-def mailbox(state: ShardState, address: str) -> dict[str, bytes]:
-    return {uid: state.store.read(address, uid) for uid, _ in state.store.list(address)}
+def mailbox(state: ShardState, address: str) -> dict[str, bytes | None]:
+    mb = state.mailboxes
+    return {name: mb.read(address, name) for name, _ in mb.listing(address)}
+
+
+def listing(state: ShardState, address: str) -> list[tuple[str, int]]:
+    return state.mailboxes.listing(address)
+
+
+TABLES = ("users", "mailboxes", "folders", "messages", "queue", "recent", "salvaged", "quotas")
 
 
 def picture(state: ShardState) -> dict:
-    """Everything apply derives, comparable between two states."""
+    """Everything apply derives (every table of the index, every mailbox's files),
+    comparable between two states."""
+    tables = {t: sorted(state.index.read(f"SELECT * FROM {t}"), key=repr) for t in TABLES}
+    files = {}
+    for dirpath, _, names in os.walk(state.files.root):
+        for n in names:
+            path = os.path.join(dirpath, n)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, state.files.root)] = f.read()
     return {
-        "users": dict(state.users),
-        "salvaged": set(state.salvaged),
-        "queue": state.queue.to_json(),
-        "recent": dict(state.recent_ids._ids),
-        "applied": state.applied_lsn,
+        **tables,
+        "applied": state.committed_lsn,
         "epoch": state.epoch,
-        "boxes": {a: mailbox(state, a) for a in (ALICE, BOB)},
+        "files": files,
     }
 
 
 @pytest.fixture
 def state(tmp_path) -> ShardState:
-    return ShardState(0, str(tmp_path / "shard"))
+    return opened(str(tmp_path / "shard"))
 
 
 @pytest.fixture
@@ -91,10 +116,10 @@ def test_an_accepted_message_lands_in_new_of_each_local_recipient(state, j):
 
 
 def test_the_maildir_name_carries_time_shard_lsn_and_size(tmp_path, j):
-    state = ShardState(3, str(tmp_path / "s3"))
+    state = opened(str(tmp_path / "s3"), 3)
     r = j.message()
     apply(state, r)
-    [(uid, size)] = state.store.list(ALICE)
+    [(uid, size)] = listing(state, ALICE)
     assert uid == f"{TS // 10**9}.S3L{r.lsn}.mailcluster,S={len(r.message_accepted.data)}"
     assert size == len(r.message_accepted.data)
 
@@ -112,7 +137,7 @@ def test_relay_recipients_are_queued_at_the_records_lsn_and_not_stored(state, j)
     assert entry.sender == "sender@example.org" and entry.queue_id == "q1"
     assert entry.arrival_ns == r.timestamp_ns and entry.size == len(r.message_accepted.data)
     assert entry.next_attempt_ns == 0 and not entry.held
-    assert state.store.list(BOB) == []
+    assert listing(state, BOB) == []
 
 
 def test_the_queue_id_of_an_accepted_message_is_remembered_with_its_lsn(state, j):
@@ -128,13 +153,15 @@ def test_a_message_without_queue_id_is_not_indexed(state, j):
 
 def test_a_salvaged_message_remembers_where_it_came_from(state, j):
     apply(state, j.message(salvaged_from="node1/1/4096"))
-    assert state.salvaged == {"node1/1/4096"}
+    assert "node1/1/4096" in state.salvaged and len(state.salvaged) == 1
 
 
 def test_applied_lsn_is_the_end_of_the_last_record(state, j):
     r = j.message()
     assert state.apply(r, r.lsn + 57) == 1
     assert state.applied_lsn == r.lsn + 57
+    state.commit()
+    assert state.committed_lsn == r.lsn + 57 == opened(state.directory).applied_lsn
 
 
 def test_records_apply_does_not_interpret_still_advance_applied_lsn(state, j):
@@ -145,7 +172,7 @@ def test_records_apply_does_not_interpret_still_advance_applied_lsn(state, j):
     alone.answered_alone.lsns.append(0)
     for r in (hole, alone):
         apply(state, r)
-    assert state.applied_lsn == alone.lsn + STEP
+    assert state.committed_lsn == alone.lsn + STEP
     assert {k: v for k, v in picture(state).items() if k != "applied"} == {
         k: v for k, v in before.items() if k != "applied"
     }
@@ -379,19 +406,25 @@ def history(j: Journal) -> list[JournalRecord]:
 
 
 @pytest.mark.parametrize("cut", [0, 3, 5, 9])
-def test_replay_after_a_checkpoint_rebuilds_the_same_state(tmp_path, j, cut):
+def test_replay_after_a_lost_batch_rebuilds_the_same_state(tmp_path, j, cut):
+    """A crash after the commit at ``cut``: the batch after it was applied (its files
+    written) but never committed; the restart replays it into the same state."""
     records = history(j)
     directory = str(tmp_path / "shard")
-    live = ShardState(0, directory)
+    live = opened(directory)
     for r in records[:cut]:
         apply(live, r)
-    live.checkpoint(force=True)
+    crashed = str(tmp_path / "crashed")
+    shutil.copytree(directory, crashed)  # what was on disk at the commit
     for r in records[cut:]:
         apply(live, r)
     want = picture(live)
 
-    restarted = ShardState(0, directory)  # the same disk, memory gone
-    restarted.load()
+    lost = opened(crashed)
+    for r in records[cut:]:
+        apply(lost, r, commit=False)  # files written, the index's batch still open
+    lost.index.close()  # the process dies: the open transaction is gone
+    restarted = opened(crashed)
     assert restarted.applied_lsn == (records[cut - 1].lsn + STEP if cut else 0)
     for r in records[cut:]:  # a message expunged or aborted later is made again, then removed
         apply(restarted, r, replay=True)
@@ -412,7 +445,7 @@ def test_replaying_a_message_twice_stores_it_once(state, j):
     r = j.message(rcpts=(ALICE, BOB))
     assert apply(state, r) == 2
     assert apply(state, r, replay=True) == 0
-    assert len(state.store.list(ALICE)) == 1 and len(state.store.list(BOB)) == 1
+    assert len(listing(state, ALICE)) == 1 and len(listing(state, BOB)) == 1
 
 
 def test_replay_does_not_duplicate_a_message_a_reader_moved_to_cur(state, j):
@@ -435,59 +468,72 @@ def test_replay_rewrites_a_file_that_lost_its_data_in_place(state, j):
         assert f.read() == r.message_accepted.data
 
 
-# -- the checkpoint --------------------------------------------------------------------------
+# -- commits and checkpoints ---------------------------------------------------------------
 
 
-def test_a_checkpoint_round_trips_users_queue_epoch_salvaged_and_lsn(tmp_path, j):
+def test_the_index_round_trips_users_queue_epoch_salvaged_and_lsn(tmp_path, j):
     directory = str(tmp_path / "shard")
-    live = ShardState(0, directory)
+    live = opened(directory)
     epoch = j.record(epoch_started={"shard": 0, "node": "n1"})
     epoch.epoch = 4
     for r in [epoch, *history(j)]:
         apply(live, r)
     live.checkpoint()
-    assert live.checkpoint_lsn == live.applied_lsn
+    assert live.checkpoint_lsn == live.committed_lsn == live.applied_lsn
+    live.index.close()
 
-    again = ShardState(0, directory)
-    again.load()
-    assert again.users == {ALICE: "h1", BOB: "h3"}
-    assert again.epoch == 4 and again.salvaged == {"n9/1/0"}
+    again = opened(directory)
+    assert dict(again.users) == {ALICE: "h1", BOB: "h3"}
+    assert again.epoch == 4 and "n9/1/0" in again.salvaged
     assert again.applied_lsn == again.checkpoint_lsn == live.applied_lsn
-    assert again.queue.entries == live.queue.entries
+    assert again.queue_table.all() == live.queue_table.all()
     assert again.queue.entries[epoch.lsn + 3 * STEP].attempts == 1
-    assert dict(again.recent_ids._ids) == dict(live.recent_ids._ids)
-    assert again.serialize() == live.serialize()
+    assert again.recent_ids.get("m1") == epoch.lsn + 3 * STEP
+    assert picture(again) == picture(live)
 
 
-def test_loading_without_a_checkpoint_leaves_an_empty_state(state):
-    state.load()
-    assert state.users == {} and state.applied_lsn == 0 and state.queue.entries == {}
+def test_a_commit_with_nothing_applied_does_nothing(state, j):
+    assert not state.commit()
+    apply(state, j.message(), commit=False)
+    assert state.commit() and not state.commit()
 
 
-def test_a_checkpoint_with_nothing_new_applied_writes_nothing(state, j):
+def test_a_commit_syncs_only_when_files_changed_and_the_checkpoint_follows(state, j):
+    add = j.record()
+    add.user_added.address, add.user_added.password_hash = ALICE, "h"
+    apply(state, add)  # made the Maildir directories: synced before the commit
+    first = state.committed_lsn
+    apply(state, j.message(qid="", rcpts=(), relay=(REMOTE,)))  # queued only: no file
+    assert state.checkpoint_lsn < state.committed_lsn
     state.checkpoint()
-    assert not os.path.exists(state.checkpoint_path)
-    apply(state, j.message())
-    state.checkpoint()
-    assert os.path.exists(state.checkpoint_path)
-    os.unlink(state.checkpoint_path)
-    state.checkpoint()  # applied_lsn == checkpoint_lsn: skipped
-    assert not os.path.exists(state.checkpoint_path)
-    state.checkpoint(force=True)
-    assert os.path.exists(state.checkpoint_path)
+    assert state.checkpoint_lsn == state.committed_lsn > first
 
 
-def test_queue_ids_at_or_past_the_checkpoint_are_not_loaded_from_the_file(tmp_path, j):
-    directory = str(tmp_path / "shard")
-    live = ShardState(0, directory)
-    early, late = j.message(qid="early"), j.message(qid="late")
-    apply(live, early)
-    live.checkpoint()
-    apply(live, late)
-    live.recent_ids.flush()  # "late" reaches the file, but the checkpoint is before it
-    again = ShardState(0, directory)
-    again.load()
-    assert again.recent_ids.get("early") == early.lsn and "late" not in again.recent_ids
+def test_readers_see_an_applied_batch_only_once_it_is_committed(state, j):
+    r = j.message(qid="q1", relay=(REMOTE,))
+    apply(state, r, commit=False)
+    assert listing(state, ALICE) == [] and state.recent_ids.get("q1") is None
+    state.commit()
+    assert [n for n, _ in listing(state, ALICE)] == [uid_of(r)]
+    assert state.recent_ids.get("q1") == r.lsn and r.lsn in state.queue.entries
+
+
+def test_a_record_that_fails_half_way_leaves_the_index_as_it_was(state, j, monkeypatch):
+    r = j.message(rcpts=(ALICE, BOB))
+    calls = []
+
+    def failing(name, data, targets):
+        calls.append(targets)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(state.files, "write_linked", failing)
+    with pytest.raises(OSError):
+        state.apply(r, r.lsn + STEP)
+    monkeypatch.undo()
+    state.commit()
+    assert calls and listing(state, ALICE) == [] and state.mailboxes.usage(ALICE) == (0, 0)
+    apply(state, r)  # the applier's retry
+    assert len(listing(state, ALICE)) == 1 and len(listing(state, BOB)) == 1
 
 
 def test_a_checkpoint_prunes_spooled_records_of_messages_no_longer_queued(state, j):
@@ -507,9 +553,9 @@ def test_wipe_forgets_everything_and_restarts_at_the_given_lsn(state, j):
     for r in history(j):
         apply(state, r)
     state.wipe(start_lsn=4096)
-    assert state.users == {} and state.queue.entries == {} and len(state.recent_ids) == 0
+    assert len(state.users) == 0 and len(state.queue.entries) == 0 and len(state.recent_ids) == 0
     assert state.applied_lsn == state.checkpoint_lsn == 4096 and state.epoch == 0
-    assert state.store.list(BOB) == []
+    assert listing(state, BOB) == [] and not os.path.exists(state.files.path(BOB))
 
 
 def test_an_interrupted_replacement_is_remembered_until_it_ends(state):

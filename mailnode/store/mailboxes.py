@@ -1,0 +1,508 @@
+"""Mailboxes in the shard index: folders and messages, with their Maildir files.
+
+Every change here is the effect of one journal record, applied on the index's
+writer inside the applier's transaction, so UIDs, UIDVALIDITY and modification
+sequences are a function of the journal: a replay, a promoted spare or a
+point-in-time restore computes exactly the same numbers.
+
+Files follow Maildir++ (what Dovecot and mutt read): INBOX is the mailbox
+directory, folder "A/B" is its subdirectory ".A.B"; a message without Maildir
+flags is in new/, one with flags in cur/ as "<name>:2,<letters>".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from mailnode.store.index import Index
+from mailnode.store.maildir import MaildirStore
+
+log = logging.getLogger(__name__)
+
+INBOX = "INBOX"
+DELIMITER = "/"
+# IMAP system flags that Maildir file names carry (letters in ASCII order in the name).
+LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
+FROM_LETTER = {v: k for k, v in LETTERS.items()}
+
+
+def canonical(name: str) -> str:
+    """IMAP: INBOX in any case is INBOX; other names are case-sensitive."""
+    return INBOX if name.upper() == INBOX else name
+
+
+def folder_dir(name: str) -> str:
+    """The Maildir++ directory of a folder, relative to the mailbox ("" for INBOX)."""
+    if name == INBOX:
+        return ""
+    parts = [quote(p, safe="").replace(".", "%2E") for p in name.split(DELIMITER)]
+    return "." + ".".join(parts)
+
+
+def folder_of_dir(d: str) -> str:
+    return INBOX if d == "" else DELIMITER.join(unquote(p) for p in d[1:].split("."))
+
+
+def check_folder_name(name: str) -> str | None:
+    """Why ``name`` cannot be a folder, or None."""
+    if not name or len(name) > 200:
+        return "a folder name is 1 to 200 characters"
+    if any(not p for p in name.split(DELIMITER)):
+        return f"empty hierarchy level in {name!r}"
+    if any(ord(c) < 32 or c == "\x7f" for c in name):
+        return "control characters in a folder name"
+    return None
+
+
+def letters(flags: Iterable[str]) -> str:
+    return "".join(sorted(LETTERS[f] for f in flags if f in LETTERS))
+
+
+def message_path(name: str, flags: Iterable[str]) -> str:
+    ls = letters(flags)
+    return f"cur/{name}:2,{ls}" if ls else f"new/{name}"
+
+
+def join_flags(flags: Iterable[str]) -> str:
+    return " ".join(sorted(set(flags)))
+
+
+def split_flags(text: str) -> list[str]:
+    return text.split() if text else []
+
+
+@dataclass(frozen=True)
+class Folder:
+    id: int
+    address: str
+    name: str
+    dir: str
+    uidvalidity: int
+    uidnext: int
+    highest_modseq: int
+    subscribed: bool
+    messages: int = 0
+
+
+@dataclass(frozen=True)
+class Message:
+    uid: int
+    name: str
+    size: int
+    internal_ns: int
+    flags: tuple[str, ...]
+    modseq: int
+    path: str  # relative to the folder's directory
+
+
+FOLDER_COLUMNS = "id, address, name, dir, uidvalidity, uidnext, highest_modseq, subscribed"
+MESSAGE_COLUMNS = "uid, name, size, internal_ns, flags, modseq, path"
+
+
+def _folder(row: tuple, messages: int = 0) -> Folder:
+    return Folder(*row[:7], bool(row[7]), messages)
+
+
+def _message(row: tuple) -> Message:
+    return Message(row[0], row[1], row[2], row[3], tuple(split_flags(row[4])), row[5], row[6])
+
+
+class Mailboxes:
+    def __init__(self, index: Index, files: MaildirStore):
+        self.index = index
+        self.files = files
+        self.changed_files = False  # since the last commit: the commit syncs first
+
+    # -- paths ------------------------------------------------------------------------------
+    def folder_path(self, address: str, folder: Folder | str) -> str:
+        d = folder.dir if isinstance(folder, Folder) else folder_dir(folder)
+        return os.path.join(self.files.path(address), d) if d else self.files.path(address)
+
+    # -- the writer: effects of records --------------------------------------------------
+    def _w(self):
+        return self.index.begin()
+
+    def _wfolder(self, address: str, name: str) -> Folder | None:
+        row = (
+            self._w()
+            .execute(
+                f"SELECT {FOLDER_COLUMNS} FROM folders WHERE address = ? AND name = ?",
+                (address, canonical(name)),
+            )
+            .fetchone()
+        )
+        return _folder(row) if row else None
+
+    def _next_uidvalidity(self, address: str, ts_sec: int) -> int:
+        w = self._w()
+        row = w.execute(
+            "SELECT uidvalidity_last FROM mailboxes WHERE address = ?", (address,)
+        ).fetchone()
+        v = max(ts_sec, (row[0] if row else 0) + 1) & 0xFFFFFFFF or 1
+        w.execute("UPDATE mailboxes SET uidvalidity_last = ? WHERE address = ?", (v, address))
+        return v
+
+    def ensure_mailbox(self, address: str, ts_sec: int) -> Folder:
+        """The mailbox of ``address`` with its INBOX (made if missing)."""
+        w = self._w()
+        w.execute("INSERT OR IGNORE INTO mailboxes (address) VALUES (?)", (address,))
+        inbox = self._wfolder(address, INBOX)
+        if inbox is None:
+            inbox = self._create(address, INBOX, ts_sec)
+        self.files.ensure(address)
+        return inbox
+
+    def _create(self, address: str, name: str, ts_sec: int) -> Folder:
+        v = self._next_uidvalidity(address, ts_sec)
+        d = folder_dir(name)
+        self._w().execute(
+            "INSERT INTO folders (address, name, dir, uidvalidity) VALUES (?, ?, ?, ?)",
+            (address, name, d, v),
+        )
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(self.folder_path(address, d), sub), exist_ok=True)
+        self.changed_files = True
+        folder = self._wfolder(address, name)
+        assert folder is not None
+        return folder
+
+    def create_folder(self, address: str, name: str, ts_sec: int) -> None:
+        name = canonical(name)
+        self.ensure_mailbox(address, ts_sec)
+        if self._wfolder(address, name) is None and check_folder_name(name) is None:
+            self._create(address, name, ts_sec)
+
+    def rename_folder(self, address: str, name: str, new_name: str) -> None:
+        """Renames the folder and every folder below it (IMAP RENAME)."""
+        name, new_name = canonical(name), canonical(new_name)
+        if INBOX in (name, new_name) or self._wfolder(address, name) is None:
+            return
+        if self._wfolder(address, new_name) is not None or check_folder_name(new_name):
+            return
+        w = self._w()
+        rows = w.execute(
+            "SELECT id, name, dir FROM folders WHERE address = ? AND (name = ? OR name LIKE ? ESCAPE '\\')",
+            (address, name, _like_prefix(name + DELIMITER)),
+        ).fetchall()
+        for fid, old, old_dir in rows:
+            renamed = new_name + old[len(name) :]
+            new_dir = folder_dir(renamed)
+            src, dst = self.folder_path(address, old_dir), self.folder_path(address, new_dir)
+            if os.path.isdir(src) and not os.path.exists(dst):
+                os.rename(src, dst)
+            w.execute("UPDATE folders SET name = ?, dir = ? WHERE id = ?", (renamed, new_dir, fid))
+        self.changed_files = True
+
+    def delete_folder(self, address: str, name: str) -> None:
+        name = canonical(name)
+        folder = self._wfolder(address, name)
+        if folder is None or name == INBOX:
+            return
+        w = self._w()
+        count, total = w.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM messages WHERE folder = ?", (folder.id,)
+        ).fetchone()
+        w.execute("DELETE FROM messages WHERE folder = ?", (folder.id,))
+        w.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
+        self._usage(address, -count, -total)
+        shutil.rmtree(self.folder_path(address, folder), ignore_errors=True)
+        self.changed_files = True
+
+    def subscribe(self, address: str, name: str, on: bool) -> None:
+        self._w().execute(
+            "UPDATE folders SET subscribed = ? WHERE address = ? AND name = ?",
+            (int(on), address, canonical(name)),
+        )
+
+    def _usage(self, address: str, messages: int, nbytes: int) -> None:
+        self._w().execute(
+            "UPDATE mailboxes SET messages = messages + ?, bytes = bytes + ? WHERE address = ?",
+            (messages, nbytes, address),
+        )
+
+    def _insert(
+        self, address: str, folder: Folder, name: str, size: int, internal_ns: int, flags
+    ) -> None:
+        w = self._w()
+        uid, modseq = folder.uidnext, folder.highest_modseq + 1
+        w.execute(
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}, folder) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                uid,
+                name,
+                size,
+                internal_ns,
+                join_flags(flags),
+                modseq,
+                message_path(name, flags),
+                folder.id,
+            ),
+        )
+        w.execute(
+            "UPDATE folders SET uidnext = ?, highest_modseq = ? WHERE id = ?",
+            (uid + 1, modseq, folder.id),
+        )
+        self._usage(address, 1, size)
+
+    def deliver(
+        self,
+        name: str,
+        data: bytes,
+        addresses: list[str],
+        internal_ns: int,
+        *,
+        folder: str = INBOX,
+        flags: tuple[str, ...] = (),
+        replay: bool = False,
+    ) -> int:
+        """One message into each mailbox's ``folder``, at most once each: copies made.
+
+        A live record's name is new (lsns are never reused), so only a replay can find
+        it indexed already; its file may then have lost its data to a power cut while
+        its name survived: a file of the wrong size is written again, in place."""
+        made = 0
+        targets: list[str] = []
+        for address in addresses:
+            box = self.ensure_mailbox(address, internal_ns // 1_000_000_000)
+            f = self._wfolder(address, folder) if folder != INBOX else box
+            if f is None:
+                f = box  # the folder went meanwhile: deliver to INBOX rather than lose it
+            if replay:
+                row = (
+                    self._w()
+                    .execute(
+                        "SELECT path FROM messages WHERE folder = ? AND name = ?", (f.id, name)
+                    )
+                    .fetchone()
+                )
+                if row is not None:
+                    path = os.path.join(self.folder_path(address, f), row[0])
+                    if _size(path) not in (None, len(data)):
+                        self.files.write_in_place(path, name, data)
+                        made += 1
+                    continue
+            self._insert(address, f, name, len(data), internal_ns, flags)
+            target = os.path.join(self.folder_path(address, f), message_path(name, flags))
+            if replay and _size(target) not in (None, len(data)):
+                # Written before a commit a power cut took back, and damaged by it.
+                self.files.write_in_place(target, name, data)
+                made += 1
+                continue
+            targets.append(target)
+        if targets:
+            made += self.files.write_linked(name, data, targets)
+            self.changed_files = True
+        return made
+
+    def _wmessages(self, folder: Folder, uids: Iterable[int]) -> list[Message]:
+        w = self._w()
+        out = []
+        for uid in uids:
+            row = w.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE folder = ? AND uid = ?",
+                (folder.id, uid),
+            ).fetchone()
+            if row:
+                out.append(_message(row))
+        return out
+
+    def _wby_name(self, folder: Folder, names: Iterable[str]) -> list[Message]:
+        w = self._w()
+        out = []
+        for name in names:
+            row = w.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE folder = ? AND name = ?",
+                (folder.id, name),
+            ).fetchone()
+            if row:
+                out.append(_message(row))
+        return out
+
+    def set_flags(
+        self, address: str, name: str, uids: list[int], mode: str, flags: list[str]
+    ) -> None:
+        """mode: "add", "remove" or "replace"."""
+        folder = self._wfolder(address, name)
+        if folder is None:
+            return
+        w = self._w()
+        modseq = folder.highest_modseq
+        base = self.folder_path(address, folder)
+        for m in self._wmessages(folder, uids):
+            old = set(m.flags)
+            new = (
+                old | set(flags)
+                if mode == "add"
+                else old - set(flags)
+                if mode == "remove"
+                else set(flags)
+            )
+            if new == old:
+                continue
+            modseq += 1
+            path = message_path(m.name, new)
+            if path != m.path:
+                self._move_file(base, m.path, path, m.name)
+            w.execute(
+                "UPDATE messages SET flags = ?, modseq = ?, path = ? WHERE folder = ? AND uid = ?",
+                (join_flags(new), modseq, path, folder.id, m.uid),
+            )
+        if modseq != folder.highest_modseq:
+            w.execute("UPDATE folders SET highest_modseq = ? WHERE id = ?", (modseq, folder.id))
+
+    def _move_file(self, base: str, old: str, new: str, name: str) -> None:
+        src = os.path.join(base, old)
+        if not os.path.exists(src):
+            found = self.files.locate(base, name)  # a reader (or a lost commit) moved it
+            if found is None:
+                log.warning("message file %s is missing in %s", name, base)
+                return
+            src = found
+        os.replace(src, os.path.join(base, new))
+        self.changed_files = True
+
+    def copy(
+        self, address: str, name: str, uids: list[int], target: str, *, move: bool, stamp: str
+    ) -> None:
+        """Copy (or move) messages to ``target``; a copy's Maildir name is its source's with
+        ``stamp`` (from the record's lsn) so names stay unique in the target."""
+        src, dst = self._wfolder(address, name), self._wfolder(address, target)
+        if src is None or dst is None:
+            return
+        src_base, dst_base = self.folder_path(address, src), self.folder_path(address, dst)
+        messages = self._wmessages(src, uids)
+        for i, m in enumerate(messages):
+            dst = self._wfolder(address, target)  # uidnext moved on
+            assert dst is not None
+            new_name = copy_name(m.name, stamp, i)
+            self._insert(address, dst, new_name, m.size, m.internal_ns, m.flags)
+            source = os.path.join(src_base, m.path)
+            if not os.path.exists(source):
+                source = self.files.locate(src_base, m.name) or source
+            try:
+                os.link(source, os.path.join(dst_base, message_path(new_name, m.flags)))
+            except FileExistsError:
+                pass  # a replay
+            except FileNotFoundError:
+                log.warning("copy: message file %s is missing in %s", m.name, src_base)
+        if move and messages:
+            self._remove(address, src, messages)
+        self.changed_files = True
+
+    def expunge(
+        self, address: str, name: str, uids: Iterable[int] = (), names: Iterable[str] = ()
+    ) -> int:
+        folder = self._wfolder(address, name)
+        if folder is None:
+            return 0
+        messages = self._wmessages(folder, uids) + self._wby_name(folder, names)
+        self._remove(address, folder, messages)
+        return len(messages)
+
+    def _remove(self, address: str, folder: Folder, messages: list[Message]) -> None:
+        if not messages:
+            return
+        w = self._w()
+        base = self.folder_path(address, folder)
+        for m in messages:
+            w.execute("DELETE FROM messages WHERE folder = ? AND uid = ?", (folder.id, m.uid))
+            path = os.path.join(base, m.path)
+            if not os.path.exists(path):
+                path = self.files.locate(base, m.name) or path
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        cur = self._wfolder(address, folder.name)
+        assert cur is not None
+        w.execute(
+            "UPDATE folders SET highest_modseq = ? WHERE id = ?",
+            (cur.highest_modseq + 1, folder.id),
+        )
+        self._usage(address, -len(messages), -sum(m.size for m in messages))
+        self.changed_files = True
+
+    # -- readers (committed state) --------------------------------------------------------
+    def folder(self, address: str, name: str) -> Folder | None:
+        row = self.index.read_one(
+            f"SELECT {FOLDER_COLUMNS} FROM folders WHERE address = ? AND name = ?",
+            (address, canonical(name)),
+        )
+        return _folder(row) if row else None
+
+    def folders(self, address: str) -> list[Folder]:
+        rows = self.index.read(
+            f"SELECT {FOLDER_COLUMNS}, (SELECT count(*) FROM messages WHERE folder = f.id) "
+            "FROM folders f WHERE address = ? ORDER BY name",
+            (address,),
+        )
+        return [_folder(r[:8], r[8]) for r in rows]
+
+    def messages(self, address: str, name: str = INBOX) -> list[Message]:
+        folder = self.folder(address, name)
+        if folder is None:
+            return []
+        rows = self.index.read(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE folder = ? ORDER BY uid", (folder.id,)
+        )
+        return [_message(r) for r in rows]
+
+    def listing(self, address: str) -> list[tuple[str, int]]:
+        """(Maildir name, size) of the INBOX's messages in UID order: POP3's maildrop."""
+        rows = self.index.read(
+            "SELECT m.name, m.size FROM messages m JOIN folders f ON m.folder = f.id "
+            "WHERE f.address = ? AND f.name = ? ORDER BY m.uid",
+            (address, INBOX),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def read(self, address: str, name: str, folder: str = INBOX) -> bytes | None:
+        """The message ``name`` of ``folder`` (blocking), or None."""
+        row = self.index.read_one(
+            "SELECT f.dir, m.path FROM messages m JOIN folders f ON m.folder = f.id "
+            "WHERE f.address = ? AND f.name = ? AND m.name = ?",
+            (address, canonical(folder), name),
+        )
+        if row is None:
+            return None
+        base = self.folder_path(address, row[0])
+        for path in (os.path.join(base, row[1]), self.files.locate(base, name)):
+            if path is None:
+                continue
+            try:
+                with open(path, "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                continue
+        return None
+
+    def usage(self, address: str) -> tuple[int, int]:
+        """(messages, bytes) stored for ``address``, all folders."""
+        row = self.index.read_one(
+            "SELECT messages, bytes FROM mailboxes WHERE address = ?", (address,)
+        )
+        return (row[0], row[1]) if row else (0, 0)
+
+
+def copy_name(name: str, stamp: str, i: int) -> str:
+    """``<sec>.<unique>.<host>,S=<size>``: the stamp goes into the unique part, so the
+    size stays where readers look for it."""
+    head, sep, size = name.partition(",S=")
+    sec, _, rest = head.partition(".")
+    return f"{sec}.{stamp}N{i}.{rest.partition('.')[2] or rest}{sep}{size}"
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None
