@@ -7,14 +7,14 @@ import sys
 
 from coordinator.model import CoordinationError
 from devtools.localcluster import LocalError
-from mailctl import archive, backup, cluster, journal, local, queue, shard, users
+from mailctl import archive, backup, cluster, journal, local, mailbox, queue, shard, users
 from mailctl.common import DEFAULTS, CliError, common_options
 from mailnode.admin.client import AdminError
 from mailnode.config import ConfigError
 from mailnode.journal import JournalError
 
 # In the order of `mailctl --help`.
-COMMANDS = (local, users, cluster, shard, queue, backup, archive, journal)
+COMMANDS = (local, users, mailbox, cluster, shard, queue, backup, archive, journal)
 
 # What a command may fail with: shown as one line, `mailctl: ...`, exit status 1.
 ERRORS = (

@@ -65,6 +65,11 @@ class PrimaryUnreachable(Unavailable):
     """The shard's primary could not be asked (a gRPC failure that is not "moved")."""
 
 
+class OverQuota(Unavailable):
+    """Every local recipient of a message is over its storage or message quota: 452 4.2.2
+    (temporary: the subscriber may make room)."""
+
+
 # -- permanent ----------------------------------------------------------------------------
 class Refused(MailclusterError):
     """Permanent: the request itself is wrong; the same request will fail again."""
@@ -88,6 +93,7 @@ class NotOwner(Refused):
 # what it means at every other.
 GRPC_CODES: tuple[tuple[type[MailclusterError], grpc.StatusCode], ...] = (
     (NotPrimary, grpc.StatusCode.FAILED_PRECONDITION),
+    (OverQuota, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NotReplicated, grpc.StatusCode.ABORTED),
     (JournalError, grpc.StatusCode.ABORTED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
@@ -133,6 +139,7 @@ def grpc_errors(method):
 # What a caller of another node makes of its status: the inverse of GRPC_CODES for
 # the permanent family; everything else is temporary (the router holds on MOVED).
 _FROM_GRPC = {
+    grpc.StatusCode.RESOURCE_EXHAUSTED: OverQuota,
     grpc.StatusCode.PERMISSION_DENIED: NotOwner,
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from mailnode import metrics
 from mailnode.config import ReplicationPolicy
 from mailnode.durable import makedirs_synced, sweep_tmp, write_atomic
-from mailnode.errors import NotPrimary, NotReplicated
+from mailnode.errors import NotPrimary, NotReplicated, OverQuota
 from mailnode.journal import Committed, Journal, JournalFenced
 from mailnode.journal.format import iter_frames, list_segments, read_record
 from mailnode.journal.journal import read_epochs, write_epochs
@@ -510,6 +510,7 @@ class Shard:
         lsn = await self._answer_duplicate(qid)
         if lsn is not None:
             return lsn, True
+        await self._check_quota(record.message_accepted)
         fut = self._inflight[qid] = self._started_loop().create_future()
         try:
             lsn = await self.commit(record)
@@ -521,6 +522,24 @@ class Shard:
             raise
         finally:
             self._inflight.pop(qid, None)
+
+    async def _check_quota(self, m) -> None:
+        """Refuse a message only when it fits no recipient: every one of this shard's
+        mailboxes in it is over quota and it has no one else to go to. One recipient
+        over quota among others does not refuse the others' copy (RCPT refused the full
+        mailboxes already; one that filled up since gets it: a message of overshoot)."""
+        if not m.whole_transaction or not m.recipients or m.relay_recipients:
+            return
+        size = len(m.data)
+        reasons = [
+            await asyncio.to_thread(self.state.over_quota, rcpt, size) for rcpt in m.recipients
+        ]
+        if all(reasons):
+            metrics.QUOTA_REFUSALS.labels(str(self.id)).inc(len(reasons))
+            raise OverQuota(
+                f"shard {self.id}: over quota: "
+                + "; ".join(f"{r}: {why}" for r, why in zip(m.recipients, reasons, strict=True))
+            )
 
     @property
     def accepting(self) -> bool:

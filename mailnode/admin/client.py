@@ -29,6 +29,10 @@ class AdminClient:
     def __exit__(self, *exc):
         self.close()
 
+    def call(self, method: str, request, timeout: float | None = None):
+        """Any unary method of the admin service by name."""
+        return self._call(method, request, timeout)
+
     def _call(self, method: str, request, timeout: float | None = None):
         try:
             return getattr(self._stub, method)(

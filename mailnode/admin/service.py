@@ -14,8 +14,10 @@ import logging
 import grpc
 
 from mailnode.delivery.ops import ACTIONS, queue_op
+from mailnode.durable import to_thread_to_the_end
 from mailnode.errors import AlreadyExists, MailclusterError, NotFound, Refused, grpc_errors
 from mailnode.frontend.service import ShardService
+from mailnode.passwords import check as check_hash
 from mailnode.proto import (
     admin_pb2,
     admin_pb2_grpc,
@@ -26,6 +28,8 @@ from mailnode.proto import (
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication.service import ReplicationService
 from mailnode.shipping import backup
+from mailnode.store import commands
+from mailnode.store.verify import verify
 from mailnode.users import check_address, hash_password
 from mailnode.wire import SERVER_OPTIONS, TOKEN_KEY
 
@@ -220,6 +224,139 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             shard=shard.id,
         )
 
+    # -- mailboxes, quotas, bulk users, the index ------------------------------------------
+    @grpc_errors
+    async def Mailbox(self, request, context):
+        await self._authorize(context)
+        addr = await self._address(request, context, must_exist=True)
+        shard = self.node.shard_for(addr)
+        mb, a = shard.state.mailboxes, request.action
+        lsn = 0
+        if a in FOLDER_ACTIONS:
+            lsn = await commands.change_folder(shard, addr, a, request.folder, request.new_name)
+        elif a == "flags":
+            lsn = await commands.set_flags(
+                shard, addr, request.folder, list(request.uids), request.mode, list(request.flags)
+            )
+        elif a in ("copy", "move"):
+            lsn = await commands.copy(
+                shard, addr, request.folder, list(request.uids), request.target, move=a == "move"
+            )
+        elif a == "expunge":
+            lsn = await commands.expunge(shard, addr, request.folder, list(request.uids))
+        elif a not in ("folders", "messages"):
+            raise Refused(f"unknown mailbox action {a!r}")
+        if a != "folders":
+            log.info("mailbox %s: %s %s", addr, a, request.folder)
+        reply = admin_pb2.MailboxReply(lsn=lsn)
+        reply.folders.extend(_folder_pb(f) for f in await asyncio.to_thread(mb.folders, addr))
+        if a == "messages" or (a not in FOLDER_ACTIONS and a != "folders"):
+            folder = request.target if a in ("copy", "move") else request.folder or "INBOX"
+            reply.messages.extend(
+                _message_pb(m) for m in await asyncio.to_thread(mb.messages, addr, folder)
+            )
+        return reply
+
+    @grpc_errors
+    async def UserInfo(self, request, context):
+        await self._authorize(context)
+        addr = await self._address(request, context, must_exist=True)
+        shard = self.node.shard_for(addr)
+        st = shard.state
+        messages, nbytes = await asyncio.to_thread(st.mailboxes.usage, addr)
+        qbytes, qmessages = await asyncio.to_thread(st.quota, addr)
+        reply = admin_pb2.UserInfoReply(
+            address=addr,
+            shard=shard.id,
+            messages=messages,
+            bytes=nbytes,
+            quota_bytes=qbytes,
+            quota_messages=qmessages,
+        )
+        reply.folders.extend(
+            _folder_pb(f) for f in await asyncio.to_thread(st.mailboxes.folders, addr)
+        )
+        return reply
+
+    @grpc_errors
+    async def SetQuota(self, request, context):
+        await self._authorize(context)
+        scope = request.scope.lower()
+        rec = JournalRecord()
+        q = rec.quota_set
+        q.scope, q.bytes, q.messages = scope, request.bytes, request.messages
+        if scope.startswith("@"):  # every shard this node is primary of carries the default
+            if scope[1:] not in self.node.domains:
+                raise Refused(f"{scope[1:]} is not a domain of this cluster")
+            lsn = 0
+            for shard in self.node.shards.values():
+                if shard.accepting:
+                    lsn = await shard.commit(rec, applied=True)
+            log.info("quota of %s: %d bytes, %d messages", scope, q.bytes, q.messages)
+            return admin_pb2.UserReply(address=scope, lsn=lsn)
+        addr = await self._address(
+            admin_pb2.UserRequest(address=scope), context, must_exist=True
+        )
+        q.scope = addr
+        log.info("quota of %s: %d bytes, %d messages", addr, q.bytes, q.messages)
+        return await self._commit(addr, rec, context)
+
+    @grpc_errors
+    async def ImportUsers(self, request, context):
+        await self._authorize(context)
+        shard = self.node.shards.get(request.shard)
+        if shard is None:
+            raise NotFound(f"no shard {request.shard} on {self.node.name}")
+        rec = JournalRecord()
+        added = updated = unchanged = 0
+        for u in request.users:
+            addr = check_address(u.address)
+            if addr.rpartition("@")[2] not in self.node.domains:
+                raise Refused(f"{addr}: not a domain of this cluster")
+            if self.node.shard_id(addr) != shard.id:
+                raise Refused(f"{addr} belongs to shard {self.node.shard_id(addr)}, not {shard.id}")
+            why = check_hash(u.password_hash)
+            if why:
+                raise Refused(f"{addr}: {why}")
+            known = await asyncio.to_thread(shard.state.users.get, addr)
+            quota = (u.quota_bytes, u.quota_messages)
+            same_quota = (
+                not u.has_quota or await asyncio.to_thread(shard.state.quota, addr) == quota
+            )
+            if known == u.password_hash and same_quota:
+                unchanged += 1
+                continue
+            added, updated = (added + 1, updated) if known is None else (added, updated + 1)
+            rec.users_imported.users.add(address=addr, password_hash=u.password_hash)
+            if u.has_quota:
+                rec.users_imported.quotas.add(scope=addr, bytes=quota[0], messages=quota[1])
+        lsn = await shard.commit(rec, applied=True) if rec.users_imported.users else 0
+        return admin_pb2.ImportReply(added=added, updated=updated, unchanged=unchanged, lsn=lsn)
+
+    @grpc_errors
+    async def Store(self, request, context):
+        await self._authorize(context)
+        shard = await self._shard(request, context)
+        if request.action == "verify":
+            report = await asyncio.to_thread(verify, shard)
+            return admin_pb2.StoreReply(
+                ok=report.problem_count == 0,
+                problems=report.problems,
+                mailboxes=report.mailboxes,
+                messages=report.messages,
+            )
+        if request.action != "rebuild":
+            raise Refused(f"unknown store action {request.action!r} (verify, rebuild)")
+        if shard.journal.first_lsn != 0:
+            raise Refused(
+                f"shard {shard.id}: the journal starts at lsn {shard.journal.first_lsn} (older "
+                "segments were removed once archived, or this spare began from a snapshot): the "
+                "index cannot be rebuilt from it here; restore the shard from a backup instead"
+            )
+        log.warning("shard %d: rebuilding the store from the journal (mailctl)", shard.id)
+        replayed = await to_thread_to_the_end(shard.rebuild_store)
+        return admin_pb2.StoreReply(ok=True, replayed=replayed)
+
     @grpc_errors
     async def BaseBackup(self, request, context):
         """Make this node upload a base backup of the shard to the archive now."""
@@ -236,6 +373,31 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 grpc.StatusCode.UNAVAILABLE, f"archive: {e.code().name.lower()}: {e.details()}"
             )
         return admin_pb2.BaseBackupReply(lsn=info.lsn, bytes=info.bytes, files=info.files)
+
+
+def _folder_pb(f) -> admin_pb2.FolderInfo:
+    return admin_pb2.FolderInfo(
+        name=f.name,
+        uidvalidity=f.uidvalidity,
+        uidnext=f.uidnext,
+        highest_modseq=f.highest_modseq,
+        subscribed=f.subscribed,
+        messages=f.messages,
+    )
+
+
+def _message_pb(m) -> admin_pb2.MessageInfo:
+    return admin_pb2.MessageInfo(
+        uid=m.uid,
+        name=m.name,
+        size=m.size,
+        flags=list(m.flags),
+        modseq=m.modseq,
+        internal_ns=m.internal_ns,
+    )
+
+
+FOLDER_ACTIONS = ("create", "rename", "delete", "subscribe", "unsubscribe")
 
 
 async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:

@@ -45,7 +45,7 @@ class Router:
         self.hold_timeout = hold_timeout
         self._changed: asyncio.Future | None = None
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._lookups: dict[str, tuple[bool, float]] = {}
+        self._lookups: dict[str, tuple[tuple[bool, str], float]] = {}
 
     # -- the shard map -----------------------------------------------------------------
     def target(self, shard_id: int) -> str | None:
@@ -157,30 +157,31 @@ class Router:
 
         return await self._held(shard_id, call)
 
-    async def user_exists(self, shard_id: int, address: str) -> bool:
+    async def lookup(self, shard_id: int, address: str) -> tuple[bool, str]:
+        """(does the mailbox exist, why it is over quota or ""), asked of its primary."""
         shard = self.node.shards[shard_id]
         if shard.accepting:
-            return address in shard.state.users
+            return await asyncio.to_thread(shard.state.lookup, address)
         cached = self._lookups.get(address)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
 
-        async def call(target: str, attempt: int) -> bool:
+        async def call(target: str, attempt: int) -> tuple[bool, str]:
             if target == LOCAL:
-                return address in self.node.shards[shard_id].state.users
+                return await asyncio.to_thread(self.node.shards[shard_id].state.lookup, address)
             reply = await self._stub(target).Lookup(
                 pb.LookupRequest(shard=shard_id, address=address),
                 timeout=5,
                 metadata=self.node.cluster_metadata,
             )
-            return reply.exists
+            return reply.exists, reply.over_quota
 
-        exists = await self._held(shard_id, call)
-        ttl = LOOKUP_TTL if exists else LOOKUP_NEGATIVE_TTL
-        self._lookups[address] = (exists, time.monotonic() + ttl)
+        found = await self._held(shard_id, call)
+        ttl = LOOKUP_TTL if found[0] and not found[1] else LOOKUP_NEGATIVE_TTL
+        self._lookups[address] = (found, time.monotonic() + ttl)
         if len(self._lookups) > 100_000:
             self._lookups.clear()
-        return exists
+        return found
 
     async def call_primary(
         self, shard_id: int, method: str, request, local, hold: float | None = None

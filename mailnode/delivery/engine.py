@@ -229,10 +229,13 @@ class DeliveryEngine:
         results: dict[str, tuple[int, str]] = {}
         try:
             for rcpt in rcpts:
-                if await self.node.router.user_exists(dest.shard, rcpt):
-                    m.recipients.append(rcpt)
-                else:
+                exists, over = await self.node.router.lookup(dest.shard, rcpt)
+                if not exists:
                     results[rcpt] = (BOUNCED, "550 5.1.1 user unknown in this cluster")
+                elif over:
+                    results[rcpt] = (DEFERRED, f"452 4.2.2 mailbox full (over quota: {over})")
+                else:
+                    m.recipients.append(rcpt)
             if m.recipients:
                 await self.node.router.commit(dest.shard, rec)
         except Unavailable as e:

@@ -25,39 +25,61 @@ _sym_db = _symbol_database.Default()
 from mailnode.proto import queue_pb2 as mailnode_dot_proto_dot_queue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amailnode/proto/admin.proto\x12\x11mailcluster.admin\x1a\x1amailnode/proto/queue.proto\".\n\x0cShardRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07primary\x18\x02 \x01(\t\"M\n\tRoleReply\x12\x10\n\x08sentence\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0b\x32\x1e.mailcluster.admin.ShardStatus\"z\n\x0bSpareStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tacked_lsn\x18\x02 \x01(\x04\x12\x11\n\tlag_bytes\x18\x03 \x01(\x04\x12\x13\n\x0blag_seconds\x18\x04 \x01(\x01\x12\x0f\n\x07in_sync\x18\x05 \x01(\x08\x12\x11\n\tconnected\x18\x06 \x01(\x08\"0\n\x0bUserRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"8\n\tUserReply\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\r\x12\x0b\n\x03lsn\x18\x03 \x01(\x04\"\x12\n\x10ListUsersRequest\"=\n\x0eListUsersReply\x12+\n\x05users\x18\x01 \x03(\x0b\x32\x1c.mailcluster.admin.UserReply\"\x0f\n\rStatusRequest\"\x80\x02\n\x0bShardStatus\x12\r\n\x05shard\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x15\n\rcommitted_lsn\x18\x03 \x01(\x04\x12\x13\n\x0b\x61pplied_lsn\x18\x04 \x01(\x04\x12\x10\n\x08segments\x18\x05 \x01(\r\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\r\n\x05users\x18\x07 \x01(\r\x12\x0c\n\x04role\x18\x08 \x01(\t\x12\x0f\n\x07primary\x18\t \x01(\t\x12\x0e\n\x06policy\x18\n \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x0b \x01(\x08\x12.\n\x06spares\x18\x0c \x03(\x0b\x32\x1e.mailcluster.admin.SpareStatus\"K\n\x0bStatusReply\x12\x0c\n\x04node\x18\x01 \x01(\t\x12.\n\x06shards\x18\x02 \x03(\x0b\x32\x1e.mailcluster.admin.ShardStatus\"\x1e\n\rBackupRequest\x12\r\n\x05shard\x18\x01 \x01(\r\"\x9d\x01\n\x0b\x42\x61\x63kupChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0b\x65nd_of_file\x18\x04 \x01(\x08\x12\x0b\n\x03lsn\x18\x05 \x01(\x04\x12\x0f\n\x07\x65nd_lsn\x18\x06 \x01(\x04\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\x12\x12\n\ncreated_ns\x18\x08 \x01(\x03\x12\r\n\x05shard\x18\t \x01(\r\"<\n\x0f\x42\x61seBackupReply\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\x12\r\n\x05\x66iles\x18\x03 \x01(\r2\x88\x06\n\x05\x41\x64min\x12G\n\x07\x41\x64\x64User\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12J\n\nDeleteUser\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12K\n\x0bSetPassword\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12S\n\tListUsers\x12#.mailcluster.admin.ListUsersRequest\x1a!.mailcluster.admin.ListUsersReply\x12J\n\x06Status\x12 .mailcluster.admin.StatusRequest\x1a\x1e.mailcluster.admin.StatusReply\x12H\n\x07Promote\x12\x1f.mailcluster.admin.ShardRequest\x1a\x1c.mailcluster.admin.RoleReply\x12G\n\x06\x44\x65mote\x12\x1f.mailcluster.admin.ShardRequest\x1a\x1c.mailcluster.admin.RoleReply\x12G\n\x05Queue\x12\x1f.mailcluster.queue.QueueRequest\x1a\x1d.mailcluster.queue.QueueReply\x12L\n\x06\x42\x61\x63kup\x12 .mailcluster.admin.BackupRequest\x1a\x1e.mailcluster.admin.BackupChunk0\x01\x12R\n\nBaseBackup\x12 .mailcluster.admin.BackupRequest\x1a\".mailcluster.admin.BaseBackupReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amailnode/proto/admin.proto\x12\x11mailcluster.admin\x1a\x1amailnode/proto/queue.proto\"\x8e\x01\n\x0eMailboxRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0e\n\x06\x66older\x18\x03 \x01(\t\x12\x10\n\x08new_name\x18\x04 \x01(\t\x12\x0c\n\x04uids\x18\x05 \x03(\r\x12\r\n\x05\x66lags\x18\x06 \x03(\t\x12\x0c\n\x04mode\x18\x07 \x01(\t\x12\x0e\n\x06target\x18\x08 \x01(\t\"~\n\nFolderInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0buidvalidity\x18\x02 \x01(\r\x12\x0f\n\x07uidnext\x18\x03 \x01(\r\x12\x16\n\x0ehighest_modseq\x18\x04 \x01(\x04\x12\x12\n\nsubscribed\x18\x05 \x01(\x08\x12\x10\n\x08messages\x18\x06 \x01(\r\"j\n\x0bMessageInfo\x12\x0b\n\x03uid\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\r\n\x05\x66lags\x18\x04 \x03(\t\x12\x0e\n\x06modseq\x18\x05 \x01(\x04\x12\x13\n\x0binternal_ns\x18\x06 \x01(\x03\"}\n\x0cMailboxReply\x12.\n\x07\x66olders\x18\x01 \x03(\x0b\x32\x1d.mailcluster.admin.FolderInfo\x12\x30\n\x08messages\x18\x02 \x03(\x0b\x32\x1e.mailcluster.admin.MessageInfo\x12\x0b\n\x03lsn\x18\x03 \x01(\x04\"\xad\x01\n\rUserInfoReply\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\r\x12\x10\n\x08messages\x18\x03 \x01(\x04\x12\r\n\x05\x62ytes\x18\x04 \x01(\x04\x12\x13\n\x0bquota_bytes\x18\x05 \x01(\x04\x12\x16\n\x0equota_messages\x18\x06 \x01(\x04\x12.\n\x07\x66olders\x18\x07 \x03(\x0b\x32\x1d.mailcluster.admin.FolderInfo\">\n\x0cQuotaRequest\x12\r\n\x05scope\x18\x01 \x01(\t\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\x12\x10\n\x08messages\x18\x03 \x01(\x04\"v\n\x0cImportedUser\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x13\n\x0bquota_bytes\x18\x03 \x01(\x04\x12\x16\n\x0equota_messages\x18\x04 \x01(\x04\x12\x11\n\thas_quota\x18\x05 \x01(\x08\"N\n\rImportRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12.\n\x05users\x18\x02 \x03(\x0b\x32\x1f.mailcluster.admin.ImportedUser\"M\n\x0bImportReply\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x01 \x01(\r\x12\x0f\n\x07updated\x18\x02 \x01(\r\x12\x11\n\tunchanged\x18\x03 \x01(\r\x12\x0b\n\x03lsn\x18\x04 \x01(\x04\"-\n\x0cStoreRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\"a\n\nStoreReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08problems\x18\x02 \x03(\t\x12\x11\n\tmailboxes\x18\x03 \x01(\x04\x12\x10\n\x08messages\x18\x04 \x01(\x04\x12\x10\n\x08replayed\x18\x05 \x01(\x04\".\n\x0cShardRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07primary\x18\x02 \x01(\t\"M\n\tRoleReply\x12\x10\n\x08sentence\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0b\x32\x1e.mailcluster.admin.ShardStatus\"z\n\x0bSpareStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tacked_lsn\x18\x02 \x01(\x04\x12\x11\n\tlag_bytes\x18\x03 \x01(\x04\x12\x13\n\x0blag_seconds\x18\x04 \x01(\x01\x12\x0f\n\x07in_sync\x18\x05 \x01(\x08\x12\x11\n\tconnected\x18\x06 \x01(\x08\"0\n\x0bUserRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"8\n\tUserReply\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\r\n\x05shard\x18\x02 \x01(\r\x12\x0b\n\x03lsn\x18\x03 \x01(\x04\"\x12\n\x10ListUsersRequest\"=\n\x0eListUsersReply\x12+\n\x05users\x18\x01 \x03(\x0b\x32\x1c.mailcluster.admin.UserReply\"\x0f\n\rStatusRequest\"\x80\x02\n\x0bShardStatus\x12\r\n\x05shard\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x15\n\rcommitted_lsn\x18\x03 \x01(\x04\x12\x13\n\x0b\x61pplied_lsn\x18\x04 \x01(\x04\x12\x10\n\x08segments\x18\x05 \x01(\r\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\r\n\x05users\x18\x07 \x01(\r\x12\x0c\n\x04role\x18\x08 \x01(\t\x12\x0f\n\x07primary\x18\t \x01(\t\x12\x0e\n\x06policy\x18\n \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x0b \x01(\x08\x12.\n\x06spares\x18\x0c \x03(\x0b\x32\x1e.mailcluster.admin.SpareStatus\"K\n\x0bStatusReply\x12\x0c\n\x04node\x18\x01 \x01(\t\x12.\n\x06shards\x18\x02 \x03(\x0b\x32\x1e.mailcluster.admin.ShardStatus\"\x1e\n\rBackupRequest\x12\r\n\x05shard\x18\x01 \x01(\r\"\x9d\x01\n\x0b\x42\x61\x63kupChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0b\x65nd_of_file\x18\x04 \x01(\x08\x12\x0b\n\x03lsn\x18\x05 \x01(\x04\x12\x0f\n\x07\x65nd_lsn\x18\x06 \x01(\x04\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\x12\x12\n\ncreated_ns\x18\x08 \x01(\x03\x12\r\n\x05shard\x18\t \x01(\r\"<\n\x0f\x42\x61seBackupReply\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\x12\r\n\x05\x66iles\x18\x03 \x01(\r2\x8a\t\n\x05\x41\x64min\x12G\n\x07\x41\x64\x64User\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12J\n\nDeleteUser\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12K\n\x0bSetPassword\x12\x1e.mailcluster.admin.UserRequest\x1a\x1c.mailcluster.admin.UserReply\x12S\n\tListUsers\x12#.mailcluster.admin.ListUsersRequest\x1a!.mailcluster.admin.ListUsersReply\x12J\n\x06Status\x12 .mailcluster.admin.StatusRequest\x1a\x1e.mailcluster.admin.StatusReply\x12H\n\x07Promote\x12\x1f.mailcluster.admin.ShardRequest\x1a\x1c.mailcluster.admin.RoleReply\x12G\n\x06\x44\x65mote\x12\x1f.mailcluster.admin.ShardRequest\x1a\x1c.mailcluster.admin.RoleReply\x12G\n\x05Queue\x12\x1f.mailcluster.queue.QueueRequest\x1a\x1d.mailcluster.queue.QueueReply\x12L\n\x06\x42\x61\x63kup\x12 .mailcluster.admin.BackupRequest\x1a\x1e.mailcluster.admin.BackupChunk0\x01\x12R\n\nBaseBackup\x12 .mailcluster.admin.BackupRequest\x1a\".mailcluster.admin.BaseBackupReply\x12M\n\x07Mailbox\x12!.mailcluster.admin.MailboxRequest\x1a\x1f.mailcluster.admin.MailboxReply\x12L\n\x08UserInfo\x12\x1e.mailcluster.admin.UserRequest\x1a .mailcluster.admin.UserInfoReply\x12I\n\x08SetQuota\x12\x1f.mailcluster.admin.QuotaRequest\x1a\x1c.mailcluster.admin.UserReply\x12O\n\x0bImportUsers\x12 .mailcluster.admin.ImportRequest\x1a\x1e.mailcluster.admin.ImportReply\x12G\n\x05Store\x12\x1f.mailcluster.admin.StoreRequest\x1a\x1d.mailcluster.admin.StoreReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailnode.proto.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SHARDREQUEST']._serialized_start=77
-  _globals['_SHARDREQUEST']._serialized_end=123
-  _globals['_ROLEREPLY']._serialized_start=125
-  _globals['_ROLEREPLY']._serialized_end=202
-  _globals['_SPARESTATUS']._serialized_start=204
-  _globals['_SPARESTATUS']._serialized_end=326
-  _globals['_USERREQUEST']._serialized_start=328
-  _globals['_USERREQUEST']._serialized_end=376
-  _globals['_USERREPLY']._serialized_start=378
-  _globals['_USERREPLY']._serialized_end=434
-  _globals['_LISTUSERSREQUEST']._serialized_start=436
-  _globals['_LISTUSERSREQUEST']._serialized_end=454
-  _globals['_LISTUSERSREPLY']._serialized_start=456
-  _globals['_LISTUSERSREPLY']._serialized_end=517
-  _globals['_STATUSREQUEST']._serialized_start=519
-  _globals['_STATUSREQUEST']._serialized_end=534
-  _globals['_SHARDSTATUS']._serialized_start=537
-  _globals['_SHARDSTATUS']._serialized_end=793
-  _globals['_STATUSREPLY']._serialized_start=795
-  _globals['_STATUSREPLY']._serialized_end=870
-  _globals['_BACKUPREQUEST']._serialized_start=872
-  _globals['_BACKUPREQUEST']._serialized_end=902
-  _globals['_BACKUPCHUNK']._serialized_start=905
-  _globals['_BACKUPCHUNK']._serialized_end=1062
-  _globals['_BASEBACKUPREPLY']._serialized_start=1064
-  _globals['_BASEBACKUPREPLY']._serialized_end=1124
-  _globals['_ADMIN']._serialized_start=1127
-  _globals['_ADMIN']._serialized_end=1903
+  _globals['_MAILBOXREQUEST']._serialized_start=78
+  _globals['_MAILBOXREQUEST']._serialized_end=220
+  _globals['_FOLDERINFO']._serialized_start=222
+  _globals['_FOLDERINFO']._serialized_end=348
+  _globals['_MESSAGEINFO']._serialized_start=350
+  _globals['_MESSAGEINFO']._serialized_end=456
+  _globals['_MAILBOXREPLY']._serialized_start=458
+  _globals['_MAILBOXREPLY']._serialized_end=583
+  _globals['_USERINFOREPLY']._serialized_start=586
+  _globals['_USERINFOREPLY']._serialized_end=759
+  _globals['_QUOTAREQUEST']._serialized_start=761
+  _globals['_QUOTAREQUEST']._serialized_end=823
+  _globals['_IMPORTEDUSER']._serialized_start=825
+  _globals['_IMPORTEDUSER']._serialized_end=943
+  _globals['_IMPORTREQUEST']._serialized_start=945
+  _globals['_IMPORTREQUEST']._serialized_end=1023
+  _globals['_IMPORTREPLY']._serialized_start=1025
+  _globals['_IMPORTREPLY']._serialized_end=1102
+  _globals['_STOREREQUEST']._serialized_start=1104
+  _globals['_STOREREQUEST']._serialized_end=1149
+  _globals['_STOREREPLY']._serialized_start=1151
+  _globals['_STOREREPLY']._serialized_end=1248
+  _globals['_SHARDREQUEST']._serialized_start=1250
+  _globals['_SHARDREQUEST']._serialized_end=1296
+  _globals['_ROLEREPLY']._serialized_start=1298
+  _globals['_ROLEREPLY']._serialized_end=1375
+  _globals['_SPARESTATUS']._serialized_start=1377
+  _globals['_SPARESTATUS']._serialized_end=1499
+  _globals['_USERREQUEST']._serialized_start=1501
+  _globals['_USERREQUEST']._serialized_end=1549
+  _globals['_USERREPLY']._serialized_start=1551
+  _globals['_USERREPLY']._serialized_end=1607
+  _globals['_LISTUSERSREQUEST']._serialized_start=1609
+  _globals['_LISTUSERSREQUEST']._serialized_end=1627
+  _globals['_LISTUSERSREPLY']._serialized_start=1629
+  _globals['_LISTUSERSREPLY']._serialized_end=1690
+  _globals['_STATUSREQUEST']._serialized_start=1692
+  _globals['_STATUSREQUEST']._serialized_end=1707
+  _globals['_SHARDSTATUS']._serialized_start=1710
+  _globals['_SHARDSTATUS']._serialized_end=1966
+  _globals['_STATUSREPLY']._serialized_start=1968
+  _globals['_STATUSREPLY']._serialized_end=2043
+  _globals['_BACKUPREQUEST']._serialized_start=2045
+  _globals['_BACKUPREQUEST']._serialized_end=2075
+  _globals['_BACKUPCHUNK']._serialized_start=2078
+  _globals['_BACKUPCHUNK']._serialized_end=2235
+  _globals['_BASEBACKUPREPLY']._serialized_start=2237
+  _globals['_BASEBACKUPREPLY']._serialized_end=2297
+  _globals['_ADMIN']._serialized_start=2300
+  _globals['_ADMIN']._serialized_end=3462
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,152 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class MailboxRequest(_message.Message):
+    __slots__ = ("address", "action", "folder", "new_name", "uids", "flags", "mode", "target")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    NEW_NAME_FIELD_NUMBER: _ClassVar[int]
+    UIDS_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    action: str
+    folder: str
+    new_name: str
+    uids: _containers.RepeatedScalarFieldContainer[int]
+    flags: _containers.RepeatedScalarFieldContainer[str]
+    mode: str
+    target: str
+    def __init__(self, address: _Optional[str] = ..., action: _Optional[str] = ..., folder: _Optional[str] = ..., new_name: _Optional[str] = ..., uids: _Optional[_Iterable[int]] = ..., flags: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
+class FolderInfo(_message.Message):
+    __slots__ = ("name", "uidvalidity", "uidnext", "highest_modseq", "subscribed", "messages")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UIDVALIDITY_FIELD_NUMBER: _ClassVar[int]
+    UIDNEXT_FIELD_NUMBER: _ClassVar[int]
+    HIGHEST_MODSEQ_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highest_modseq: int
+    subscribed: bool
+    messages: int
+    def __init__(self, name: _Optional[str] = ..., uidvalidity: _Optional[int] = ..., uidnext: _Optional[int] = ..., highest_modseq: _Optional[int] = ..., subscribed: _Optional[bool] = ..., messages: _Optional[int] = ...) -> None: ...
+
+class MessageInfo(_message.Message):
+    __slots__ = ("uid", "name", "size", "flags", "modseq", "internal_ns")
+    UID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    MODSEQ_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_NS_FIELD_NUMBER: _ClassVar[int]
+    uid: int
+    name: str
+    size: int
+    flags: _containers.RepeatedScalarFieldContainer[str]
+    modseq: int
+    internal_ns: int
+    def __init__(self, uid: _Optional[int] = ..., name: _Optional[str] = ..., size: _Optional[int] = ..., flags: _Optional[_Iterable[str]] = ..., modseq: _Optional[int] = ..., internal_ns: _Optional[int] = ...) -> None: ...
+
+class MailboxReply(_message.Message):
+    __slots__ = ("folders", "messages", "lsn")
+    FOLDERS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    LSN_FIELD_NUMBER: _ClassVar[int]
+    folders: _containers.RepeatedCompositeFieldContainer[FolderInfo]
+    messages: _containers.RepeatedCompositeFieldContainer[MessageInfo]
+    lsn: int
+    def __init__(self, folders: _Optional[_Iterable[_Union[FolderInfo, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[MessageInfo, _Mapping]]] = ..., lsn: _Optional[int] = ...) -> None: ...
+
+class UserInfoReply(_message.Message):
+    __slots__ = ("address", "shard", "messages", "bytes", "quota_bytes", "quota_messages", "folders")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    FOLDERS_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    shard: int
+    messages: int
+    bytes: int
+    quota_bytes: int
+    quota_messages: int
+    folders: _containers.RepeatedCompositeFieldContainer[FolderInfo]
+    def __init__(self, address: _Optional[str] = ..., shard: _Optional[int] = ..., messages: _Optional[int] = ..., bytes: _Optional[int] = ..., quota_bytes: _Optional[int] = ..., quota_messages: _Optional[int] = ..., folders: _Optional[_Iterable[_Union[FolderInfo, _Mapping]]] = ...) -> None: ...
+
+class QuotaRequest(_message.Message):
+    __slots__ = ("scope", "bytes", "messages")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    scope: str
+    bytes: int
+    messages: int
+    def __init__(self, scope: _Optional[str] = ..., bytes: _Optional[int] = ..., messages: _Optional[int] = ...) -> None: ...
+
+class ImportedUser(_message.Message):
+    __slots__ = ("address", "password_hash", "quota_bytes", "quota_messages", "has_quota")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    HAS_QUOTA_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    password_hash: str
+    quota_bytes: int
+    quota_messages: int
+    has_quota: bool
+    def __init__(self, address: _Optional[str] = ..., password_hash: _Optional[str] = ..., quota_bytes: _Optional[int] = ..., quota_messages: _Optional[int] = ..., has_quota: _Optional[bool] = ...) -> None: ...
+
+class ImportRequest(_message.Message):
+    __slots__ = ("shard", "users")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    users: _containers.RepeatedCompositeFieldContainer[ImportedUser]
+    def __init__(self, shard: _Optional[int] = ..., users: _Optional[_Iterable[_Union[ImportedUser, _Mapping]]] = ...) -> None: ...
+
+class ImportReply(_message.Message):
+    __slots__ = ("added", "updated", "unchanged", "lsn")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    LSN_FIELD_NUMBER: _ClassVar[int]
+    added: int
+    updated: int
+    unchanged: int
+    lsn: int
+    def __init__(self, added: _Optional[int] = ..., updated: _Optional[int] = ..., unchanged: _Optional[int] = ..., lsn: _Optional[int] = ...) -> None: ...
+
+class StoreRequest(_message.Message):
+    __slots__ = ("shard", "action")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    action: str
+    def __init__(self, shard: _Optional[int] = ..., action: _Optional[str] = ...) -> None: ...
+
+class StoreReply(_message.Message):
+    __slots__ = ("ok", "problems", "mailboxes", "messages", "replayed")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    MAILBOXES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    mailboxes: int
+    messages: int
+    replayed: int
+    def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ..., mailboxes: _Optional[int] = ..., messages: _Optional[int] = ..., replayed: _Optional[int] = ...) -> None: ...
+
 class ShardRequest(_message.Message):
     __slots__ = ("shard", "primary")
     SHARD_FIELD_NUMBER: _ClassVar[int]

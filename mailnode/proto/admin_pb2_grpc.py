@@ -85,6 +85,31 @@ class AdminStub:
                 request_serializer=mailnode_dot_proto_dot_admin__pb2.BackupRequest.SerializeToString,
                 response_deserializer=mailnode_dot_proto_dot_admin__pb2.BaseBackupReply.FromString,
                 _registered_method=True)
+        self.Mailbox = channel.unary_unary(
+                '/mailcluster.admin.Admin/Mailbox',
+                request_serializer=mailnode_dot_proto_dot_admin__pb2.MailboxRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_admin__pb2.MailboxReply.FromString,
+                _registered_method=True)
+        self.UserInfo = channel.unary_unary(
+                '/mailcluster.admin.Admin/UserInfo',
+                request_serializer=mailnode_dot_proto_dot_admin__pb2.UserRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_admin__pb2.UserInfoReply.FromString,
+                _registered_method=True)
+        self.SetQuota = channel.unary_unary(
+                '/mailcluster.admin.Admin/SetQuota',
+                request_serializer=mailnode_dot_proto_dot_admin__pb2.QuotaRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_admin__pb2.UserReply.FromString,
+                _registered_method=True)
+        self.ImportUsers = channel.unary_unary(
+                '/mailcluster.admin.Admin/ImportUsers',
+                request_serializer=mailnode_dot_proto_dot_admin__pb2.ImportRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_admin__pb2.ImportReply.FromString,
+                _registered_method=True)
+        self.Store = channel.unary_unary(
+                '/mailcluster.admin.Admin/Store',
+                request_serializer=mailnode_dot_proto_dot_admin__pb2.StoreRequest.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_admin__pb2.StoreReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -155,6 +180,43 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Mailbox(self, request, context):
+        """Folders, messages and flags of one mailbox (asked of its shard's primary).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UserInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetQuota(self, request, context):
+        """A storage quota for an address, or the default for a domain ("@domain") on the
+        shards this node is primary of.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportUsers(self, request, context):
+        """Users with password hashes already made (Dovecot passwd-file schemes), all of
+        one shard: added, or their hash replaced; unchanged ones are left alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Store(self, request, context):
+        """The shard index against its Maildir files (verify), or built again from the
+        journal (rebuild).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -207,6 +269,31 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.BaseBackup,
                     request_deserializer=mailnode_dot_proto_dot_admin__pb2.BackupRequest.FromString,
                     response_serializer=mailnode_dot_proto_dot_admin__pb2.BaseBackupReply.SerializeToString,
+            ),
+            'Mailbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.Mailbox,
+                    request_deserializer=mailnode_dot_proto_dot_admin__pb2.MailboxRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_admin__pb2.MailboxReply.SerializeToString,
+            ),
+            'UserInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.UserInfo,
+                    request_deserializer=mailnode_dot_proto_dot_admin__pb2.UserRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_admin__pb2.UserInfoReply.SerializeToString,
+            ),
+            'SetQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetQuota,
+                    request_deserializer=mailnode_dot_proto_dot_admin__pb2.QuotaRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_admin__pb2.UserReply.SerializeToString,
+            ),
+            'ImportUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportUsers,
+                    request_deserializer=mailnode_dot_proto_dot_admin__pb2.ImportRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_admin__pb2.ImportReply.SerializeToString,
+            ),
+            'Store': grpc.unary_unary_rpc_method_handler(
+                    servicer.Store,
+                    request_deserializer=mailnode_dot_proto_dot_admin__pb2.StoreRequest.FromString,
+                    response_serializer=mailnode_dot_proto_dot_admin__pb2.StoreReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -479,6 +566,141 @@ class Admin:
             '/mailcluster.admin.Admin/BaseBackup',
             mailnode_dot_proto_dot_admin__pb2.BackupRequest.SerializeToString,
             mailnode_dot_proto_dot_admin__pb2.BaseBackupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Mailbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailcluster.admin.Admin/Mailbox',
+            mailnode_dot_proto_dot_admin__pb2.MailboxRequest.SerializeToString,
+            mailnode_dot_proto_dot_admin__pb2.MailboxReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UserInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailcluster.admin.Admin/UserInfo',
+            mailnode_dot_proto_dot_admin__pb2.UserRequest.SerializeToString,
+            mailnode_dot_proto_dot_admin__pb2.UserInfoReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailcluster.admin.Admin/SetQuota',
+            mailnode_dot_proto_dot_admin__pb2.QuotaRequest.SerializeToString,
+            mailnode_dot_proto_dot_admin__pb2.UserReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailcluster.admin.Admin/ImportUsers',
+            mailnode_dot_proto_dot_admin__pb2.ImportRequest.SerializeToString,
+            mailnode_dot_proto_dot_admin__pb2.ImportReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Store(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mailcluster.admin.Admin/Store',
+            mailnode_dot_proto_dot_admin__pb2.StoreRequest.SerializeToString,
+            mailnode_dot_proto_dot_admin__pb2.StoreReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,10 +34,12 @@ class LookupRequest(_message.Message):
     def __init__(self, shard: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
 
 class LookupReply(_message.Message):
-    __slots__ = ("exists",)
+    __slots__ = ("exists", "over_quota")
     EXISTS_FIELD_NUMBER: _ClassVar[int]
+    OVER_QUOTA_FIELD_NUMBER: _ClassVar[int]
     exists: bool
-    def __init__(self, exists: _Optional[bool] = ...) -> None: ...
+    over_quota: str
+    def __init__(self, exists: _Optional[bool] = ..., over_quota: _Optional[str] = ...) -> None: ...
 
 class AuthRequest(_message.Message):
     __slots__ = ("shard", "user", "password")

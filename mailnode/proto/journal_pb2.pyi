@@ -60,7 +60,7 @@ class EpochStarted(_message.Message):
     def __init__(self, shard: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
 
 class MessageAccepted(_message.Message):
-    __slots__ = ("queue_id", "mail_from", "recipients", "data", "client_address", "helo", "salvaged_from", "relay_recipients")
+    __slots__ = ("queue_id", "mail_from", "recipients", "data", "client_address", "helo", "salvaged_from", "relay_recipients", "whole_transaction")
     QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
     MAIL_FROM_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,7 @@ class MessageAccepted(_message.Message):
     HELO_FIELD_NUMBER: _ClassVar[int]
     SALVAGED_FROM_FIELD_NUMBER: _ClassVar[int]
     RELAY_RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
     queue_id: str
     mail_from: str
     recipients: _containers.RepeatedScalarFieldContainer[str]
@@ -77,7 +78,8 @@ class MessageAccepted(_message.Message):
     helo: str
     salvaged_from: str
     relay_recipients: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, queue_id: _Optional[str] = ..., mail_from: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., data: _Optional[bytes] = ..., client_address: _Optional[str] = ..., helo: _Optional[str] = ..., salvaged_from: _Optional[str] = ..., relay_recipients: _Optional[_Iterable[str]] = ...) -> None: ...
+    whole_transaction: bool
+    def __init__(self, queue_id: _Optional[str] = ..., mail_from: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., data: _Optional[bytes] = ..., client_address: _Optional[str] = ..., helo: _Optional[str] = ..., salvaged_from: _Optional[str] = ..., relay_recipients: _Optional[_Iterable[str]] = ..., whole_transaction: _Optional[bool] = ...) -> None: ...
 
 class DeliveryResult(_message.Message):
     __slots__ = ("message_lsn", "recipients", "destination", "remote", "next_attempt_ns", "dsn", "delay_warned")

@@ -13,9 +13,10 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Awaitable
 
 from mailnode import metrics
-from mailnode.errors import MailclusterError, Unavailable
+from mailnode.errors import MailclusterError, OverQuota, Unavailable
 from mailnode.interfaces import FrontEnd
 from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.smtp import replies
@@ -81,22 +82,28 @@ class MxHandler:
     async def check_local(self, address: str, addr: str) -> str | None:
         """A refusal for a mailbox of this cluster that cannot take mail, else None."""
         if not self.node.agent.clustered:  # standalone: only shards this node is primary of
-            if not self.node.user_exists(addr):
+            shard = self.node.shard_for(addr)
+            exists, over = await asyncio.to_thread(shard.state.lookup, addr)
+            if not exists:
                 self.rejected("unknown_user")
                 return replies.USER_UNKNOWN.format(_printable(address))
-            if not self.node.shard_for(addr).accepting:
+            if not shard.accepting:
                 self.rejected("not_primary")
                 return replies.NOT_PRIMARY.format(_printable(address))
-            return None
-        try:  # a cluster: any mailbox, asked of its shard's primary
-            exists = await self.node.router.user_exists(self.node.shard_id(addr), addr)
-        except Unavailable as e:
-            log.warning("RCPT %s: %s", addr, e)
-            self.rejected("not_primary")
-            return replies.NOT_PRIMARY.format(_printable(address))
-        if not exists:
-            self.rejected("unknown_user")
-            return replies.USER_UNKNOWN.format(_printable(address))
+        else:
+            try:  # a cluster: any mailbox, asked of its shard's primary
+                exists, over = await self.node.router.lookup(self.node.shard_id(addr), addr)
+            except Unavailable as e:
+                log.warning("RCPT %s: %s", addr, e)
+                self.rejected("not_primary")
+                return replies.NOT_PRIMARY.format(_printable(address))
+            if not exists:
+                self.rejected("unknown_user")
+                return replies.USER_UNKNOWN.format(_printable(address))
+        if over:
+            self.rejected("over_quota")
+            metrics.QUOTA_REFUSALS.labels(str(self.node.shard_id(addr))).inc()
+            return replies.OVER_QUOTA.format(_printable(address), over)
         return None
 
     def received_header(self, session, envelope, qid: str) -> bytes:
@@ -134,8 +141,9 @@ class MxHandler:
         sender = "" if envelope.mail_from == "<>" else envelope.mail_from
         peer = session.peer[0] if session.peer else ""
         try:
-            commits = []
-            for shard_id, (local, relay) in self.plan(session, envelope).items():
+            commits: list[Awaitable[object]] = []
+            plan = self.plan(session, envelope)
+            for shard_id, (local, relay) in plan.items():
                 rec = JournalRecord()
                 m = rec.message_accepted
                 m.queue_id = qid
@@ -145,12 +153,17 @@ class MxHandler:
                 m.data = data
                 m.client_address = peer
                 m.helo = session.host_name or ""
+                m.whole_transaction = len(plan) == 1
                 if not self.node.agent.clustered and not relay:
-                    commits.append(self.node.shards[shard_id].commit(rec))
+                    commits.append(self.node.shards[shard_id].commit_message(rec))
                 else:
                     commits.append(self.node.router.commit(shard_id, rec))
             # Shielded: a client that disconnects now must not leave a commit half-awaited.
             await asyncio.shield(asyncio.gather(*commits))
+        except OverQuota as e:
+            log.info("%s: message %s from <%s> refused: %s", peer, qid, sender, e)
+            self.rejected("over_quota")
+            return replies.OVER_QUOTA_DATA
         except MailclusterError as e:  # temporary, or a refusal nobody can fix by resending: 451
             log.error("%s: message %s from <%s> not committed: %s", peer, qid, sender, e)
             self.rejected("commit_failed")

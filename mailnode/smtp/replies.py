@@ -15,6 +15,10 @@ LINE_TOO_LONG = (
     "550 5.5.6 Error: message line longer than 1000 octets (RFC 5321 4.5.3.1.6); message refused"
 )
 NOT_PRIMARY = "451 4.3.2 <{}>: mailbox temporarily not served by this node; try again later"
+# RFC 3463 4.2.2: mailbox full. Temporary, as Postfix and Dovecot answer it: the sender
+# retries, and the message arrives once the subscriber made room.
+OVER_QUOTA = "452 4.2.2 <{}>: Mailbox full (over quota: {})"
+OVER_QUOTA_DATA = "452 4.2.2 Mailbox full: every recipient is over quota"
 COMMIT_FAILED = "451 4.3.0 Error: queue file write error; try again later"
 INTERNAL_ERROR = "451 4.3.0 Error: internal error; try again later"
 

@@ -105,7 +105,8 @@ MESSAGE_COLUMNS = "uid, name, size, internal_ns, flags, modseq, path"
 
 
 def _folder(row: tuple, messages: int = 0) -> Folder:
-    return Folder(*row[:7], bool(row[7]), messages)
+    fid, address, name, d, uidvalidity, uidnext, modseq, subscribed = row[:8]
+    return Folder(fid, address, name, d, uidvalidity, uidnext, modseq, bool(subscribed), messages)
 
 
 def _message(row: tuple) -> Message:
@@ -120,7 +121,8 @@ class Mailboxes:
 
     # -- paths ------------------------------------------------------------------------------
     def folder_path(self, address: str, folder: Folder | str) -> str:
-        d = folder.dir if isinstance(folder, Folder) else folder_dir(folder)
+        """The directory of a folder (or of a Maildir++ directory name, "" for INBOX)."""
+        d = folder.dir if isinstance(folder, Folder) else folder
         return os.path.join(self.files.path(address), d) if d else self.files.path(address)
 
     # -- the writer: effects of records --------------------------------------------------
@@ -172,10 +174,16 @@ class Mailboxes:
         return folder
 
     def create_folder(self, address: str, name: str, ts_sec: int) -> None:
+        """The folder, and any superior level missing (RFC 3501 CREATE)."""
         name = canonical(name)
         self.ensure_mailbox(address, ts_sec)
-        if self._wfolder(address, name) is None and check_folder_name(name) is None:
-            self._create(address, name, ts_sec)
+        if check_folder_name(name) is not None:
+            return
+        parts = name.split(DELIMITER)
+        for i in range(1, len(parts) + 1):
+            level = canonical(DELIMITER.join(parts[:i]))
+            if self._wfolder(address, level) is None:
+                self._create(address, level, ts_sec)
 
     def rename_folder(self, address: str, name: str, new_name: str) -> None:
         """Renames the folder and every folder below it (IMAP RENAME)."""
@@ -195,6 +203,8 @@ class Mailboxes:
             src, dst = self.folder_path(address, old_dir), self.folder_path(address, new_dir)
             if os.path.isdir(src) and not os.path.exists(dst):
                 os.rename(src, dst)
+            elif os.path.isdir(src):  # a replay: a batch lost in a crash had renamed it
+                _merge_into(src, dst)
             w.execute("UPDATE folders SET name = ?, dir = ? WHERE id = ?", (renamed, new_dir, fid))
         self.changed_files = True
 
@@ -495,6 +505,17 @@ def copy_name(name: str, stamp: str, i: int) -> str:
     head, sep, size = name.partition(",S=")
     sec, _, rest = head.partition(".")
     return f"{sec}.{stamp}N{i}.{rest.partition('.')[2] or rest}{sep}{size}"
+
+
+def _merge_into(src: str, dst: str) -> None:
+    """Move a Maildir folder's files into ``dst`` (which has the same ones, or more)."""
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(dst, sub), exist_ok=True)
+        for name in (
+            os.listdir(os.path.join(src, sub)) if os.path.isdir(os.path.join(src, sub)) else ()
+        ):
+            os.replace(os.path.join(src, sub, name), os.path.join(dst, sub, name))
+    shutil.rmtree(src, ignore_errors=True)
 
 
 def _like_prefix(prefix: str) -> str:

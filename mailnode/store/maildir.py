@@ -74,7 +74,7 @@ class MaildirStore:
 
     def scan(self, folder_path: str) -> list[tuple[str, str]]:
         """(name, path relative to the folder) of every message file in new/ and cur/."""
-        out = []
+        out: list[tuple[str, str]] = []
         for sub in ("new", "cur"):
             try:
                 names = os.listdir(os.path.join(folder_path, sub))

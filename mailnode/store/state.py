@@ -443,7 +443,13 @@ class ShardState:
             self.recent_ids.add(m.queue_id, record.lsn)
         return delivered
 
-    # -- quotas (readers) -------------------------------------------------------------------
+    # -- lookups and quotas (readers) ----------------------------------------------------------
+    def lookup(self, address: str) -> tuple[bool, str]:
+        """(does ``address`` exist here, why one more message would not fit or "")."""
+        if address not in self.users:
+            return False, ""
+        return True, self.over_quota(address)
+
     def quota(self, address: str) -> tuple[int, int]:
         """(bytes, messages) limits of ``address`` (0: none): its own, else its domain's."""
         domain = "@" + address.rpartition("@")[2]
