@@ -294,9 +294,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                     lsn = await shard.commit(rec, applied=True)
             log.info("quota of %s: %d bytes, %d messages", scope, q.bytes, q.messages)
             return admin_pb2.UserReply(address=scope, lsn=lsn)
-        addr = await self._address(
-            admin_pb2.UserRequest(address=scope), context, must_exist=True
-        )
+        addr = await self._address(admin_pb2.UserRequest(address=scope), context, must_exist=True)
         q.scope = addr
         log.info("quota of %s: %d bytes, %d messages", addr, q.bytes, q.messages)
         return await self._commit(addr, rec, context)
