@@ -156,7 +156,6 @@ class Mailboxes:
         inbox = self._wfolder(address, INBOX)
         if inbox is None:
             inbox = self._create(address, INBOX, ts_sec)
-        self.files.ensure(address)
         return inbox
 
     def _create(self, address: str, name: str, ts_sec: int) -> Folder:
@@ -166,9 +165,10 @@ class Mailboxes:
             "INSERT INTO folders (address, name, dir, uidvalidity) VALUES (?, ?, ?, ?)",
             (address, name, d, v),
         )
-        for sub in ("tmp", "new", "cur"):
-            os.makedirs(os.path.join(self.folder_path(address, d), sub), exist_ok=True)
-        self.changed_files = True
+        if name != INBOX:  # the INBOX's directories come with its first message
+            for sub in ("tmp", "new", "cur"):
+                os.makedirs(os.path.join(self.folder_path(address, d), sub), exist_ok=True)
+            self.changed_files = True
         folder = self._wfolder(address, name)
         assert folder is not None
         return folder
@@ -279,6 +279,7 @@ class Mailboxes:
         targets: list[str] = []
         for address in addresses:
             box = self.ensure_mailbox(address, internal_ns // 1_000_000_000)
+            self.files.ensure(address)
             f = self._wfolder(address, folder) if folder != INBOX else box
             if f is None:
                 f = box  # the folder went meanwhile: deliver to INBOX rather than lose it

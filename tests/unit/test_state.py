@@ -181,11 +181,16 @@ def test_records_apply_does_not_interpret_still_advance_applied_lsn(state, j):
 # -- users -------------------------------------------------------------------------------
 
 
-def test_an_added_user_gets_a_password_hash_and_an_empty_maildir(state, j):
+def test_an_added_user_gets_a_password_hash_and_an_inbox(state, j):
     r = j.record()
     r.user_added.address, r.user_added.password_hash = ALICE, "$argon2id$one"
     apply(state, r)
     assert state.users == {ALICE: "$argon2id$one"}
+    inbox = state.mailboxes.folder(ALICE, "INBOX")
+    assert inbox is not None and inbox.uidnext == 1 and inbox.uidvalidity == TS // 10**9
+    # The directories come with the first message: a million users cost no mkdir.
+    assert not os.path.exists(state.store.path(ALICE))
+    apply(state, j.message())
     for sub in ("tmp", "new", "cur"):
         assert os.path.isdir(os.path.join(state.store.path(ALICE), sub))
 
