@@ -285,7 +285,9 @@ class Node:
                 metrics.ZK_CONNECTED.set(1 if self.agent.connected else 0)
             for shard in self.shards.values():
                 shard.update_gauges()
-            self.delivery.update_gauges()
+            # The queue's counts are index reads (a range count over a million queued
+            # messages takes tens of milliseconds): never on the event loop.
+            await asyncio.to_thread(self.delivery.update_gauges)
             await asyncio.sleep(1.0)
 
     def healthy(self) -> tuple[bool, dict]:
