@@ -19,6 +19,7 @@ from mailnode.errors import (
     NotOwner,
     NotPrimary,
     NotReplicated,
+    OverQuota,
     PrimaryUnreachable,
     Refused,
 )
@@ -202,6 +203,7 @@ def test_an_rpc_error_that_does_not_mean_moved_is_raised_at_once_in_the_vocabula
     [
         (grpc.StatusCode.PERMISSION_DENIED, NotOwner),
         (grpc.StatusCode.NOT_FOUND, NotFound),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, OverQuota),  # 452 4.2.2 at the front end
         (grpc.StatusCode.UNAUTHENTICATED, PrimaryUnreachable),
         (grpc.StatusCode.INTERNAL, PrimaryUnreachable),
     ],
