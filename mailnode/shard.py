@@ -34,6 +34,7 @@ from mailnode.store.state import ShardState
 log = logging.getLogger(__name__)
 
 REPLAY_BATCH = 20_000  # records per index commit during a replay
+CATCH_UP = 5.0  # seconds a mailbox being opened waits for the applier, at most
 APPLY_BATCH = 2_000  # records the applier takes into one index commit, at most
 
 
@@ -449,6 +450,19 @@ class Shard:
         if lsn < self.applied_lsn:
             return
         await self._waiters.wait_for(lsn + 1)  # the record at lsn ends at lsn + 1
+
+    async def caught_up(self, timeout: float = CATCH_UP) -> None:
+        """Wait (bounded) until everything committed so far is applied: a mailbox opened
+        now lists every message answered 250 before it (the index commits after the
+        Maildir sync, a little after the journal)."""
+        end = self.journal.committed_lsn
+        if end and self.applied_lsn < end:
+            try:
+                await asyncio.wait_for(self.wait_applied(end - 1), timeout)
+            except TimeoutError:
+                log.warning(
+                    "shard %d: serving a mailbox %.0f s behind the journal", self.id, timeout
+                )
 
     async def commit(self, record: JournalRecord, *, applied: bool = False) -> int:
         """Append as primary and wait until durable under the replication policy (and

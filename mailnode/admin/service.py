@@ -103,6 +103,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     @grpc_errors
     async def ListUsers(self, request, context):
         await self._authorize(context)
+
         def listing() -> list[admin_pb2.UserReply]:  # a million rows: not on the loop
             return [
                 admin_pb2.UserReply(address=a, shard=s.id)
@@ -233,6 +234,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         addr = await self._address(request, context, must_exist=True)
         shard = self.node.shard_for(addr)
         mb, a = shard.state.mailboxes, request.action
+        await shard.caught_up()
         lsn = 0
         if a in FOLDER_ACTIONS:
             lsn = await commands.change_folder(shard, addr, a, request.folder, request.new_name)

@@ -65,6 +65,7 @@ class Mailboxes:
     async def open(self, shard, mailbox: str, session: str) -> pb.MailboxReply:
         if not self.locks.take(mailbox, session):
             return pb.MailboxReply(busy=True)
+        await shard.caught_up()
         listing = await asyncio.to_thread(shard.state.mailboxes.listing, mailbox)
         return pb.MailboxReply(messages=[pb.MessageRef(uid=u, size=n) for u, n in listing])
 
