@@ -309,29 +309,36 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         shard = self.node.shards.get(request.shard)
         if shard is None:
             raise NotFound(f"no shard {request.shard} on {self.node.name}")
-        rec = JournalRecord()
-        added = updated = unchanged = 0
-        for u in request.users:
-            addr = check_address(u.address)
-            if addr.rpartition("@")[2] not in self.node.domains:
-                raise Refused(f"{addr}: not a domain of this cluster")
-            if self.node.shard_id(addr) != shard.id:
-                raise Refused(f"{addr} belongs to shard {self.node.shard_id(addr)}, not {shard.id}")
-            why = check_hash(u.password_hash)
-            if why:
-                raise Refused(f"{addr}: {why}")
-            known = await asyncio.to_thread(shard.state.users.get, addr)
-            quota = (u.quota_bytes, u.quota_messages)
-            same_quota = (
-                not u.has_quota or await asyncio.to_thread(shard.state.quota, addr) == quota
-            )
-            if known == u.password_hash and same_quota:
-                unchanged += 1
-                continue
-            added, updated = (added + 1, updated) if known is None else (added, updated + 1)
-            rec.users_imported.users.add(address=addr, password_hash=u.password_hash)
-            if u.has_quota:
-                rec.users_imported.quotas.add(scope=addr, bytes=quota[0], messages=quota[1])
+
+        def plan() -> tuple[JournalRecord, int, int, int]:
+            """Checked against the committed index in one go (blocking)."""
+            rec = JournalRecord()
+            added = updated = unchanged = 0
+            for u in request.users:
+                addr = check_address(u.address)
+                if addr.rpartition("@")[2] not in self.node.domains:
+                    raise Refused(f"{addr}: not a domain of this cluster")
+                if self.node.shard_id(addr) != shard.id:
+                    raise Refused(
+                        f"{addr} belongs to shard {self.node.shard_id(addr)}, not {shard.id}"
+                    )
+                why = check_hash(u.password_hash)
+                if why:
+                    raise Refused(f"{addr}: {why}")
+                known = shard.state.users.get(addr)
+                quota = (u.quota_bytes, u.quota_messages)
+                if known == u.password_hash and (
+                    not u.has_quota or shard.state.quota(addr) == quota
+                ):
+                    unchanged += 1
+                    continue
+                added, updated = (added + 1, updated) if known is None else (added, updated + 1)
+                rec.users_imported.users.add(address=addr, password_hash=u.password_hash)
+                if u.has_quota:
+                    rec.users_imported.quotas.add(scope=addr, bytes=quota[0], messages=quota[1])
+            return rec, added, updated, unchanged
+
+        rec, added, updated, unchanged = await asyncio.to_thread(plan)
         lsn = await shard.commit(rec, applied=True) if rec.users_imported.users else 0
         return admin_pb2.ImportReply(added=added, updated=updated, unchanged=unchanged, lsn=lsn)
 
