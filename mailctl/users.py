@@ -17,7 +17,7 @@ from mailctl.targets import (
     zk_target,
     zookeeper,
 )
-from mailnode.passwords import parse_passwd_file
+from mailnode.passwd_file import parse_passwd_file
 from mailnode.proto import admin_pb2
 from mailnode.users import shard_of
 

@@ -5,6 +5,7 @@ a Dovecot passwd-file imports; store verify and rebuild."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import poplib
@@ -181,7 +182,7 @@ def test_folders_and_flags_come_back_from_a_backup_and_a_point_in_time(
     node.mailctl("backup", "--shard", str(SHARD), str(backup), "--json")
     wait_for(lambda: shipped_all(archive, node, SHARD), 20, what="shipping")
     cut = time.time()
-    time.sleep(0.01)  # noqa: the cut is a wall-clock instant between two records, not a wait
+    time.sleep(0.01)  # not a wait: the cut is a wall-clock instant between two records, not a wait
     node.mailctl("mailbox", ALICE, "delete", "Archive")
     node.mailctl("mailbox", ALICE, "flags", "INBOX", "replace", "1", "\\Deleted")
     wait_for(lambda: shipped_all(archive, node, SHARD), 20, what="shipping")
@@ -249,7 +250,7 @@ def test_quotas_refuse_with_452_and_bulk_import_takes_dovecot_hashes(make_node, 
     assert "0 added, 0 updated, 3000 unchanged" in r.stdout
     shown = json.loads(node.mailctl("user", "show", f"user7@{DOMAIN}", "--json").stdout)
     assert shown["quota_bytes"] == 1024 * 1024
-    pop = poplib.POP3(*node.pop3, timeout=10)  # the imported hash logs in
-    pop.user(f"user7@{DOMAIN}")
-    assert pop.pass_("password").startswith(b"+OK")
-    pop.quit()
+    with contextlib.closing(poplib.POP3(*node.pop3, timeout=10)) as pop:
+        pop.user(f"user7@{DOMAIN}")  # the imported hash logs in
+        assert pop.pass_("password").startswith(b"+OK")
+        pop.quit()
