@@ -86,8 +86,13 @@ def cmd_del(args) -> int:
 
 def cmd_list(args) -> int:
     with admin_for(node_target(args)) as client:
-        rows = [{"address": u.address, "shard": u.shard} for u in client.list_users()]
-    emit(rows, ["address", "shard"], args.json)
+        users = client.list_users()
+        if args.json:
+            emit([{"address": u.address, "shard": u.shard} for u in users], [], True)
+        else:  # streamed: a million users are not held to be lined up
+            print(f"{'address':<40} shard")
+            for u in users:
+                print(f"{u.address:<40} {u.shard}")
     return 0
 
 

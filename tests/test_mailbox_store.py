@@ -18,7 +18,9 @@ from harness import DOMAIN, PASSWORD
 from harness.archive import restored_node, shipped_all
 from harness.wait import wait_for
 
+from mailnode.admin.client import AdminClient
 from mailnode.users import shard_of
+from mailnode.wire import read_secret, token_path
 
 ALICE = f"alice@{DOMAIN}"
 SHARD = shard_of(ALICE, 2)
@@ -250,6 +252,11 @@ def test_quotas_refuse_with_452_and_bulk_import_takes_dovecot_hashes(make_node, 
     assert "0 added, 0 updated, 3000 unchanged" in r.stdout
     shown = json.loads(node.mailctl("user", "show", f"user7@{DOMAIN}", "--json").stdout)
     assert shown["quota_bytes"] == 1024 * 1024
+    # The listing comes in pages (a million users do not fit one gRPC reply).
+    with AdminClient(node.grpc, read_secret(token_path(node.data_dir))) as admin:
+        listed = [u.address for u in admin.list_users(page=700)]
+    assert listed == sorted(set(listed)) and {ALICE, bob} <= set(listed)
+    assert {f"user{i}@{DOMAIN}" for i in range(3000)} <= set(listed) and len(listed) == 3002
     with contextlib.closing(poplib.POP3(*node.pop3, timeout=10)) as pop:
         pop.user(f"user7@{DOMAIN}")  # the imported hash logs in
         assert pop.pass_("password").startswith(b"+OK")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 
 from mailnode.proto import admin_pb2, admin_pb2_grpc, queue_pb2
@@ -54,8 +56,15 @@ class AdminClient:
     def delete_user(self, address: str) -> admin_pb2.UserReply:
         return self._call("DeleteUser", admin_pb2.UserRequest(address=address))
 
-    def list_users(self) -> list[admin_pb2.UserReply]:
-        return list(self._call("ListUsers", admin_pb2.ListUsersRequest()).users)
+    def list_users(self, page: int = 0) -> Iterator[admin_pb2.UserReply]:
+        """Every user of the node, ``page`` at a time (0: the server's page size)."""
+        after = ""
+        while True:
+            reply = self._call("ListUsers", admin_pb2.ListUsersRequest(after=after, limit=page))
+            yield from reply.users
+            if not reply.more or not reply.users:
+                return
+            after = reply.users[-1].address
 
     def promote(self, shard: int) -> admin_pb2.RoleReply:
         return self._call("Promote", admin_pb2.ShardRequest(shard=shard))

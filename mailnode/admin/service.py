@@ -36,6 +36,7 @@ from mailnode.wire import SERVER_OPTIONS, TOKEN_KEY
 log = logging.getLogger(__name__)
 
 QUEUE_HOLD = 5.0  # seconds a queue command waits for a shard without a primary
+LIST_PAGE = 10_000  # users per ListUsers reply: ~300 kB, well under gRPC's 4 MB
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
@@ -104,14 +105,19 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def ListUsers(self, request, context):
         await self._authorize(context)
 
-        def listing() -> list[admin_pb2.UserReply]:  # a million rows: not on the loop
-            return [
-                admin_pb2.UserReply(address=a, shard=s.id)
-                for s in self.node.shards.values()
-                for a in s.state.users  # in address order
-            ]
+        limit = min(request.limit or LIST_PAGE, LIST_PAGE)
 
-        return admin_pb2.ListUsersReply(users=await asyncio.to_thread(listing))
+        def listing() -> admin_pb2.ListUsersReply:  # an index read: not on the loop
+            rows = sorted(
+                (a, s.id)
+                for s in self.node.shards.values()
+                for a in s.state.users.page(request.after, limit + 1)
+            )
+            reply = admin_pb2.ListUsersReply(more=len(rows) > limit)
+            reply.users.extend(admin_pb2.UserReply(address=a, shard=i) for a, i in rows[:limit])
+            return reply
+
+        return await asyncio.to_thread(listing)
 
     def _shard_status(self, s) -> admin_pb2.ShardStatus:
         st = admin_pb2.ShardStatus(

@@ -204,14 +204,20 @@ class UserReply(_message.Message):
     def __init__(self, address: _Optional[str] = ..., shard: _Optional[int] = ..., lsn: _Optional[int] = ...) -> None: ...
 
 class ListUsersRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("after", "limit")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    limit: int
+    def __init__(self, after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ListUsersReply(_message.Message):
-    __slots__ = ("users",)
+    __slots__ = ("users", "more")
     USERS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     users: _containers.RepeatedCompositeFieldContainer[UserReply]
-    def __init__(self, users: _Optional[_Iterable[_Union[UserReply, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, users: _Optional[_Iterable[_Union[UserReply, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()

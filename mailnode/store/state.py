@@ -60,6 +60,13 @@ class Users(Mapping[str, str]):
         row = self.index.read_one("SELECT count(*) FROM users")
         return row[0] if row else 0
 
+    def page(self, after: str, limit: int) -> list[str]:
+        """Up to ``limit`` addresses after ``after``, in order (the primary key's order)."""
+        rows = self.index.read(
+            "SELECT address FROM users WHERE address > ? ORDER BY address LIMIT ?", (after, limit)
+        )
+        return [r[0] for r in rows]
+
 
 class RecentIds:
     """Queue ids of recent messages -> their lsn (review finding F11): a front end that
