@@ -371,14 +371,9 @@ class Shard:
                     stop = True
                     break
                 batch = batch + more
-            delivered = 0
-            queue_changed = False
             with self.apply_lock:
-                for c in batch:
-                    delivered += self._apply_until_done(c)
-                    queue_changed = queue_changed or _touches_queue(c.record)
-                if batch:
-                    self._commit_until_done()
+                delivered = self._apply_until_done(batch) if batch else 0
+            queue_changed = any(_touches_queue(c.record) for c in batch)
             if delivered:
                 self._m_deliveries.inc(delivered)
             if batch:
@@ -398,40 +393,33 @@ class Shard:
                     log.exception("shard %d: checkpoint failed", self.id)
                 last_checkpoint = now
 
-    def _commit_until_done(self) -> None:
-        """Commit the applied batch to the index, retrying on disk errors: what readers
-        are told is applied must be committed."""
+    def _apply_until_done(self, batch: list[Committed]) -> int:
+        """Apply and commit a batch, retrying on disk errors: the store must not skip a
+        record, and what readers are told is applied must be committed. After a failure
+        the whole batch is rolled back and applied again as a replay (its files may be
+        written already). Records a rebuild already applied are passed over."""
         failures = 0
         while True:
             try:
+                delivered = 0
+                for c in batch:
+                    if c.end > self.state.applied_lsn:
+                        delivered += self.state.apply(c.record, c.end, replay=failures > 0)
                 self.state.commit()
-                return
+                return delivered
             except (OSError, sqlite3.OperationalError) as e:
+                self.state.abandon()
                 if failures == 0:
                     log.error(
-                        "shard %d: index commit failed, retrying every second: %s", self.id, e
-                    )
-                failures += 1
-                if self._stopping.wait(1.0):
-                    raise SystemExit from e
-
-    def _apply_until_done(self, c: Committed) -> int:
-        """Apply one record, retrying on disk errors: the store must not skip a record."""
-        failures = 0
-        while True:
-            try:
-                return self.state.apply(c.record, c.end)
-            except (OSError, sqlite3.OperationalError) as e:
-                if failures == 0:
-                    log.error(
-                        "shard %d: applying lsn %d failed, retrying every second: %s",
+                        "shard %d: applying lsn %d..%d failed, retrying every second: %s",
                         self.id,
-                        c.lsn,
+                        batch[0].lsn,
+                        batch[-1].end,
                         e,
                     )
                 failures += 1
                 if self._stopping.wait(1.0):
-                    raise SystemExit from e  # stop: the next start replays this record
+                    raise SystemExit from e  # stop: the next start replays the batch
 
     def _observe_batch(self, records: int, nbytes: int, seconds: float) -> None:
         self._m_batch.observe(records)

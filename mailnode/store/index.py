@@ -92,7 +92,6 @@ class Index:
         self._writer: sqlite3.Connection | None = None
         self._local = threading.local()
         self._opening = threading.Lock()
-        self.in_transaction = False
 
     # -- the writer (caller holds the shard's apply lock) --------------------------------
     @property
@@ -113,22 +112,25 @@ class Index:
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         return conn
 
+    @property
+    def in_transaction(self) -> bool:
+        # SQLite's own answer: after SQLITE_FULL or an I/O error it rolls the whole
+        # transaction back by itself, and a flag of ours would still say "open".
+        return self._writer is not None and self._writer.in_transaction
+
     def begin(self) -> sqlite3.Connection:
         w = self.writer
-        if not self.in_transaction:
+        if not w.in_transaction:
             w.execute("BEGIN IMMEDIATE")
-            self.in_transaction = True
         return w
 
     def commit(self) -> None:
         if self.in_transaction:
             self.writer.execute("COMMIT")
-            self.in_transaction = False
 
     def rollback(self) -> None:
         if self.in_transaction:
             self.writer.execute("ROLLBACK")
-            self.in_transaction = False
 
     def get_meta(self, key: str, default: int = 0) -> int:
         row = self.writer.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -161,16 +163,35 @@ class Index:
     # -- the file -----------------------------------------------------------------------
     def close(self) -> None:
         """Close the writer (blocking); readers reopen whatever file is there next."""
-        if self._writer is not None:
-            self.rollback()
-            self._writer.close()
-            self._writer = None
+        with self._opening:
+            self._close()
+
+    def _close(self) -> None:  # holding _opening (so not through .writer)
+        w, self._writer = self._writer, None
+        if w is not None:
+            if w.in_transaction:
+                w.execute("ROLLBACK")
+            w.close()
         self.generation += 1
 
     def remove(self) -> None:
         """Close and delete the database (it is derived: a replay rebuilds it)."""
-        self.close()
-        for suffix in ("", "-wal", "-shm"):
+        with self._opening:
+            self._close()
+            self._unlink(("", "-wal", "-shm"))
+
+    def replace_with(self, src: str) -> None:
+        """Put the database file ``src`` (a snapshot's) in place of this one. Readers
+        wait meanwhile: one reopening the file between the delete and the rename would
+        make an empty database whose -wal would then be read against the new file."""
+        with self._opening:
+            self._close()
+            self._unlink(("-wal", "-shm"))
+            os.replace(src, self.path)
+            self.generation += 1
+
+    def _unlink(self, suffixes: tuple[str, ...]) -> None:
+        for suffix in suffixes:
             try:
                 os.unlink(self.path + suffix)
             except FileNotFoundError:

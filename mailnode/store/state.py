@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from urllib.parse import unquote
@@ -336,19 +337,36 @@ class ShardState:
 
     # -- applying ------------------------------------------------------------------------
     def apply(self, record: JournalRecord, end: int, *, replay: bool = False) -> int:
-        """Apply one committed record; returns mailbox copies delivered. A record that
-        fails half way (a disk error) leaves the index as it was: the caller retries it."""
+        """Apply one committed record; returns mailbox copies delivered.
+
+        A disk error (OSError, SQLite's OperationalError: full, I/O) is raised: the
+        caller calls ``abandon`` and applies the batch again as a replay. Any other
+        error is this code's, and the same on every replica and every replay: the
+        record is logged and left out, so one bad record does not stop the shard."""
         w = self.index.begin()
         w.execute("SAVEPOINT record")
         try:
             delivered = self._apply(record, replay)
-        except BaseException:
-            w.execute("ROLLBACK TO record")
-            w.execute("RELEASE record")
+        except (OSError, sqlite3.OperationalError):
             raise
+        except Exception:
+            log.exception(
+                "shard %d: lsn %d (%s) not applied",
+                self.shard,
+                record.lsn,
+                record.WhichOneof("body"),
+            )
+            w.execute("ROLLBACK TO record")
+            delivered = 0
         w.execute("RELEASE record")
         self.applied_lsn = end
         return delivered
+
+    def abandon(self) -> None:
+        """Forget what was applied since the last commit (a disk error stopped it): the
+        index rolls back, and files already written are found again by a replay."""
+        self.index.rollback()
+        self.applied_lsn = self.committed_lsn
 
     def _apply(self, record: JournalRecord, replay: bool) -> int:
         kind = record.WhichOneof("body")
@@ -426,7 +444,7 @@ class ShardState:
         if c.action == FolderChanged.CREATE:
             mb.create_folder(c.mailbox, c.folder, sec)
         elif c.action == FolderChanged.RENAME:
-            mb.rename_folder(c.mailbox, c.folder, c.new_name)
+            mb.rename_folder(c.mailbox, c.folder, c.new_name, sec)
         elif c.action == FolderChanged.DELETE:
             mb.delete_folder(c.mailbox, c.folder)
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 
 import pytest
 
@@ -535,10 +536,64 @@ def test_a_record_that_fails_half_way_leaves_the_index_as_it_was(state, j, monke
     with pytest.raises(OSError):
         state.apply(r, r.lsn + STEP)
     monkeypatch.undo()
+    state.abandon()  # what the applier does before it tries the batch again
     state.commit()
     assert calls and listing(state, ALICE) == [] and state.mailboxes.usage(ALICE) == (0, 0)
-    apply(state, r)  # the applier's retry
+    assert state.committed_lsn < r.lsn + STEP
+    apply(state, r, replay=True)  # the applier's retry
     assert len(listing(state, ALICE)) == 1 and len(listing(state, BOB)) == 1
+
+
+def test_a_disk_full_that_rolls_the_whole_batch_back_loses_no_record(state, j, monkeypatch):
+    """SQLITE_FULL and I/O errors make SQLite roll back the whole open transaction by
+    itself: the batch is applied again from the last commit, none of it skipped."""
+    batch = [j.message(qid=f"b{i}", rcpts=(ALICE,)) for i in range(3)]
+    before = state.committed_lsn
+    state.apply(batch[0], batch[0].lsn + STEP)
+    real = state._apply
+
+    def full(record, replay):
+        state.index.writer.execute("ROLLBACK")  # what SQLite did on its own
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(state, "_apply", full)
+    with pytest.raises(sqlite3.OperationalError):
+        state.apply(batch[1], batch[1].lsn + STEP)
+    monkeypatch.setattr(state, "_apply", real)
+    state.abandon()
+    assert state.applied_lsn == before and not state.index.in_transaction
+    for r in batch:  # the applier's retry, as a replay: the first file exists already
+        if r.lsn + STEP > state.applied_lsn:
+            state.apply(r, r.lsn + STEP, replay=True)
+    state.commit()
+    assert sorted(n for n, _ in listing(state, ALICE)) == sorted(uid_of(r) for r in batch)
+    assert state.mailboxes.usage(ALICE)[0] == 3
+    assert opened(state.directory).committed_lsn == batch[-1].lsn + STEP
+
+
+def test_a_record_this_code_cannot_apply_is_left_out_not_fatal(state, j, monkeypatch, caplog):
+    bad, good = j.message(qid="bad", rcpts=(ALICE,)), j.message(qid="good", rcpts=(ALICE,))
+    real = state._apply
+
+    def broken(record, replay):
+        if record.lsn == bad.lsn:
+            real(record, replay)  # half done, then a bug
+            raise ValueError("a bug")
+        return real(record, replay)
+
+    monkeypatch.setattr(state, "_apply", broken)
+    state.apply(bad, bad.lsn + STEP)
+    state.apply(good, good.lsn + STEP)
+    state.commit()
+    assert [n for n, _ in listing(state, ALICE)] == [uid_of(good)]  # the half is undone
+    assert state.committed_lsn == good.lsn + STEP
+    assert f"lsn {bad.lsn} (message_accepted) not applied" in caplog.text
+
+
+def test_a_recipient_named_twice_gets_one_copy(state, j):
+    r = j.message(qid="twice", rcpts=(ALICE, ALICE, BOB))
+    assert apply(state, r) == 2
+    assert len(listing(state, ALICE)) == 1 and state.mailboxes.usage(ALICE)[0] == 1
 
 
 def test_a_checkpoint_prunes_spooled_records_of_messages_no_longer_queued(state, j):
