@@ -69,6 +69,8 @@ class MxHandler:
         elif not self.may_relay(session):
             self.rejected("relay_denied")
             return replies.RELAY_DENIED.format(_printable(address))
+        if addr in envelope.rcpt_tos:  # named twice: one copy (as Postfix does)
+            return replies.RCPT_OK
         if len(envelope.rcpt_tos) >= self.node.config.smtp.max_recipients:
             self.rejected("too_many_recipients")
             return replies.TOO_MANY_RCPTS

@@ -60,13 +60,11 @@ async def change_folder(shard, address: str, action: str, name: str, new_name: s
     elif action == "rename":
         new_name = canonical(new_name)
         await _folder(shard, address, name)
-        if INBOX in (name, new_name):
-            raise Refused("INBOX is never renamed (nor is a folder renamed to INBOX)")
-        why = check_folder_name(new_name)
+        why = await asyncio.to_thread(
+            shard.state.mailboxes.rename_conflict, address, name, new_name
+        )
         if why:
-            raise Refused(why)
-        if await asyncio.to_thread(shard.state.mailboxes.folder, address, new_name):
-            raise AlreadyExists(f"{address} has a folder {new_name!r}")
+            raise (AlreadyExists if "has a folder" in why else Refused)(why)
         c.action, c.new_name = FolderChanged.RENAME, new_name
     elif action == "delete":
         await _folder(shard, address, name)

@@ -185,28 +185,76 @@ class Mailboxes:
             if self._wfolder(address, level) is None:
                 self._create(address, level, ts_sec)
 
-    def rename_folder(self, address: str, name: str, new_name: str) -> None:
-        """Renames the folder and every folder below it (IMAP RENAME)."""
-        name, new_name = canonical(name), canonical(new_name)
-        if INBOX in (name, new_name) or self._wfolder(address, name) is None:
-            return
-        if self._wfolder(address, new_name) is not None or check_folder_name(new_name):
-            return
-        w = self._w()
-        rows = w.execute(
-            "SELECT id, name, dir FROM folders WHERE address = ? AND (name = ? OR name LIKE ? ESCAPE '\\')",
-            (address, name, _like_prefix(name + DELIMITER)),
+    def _subtree(self, conn, address: str, name: str) -> list[tuple[int, str, str]]:
+        """(id, name, dir) of the folder and every folder below it. Names compare exactly
+        (IMAP names are case-sensitive; SQLite's LIKE is not)."""
+        prefix = name + DELIMITER
+        return conn.execute(
+            "SELECT id, name, dir FROM folders WHERE address = ? "
+            "AND (name = ? OR substr(name, 1, ?) = ?)",
+            (address, name, len(prefix), prefix),
         ).fetchall()
-        for fid, old, old_dir in rows:
+
+    def rename_conflict(self, address: str, name: str, new_name: str, *, conn=None) -> str | None:
+        """Why ``name`` cannot be renamed to ``new_name`` (with the folders below it)."""
+        name, new_name = canonical(name), canonical(new_name)
+        if INBOX in (name, new_name):
+            return "INBOX is never renamed (nor is a folder renamed to INBOX)"
+        why = check_folder_name(new_name)
+        if why:
+            return why
+        if new_name.startswith(name + DELIMITER):
+            return f"{name!r} cannot be renamed below itself"
+        conn = conn or self.index.reader()
+        rows = self._subtree(conn, address, name)
+        if not rows:
+            return f"{address} has no folder {name!r}"
+        for _, old, _ in rows:
+            renamed = new_name + old[len(name) :]
+            if conn.execute(
+                "SELECT 1 FROM folders WHERE address = ? AND name = ?", (address, renamed)
+            ).fetchone():
+                return f"{address} has a folder {renamed!r}"
+        return None
+
+    def rename_folder(self, address: str, name: str, new_name: str, ts_sec: int = 0) -> None:
+        """Renames the folder and every folder below it (IMAP RENAME), and creates the
+        new name's superior levels if missing. A record that cannot apply (its command
+        was checked against an older index) changes nothing, the same on every replica."""
+        name, new_name = canonical(name), canonical(new_name)
+        w = self._w()
+        if self.rename_conflict(address, name, new_name, conn=w):
+            return
+        for fid, old, old_dir in self._subtree(w, address, name):
             renamed = new_name + old[len(name) :]
             new_dir = folder_dir(renamed)
             src, dst = self.folder_path(address, old_dir), self.folder_path(address, new_dir)
             if os.path.isdir(src) and not os.path.exists(dst):
                 os.rename(src, dst)
-            elif os.path.isdir(src):  # a replay: a batch lost in a crash had renamed it
-                _merge_into(src, dst)
+            elif os.path.isdir(src):
+                # A replay: a batch lost in a crash had renamed it, and a later record of
+                # that batch may have made a new folder of the old name: move only this
+                # folder's messages.
+                self._move_rows(fid, src, dst)
             w.execute("UPDATE folders SET name = ?, dir = ? WHERE id = ?", (renamed, new_dir, fid))
+        parts = new_name.split(DELIMITER)
+        for k in range(1, len(parts)):
+            level = DELIMITER.join(parts[:k])
+            if self._wfolder(address, level) is None:
+                self._create(address, level, ts_sec)
         self.changed_files = True
+
+    def _move_rows(self, fid: int, src: str, dst: str) -> None:
+        """Move the files of folder ``fid``'s messages from ``src`` to ``dst``."""
+        on_disk = dict(self.files.scan(src))
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(dst, sub), exist_ok=True)
+        for (name,) in self._w().execute("SELECT name FROM messages WHERE folder = ?", (fid,)):
+            rel = on_disk.pop(name, None)
+            if rel is not None and not os.path.exists(os.path.join(dst, rel)):
+                os.replace(os.path.join(src, rel), os.path.join(dst, rel))
+        if not on_disk:  # nothing of a newer folder there: the old directory goes
+            shutil.rmtree(src, ignore_errors=True)
 
     def delete_folder(self, address: str, name: str) -> None:
         name = canonical(name)
@@ -277,7 +325,8 @@ class Mailboxes:
         its name survived: a file of the wrong size is written again, in place."""
         made = 0
         targets: list[str] = []
-        for address in addresses:
+        # One copy per mailbox even if a sender named it twice (RCPT a@x, RCPT A@x).
+        for address in dict.fromkeys(addresses):
             box = self.ensure_mailbox(address, internal_ns // 1_000_000_000)
             self.files.ensure(address)
             f = self._wfolder(address, folder) if folder != INBOX else box
@@ -295,6 +344,7 @@ class Mailboxes:
                     path = os.path.join(self.folder_path(address, f), row[0])
                     if _size(path) not in (None, len(data)):
                         self.files.write_in_place(path, name, data)
+                        self.changed_files = True  # synced before the commit naming it
                         made += 1
                     continue
             self._insert(address, f, name, len(data), internal_ns, flags)
@@ -302,6 +352,7 @@ class Mailboxes:
             if replay and _size(target) not in (None, len(data)):
                 # Written before a commit a power cut took back, and damaged by it.
                 self.files.write_in_place(target, name, data)
+                self.changed_files = True
                 made += 1
                 continue
             targets.append(target)
@@ -344,6 +395,7 @@ class Mailboxes:
         w = self._w()
         modseq = folder.highest_modseq
         base = self.folder_path(address, folder)
+        where = _Where(self.files, base)
         for m in self._wmessages(folder, uids):
             old = set(m.flags)
             new = (
@@ -358,7 +410,7 @@ class Mailboxes:
             modseq += 1
             path = message_path(m.name, new)
             if path != m.path:
-                self._move_file(base, m.path, path, m.name)
+                self._move_file(where, m.path, path, m.name)
             w.execute(
                 "UPDATE messages SET flags = ?, modseq = ?, path = ? WHERE folder = ? AND uid = ?",
                 (join_flags(new), modseq, path, folder.id, m.uid),
@@ -366,15 +418,14 @@ class Mailboxes:
         if modseq != folder.highest_modseq:
             w.execute("UPDATE folders SET highest_modseq = ? WHERE id = ?", (modseq, folder.id))
 
-    def _move_file(self, base: str, old: str, new: str, name: str) -> None:
-        src = os.path.join(base, old)
-        if not os.path.exists(src):
-            found = self.files.locate(base, name)  # a reader (or a lost commit) moved it
-            if found is None:
-                log.warning("message file %s is missing in %s", name, base)
-                return
-            src = found
-        os.replace(src, os.path.join(base, new))
+    def _move_file(self, where: _Where, old: str, new: str, name: str) -> None:
+        dst = os.path.join(where.base, new)
+        src = where.path(old, name, unless=dst)
+        if src is None:
+            if not os.path.exists(dst):
+                log.warning("message file %s is missing in %s", name, where.base)
+            return  # else a replay: moved already
+        os.replace(src, dst)
         self.changed_files = True
 
     def copy(
@@ -386,17 +437,17 @@ class Mailboxes:
         if src is None or dst is None:
             return
         src_base, dst_base = self.folder_path(address, src), self.folder_path(address, dst)
+        where = _Where(self.files, src_base)
         messages = self._wmessages(src, uids)
         for i, m in enumerate(messages):
             dst = self._wfolder(address, target)  # uidnext moved on
             assert dst is not None
             new_name = copy_name(m.name, stamp, i)
             self._insert(address, dst, new_name, m.size, m.internal_ns, m.flags)
-            source = os.path.join(src_base, m.path)
-            if not os.path.exists(source):
-                source = self.files.locate(src_base, m.name) or source
+            target_path = os.path.join(dst_base, message_path(new_name, m.flags))
+            source = where.path(m.path, m.name, unless=target_path) or target_path
             try:
-                os.link(source, os.path.join(dst_base, message_path(new_name, m.flags)))
+                os.link(source, target_path)
             except FileExistsError:
                 pass  # a replay
             except FileNotFoundError:
@@ -419,16 +470,15 @@ class Mailboxes:
         if not messages:
             return
         w = self._w()
-        base = self.folder_path(address, folder)
+        where = _Where(self.files, self.folder_path(address, folder))
         for m in messages:
             w.execute("DELETE FROM messages WHERE folder = ? AND uid = ?", (folder.id, m.uid))
-            path = os.path.join(base, m.path)
-            if not os.path.exists(path):
-                path = self.files.locate(base, m.name) or path
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            path = where.path(m.path, m.name)
+            if path is not None:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
         cur = self._wfolder(address, folder.name)
         assert cur is not None
         w.execute(
@@ -508,19 +558,26 @@ def copy_name(name: str, stamp: str, i: int) -> str:
     return f"{sec}.{stamp}N{i}.{rest.partition('.')[2] or rest}{sep}{size}"
 
 
-def _merge_into(src: str, dst: str) -> None:
-    """Move a Maildir folder's files into ``dst`` (which has the same ones, or more)."""
-    for sub in ("tmp", "new", "cur"):
-        os.makedirs(os.path.join(dst, sub), exist_ok=True)
-        for name in (
-            os.listdir(os.path.join(src, sub)) if os.path.isdir(os.path.join(src, sub)) else ()
-        ):
-            os.replace(os.path.join(src, sub, name), os.path.join(dst, sub, name))
-    shutil.rmtree(src, ignore_errors=True)
+class _Where:
+    """Where a folder's message files are when the index's path is stale (a replay, or
+    a reader moved one): one directory listing per record, not one per message."""
 
+    def __init__(self, files: MaildirStore, base: str):
+        self.files, self.base = files, base
+        self._listing: dict[str, str] | None = None
 
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    def path(self, rel: str, name: str, unless: str | None = None) -> str | None:
+        """The file of message ``name`` (indexed at ``rel``), or None; None too when it
+        is missing and ``unless`` exists (the replayed change was made already)."""
+        p = os.path.join(self.base, rel)
+        if os.path.exists(p):
+            return p
+        if unless is not None and os.path.exists(unless):
+            return None
+        if self._listing is None:
+            self._listing = dict(self.files.scan(self.base))
+        found = self._listing.get(name)
+        return os.path.join(self.base, found) if found else None
 
 
 def _size(path: str) -> int | None:

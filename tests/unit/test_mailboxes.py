@@ -230,3 +230,73 @@ def test_a_state_json_shard_moves_into_the_index(tmp_path, j):
     assert [(m.uid, m.flags) for m in msgs] == [(1, ()), (2, ("\\Answered", "\\Seen"))]
     assert again.mailboxes.read(ALICE, msgs[1].name) == b"second"
     assert again.mailboxes.usage(ALICE) == (2, 11)
+
+
+def test_rename_takes_exactly_the_folder_and_those_below_it(tmp_path, j):
+    state = opened(str(tmp_path / "s"))
+    for name in ("Work", "Work/old", "work", "work/old", "Workshop"):
+        apply(state, folder(j, FolderChanged.CREATE, name))
+    apply(state, folder(j, FolderChanged.RENAME, "Work", "Jobs/2026"))
+    names = sorted(f.name for f in state.mailboxes.folders(ALICE))
+    # IMAP names are case-sensitive: "work" is another folder; the superior level of
+    # the new name is made (RFC 3501 RENAME)
+    assert names == ["INBOX", "Jobs", "Jobs/2026", "Jobs/2026/old", "Workshop", "work", "work/old"]
+    root = state.files.root
+    dirs = sorted(
+        d for d in os.listdir(os.path.join(root, state.files.ensure(ALICE))) if d.startswith(".")
+    )
+    assert ".Jobs.2026" in dirs and ".Jobs.2026.old" in dirs and ".work.old" in dirs
+    assert ".Work" not in dirs and ".Work.old" not in dirs
+
+
+def test_a_rename_onto_a_name_below_that_exists_is_refused_and_changes_nothing(tmp_path, j):
+    state = opened(str(tmp_path / "s"))
+    for r in (
+        folder(j, FolderChanged.CREATE, "B/x"),
+        folder(j, FolderChanged.DELETE, "B"),
+        folder(j, FolderChanged.CREATE, "A/x"),
+    ):
+        apply(state, r)
+    mb = state.mailboxes
+    assert mb.rename_conflict(ALICE, "A", "B") == f"{ALICE} has a folder 'B/x'"
+    assert "below itself" in mb.rename_conflict(ALICE, "A", "A/y")
+    want = picture(state)
+    apply(state, folder(j, FolderChanged.RENAME, "A", "B"))  # checked against an older index
+    apply(state, folder(j, FolderChanged.RENAME, "A", "A/y"))
+    got = picture(state)
+    assert {k: v for k, v in got.items() if k != "applied"} == {
+        k: v for k, v in want.items() if k != "applied"
+    }
+
+
+def test_replaying_a_rename_leaves_a_new_folder_of_the_old_name_alone(tmp_path, j):
+    """rename A -> B, create A, copy into A, then a crash before the index commit: the
+    replay moves only A's old messages into B, not the new A's."""
+    add = j.record()
+    add.user_added.address, add.user_added.password_hash = ALICE, "h"
+    msgs = [j.message(qid=f"m{i}") for i in range(3)]
+    head = [
+        add,
+        *msgs,
+        folder(j, FolderChanged.CREATE, "A"),
+        copied(j, "INBOX", [1], "A"),
+    ]
+    tail = [
+        folder(j, FolderChanged.RENAME, "A", "B"),
+        folder(j, FolderChanged.CREATE, "A"),
+        copied(j, "INBOX", [2, 3], "A"),
+    ]
+    live = opened(str(tmp_path / "live"))
+    for r in head + tail:
+        apply(live, r)
+    crashed = opened(str(tmp_path / "crashed"))
+    for r in head:
+        apply(crashed, r)
+    for r in tail:
+        apply(crashed, r, commit=False)
+    crashed.index.close()
+    again = opened(str(tmp_path / "crashed"))
+    for r in tail:
+        apply(again, r, replay=True)
+    assert picture(again) == picture(live)
+    assert [f.messages for f in again.mailboxes.folders(ALICE) if f.name in ("A", "B")] == [2, 1]
