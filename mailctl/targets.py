@@ -92,6 +92,19 @@ def primary_node(target: tuple[str, str], address: str) -> str:
     return info.primary
 
 
+def shard_primaries(target: tuple[str, str]) -> dict[int, str]:
+    """shard id -> its primary node, for every shard (one look at the map)."""
+    with zookeeper(target) as store:
+        cluster = store.snapshot()
+    out = {}
+    for n in range(cluster.config["shards"]):
+        info = cluster.shards.get(n)
+        if info is None or info.primary not in cluster.members:
+            raise CliError(f"shard {n} has no live primary right now; try again shortly")
+        out[n] = info.primary
+    return out
+
+
 def archive_target(args, address: str | None):
     """A channel to the archive: ``address`` (--archive), else the [archive] section of the
     node's configuration (--config, or a local cluster's first node)."""

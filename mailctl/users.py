@@ -14,6 +14,7 @@ from mailctl.targets import (
     node_target,
     node_targets,
     primary_node,
+    shard_primaries,
     zk_target,
     zookeeper,
 )
@@ -141,7 +142,7 @@ def cmd_quota(args) -> int:
     if args.scope.startswith("@"):  # a domain default: on every shard, at its primary
         target = zk_target(args)
         nodes = (
-            sorted({primary_node(target, f"x{n}@{args.scope[1:]}") for n in range(64)})
+            sorted(set(shard_primaries(target).values()))
             if target
             else [t.name for t in node_targets(args)]
         )
@@ -181,8 +182,9 @@ def cmd_import(args) -> int:
     for entry in entries:
         by_shard.setdefault(shard_of(entry.address, count), []).append(entry)
     totals = {"added": 0, "updated": 0, "unchanged": 0}
+    primaries = shard_primaries(target) if target else {}
     for shard, users in sorted(by_shard.items()):
-        node = primary_node(target, users[0].address) if target else None
+        node = primaries.get(shard)
         with admin_for(node_target(args, node)) as client:
             for i in range(0, len(users), IMPORT_BATCH):
                 request = admin_pb2.ImportRequest(shard=shard)

@@ -73,6 +73,8 @@ def parse_line(number: int, line: str) -> Entry:
         if _RULE_KEY.match(key.lower()):
             kind, limit = _quota_rule(value)
             quota[kind] = limit
+    if any(v >= 2**63 for v in quota.values()):
+        raise ValueError("a quota above 2^63-1 is not a limit (0 means none)")
     return Entry(number, address, fields[1], quota.get("bytes"), quota.get("messages"))
 
 

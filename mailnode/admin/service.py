@@ -36,6 +36,7 @@ from mailnode.wire import SERVER_OPTIONS, TOKEN_KEY
 log = logging.getLogger(__name__)
 
 QUEUE_HOLD = 5.0  # seconds a queue command waits for a shard without a primary
+QUOTA_MAX = 2**63 - 1  # the index's integers are signed 64-bit
 LIST_PAGE = 10_000  # users per ListUsers reply: ~300 kB, well under gRPC's 4 MB
 
 
@@ -119,7 +120,11 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
         return await asyncio.to_thread(listing)
 
-    def _shard_status(self, s) -> admin_pb2.ShardStatus:
+    async def _status(self, s) -> admin_pb2.ShardStatus:
+        # count(*) of a million users is tens of milliseconds: off the loop
+        return self._shard_status(s, await asyncio.to_thread(len, s.state.users))
+
+    def _shard_status(self, s, users: int) -> admin_pb2.ShardStatus:
         st = admin_pb2.ShardStatus(
             shard=s.id,
             epoch=s.epoch,
@@ -127,7 +132,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             applied_lsn=s.applied_lsn,
             segments=s.journal.segments,
             journal_bytes=s.journal.size,
-            users=len(s.state.users),
+            users=users,
             role=s.role,
             primary=s.primary_address,
             policy=s.replication.policy,
@@ -152,8 +157,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def Status(self, request, context):
         await self._authorize(context)
         reply = admin_pb2.StatusReply(node=self.node.name)
-        for s in self.node.shards.values():
-            reply.shards.append(self._shard_status(s))
+        for s in list(self.node.shards.values()):
+            reply.shards.append(await self._status(s))
         return reply
 
     async def _shard(self, request, context):
@@ -167,7 +172,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         await self._authorize(context)
         shard = await self._shard(request, context)
         sentence = await self.node.roles.promote(shard.id)
-        return admin_pb2.RoleReply(sentence=sentence, status=self._shard_status(shard))
+        return admin_pb2.RoleReply(sentence=sentence, status=await self._status(shard))
 
     @grpc_errors
     async def Demote(self, request, context):
@@ -176,7 +181,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if request.primary == self.node.advertise:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a node cannot follow itself")
         sentence = await self.node.roles.demote(shard.id, request.primary)
-        return admin_pb2.RoleReply(sentence=sentence, status=self._shard_status(shard))
+        return admin_pb2.RoleReply(sentence=sentence, status=await self._status(shard))
 
     @grpc_errors
     async def Queue(self, request, context):
@@ -295,6 +300,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         rec = JournalRecord()
         q = rec.quota_set
         q.scope, q.bytes, q.messages = scope, request.bytes, request.messages
+        _check_quota(q.bytes, q.messages)
         if scope.startswith("@"):  # every shard this node is primary of carries the default
             if scope[1:] not in self.node.domains:
                 raise Refused(f"{scope[1:]} is not a domain of this cluster")
@@ -333,6 +339,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                     raise Refused(f"{addr}: {why}")
                 known = shard.state.users.get(addr)
                 quota = (u.quota_bytes, u.quota_messages)
+                _check_quota(*quota, who=f"{addr}: ")
                 if known == u.password_hash and (
                     not u.has_quota or shard.state.quota(addr) == quota
                 ):
@@ -424,3 +431,8 @@ async def start_grpc(node, host: str, port: int) -> grpc.aio.Server:
         raise OSError(f"cannot listen on {host}:{port} for gRPC")
     await server.start()
     return server
+
+
+def _check_quota(nbytes: int, messages: int, who: str = "") -> None:
+    if nbytes > QUOTA_MAX or messages > QUOTA_MAX:
+        raise Refused(f"{who}a quota above {QUOTA_MAX} is not a limit (0 means none)")

@@ -153,8 +153,7 @@ def _install(shard, staging: str, lsn: int, epochs: list[tuple[int, int]]) -> No
         root = shard.state.store.root
         shutil.rmtree(root, ignore_errors=True)
         os.replace(os.path.join(staging, "maildir"), root)
-        shard.state.index.remove()
-        os.replace(os.path.join(staging, INDEX_FILE), shard.state.index.path)
+        shard.state.index.replace_with(os.path.join(staging, INDEX_FILE))
         shutil.rmtree(shard.state.spool, ignore_errors=True)
         if os.path.isdir(os.path.join(staging, "spool")):  # queued messages' only copy
             os.replace(os.path.join(staging, "spool"), shard.state.spool)
