@@ -71,10 +71,11 @@ def test_pipelined_multi_recipient_over_both_shards(node):
         # One write for the whole envelope, as RFC 2920 allows.
         c.send(
             f"MAIL FROM:<p@remote.test>\r\nRCPT TO:<{ALICE}>\r\nRCPT TO:<{BOB}>\r\n"
-            f"RCPT TO:<nobody@{DOMAIN}>\r\nRCPT TO:<{CAROL}>\r\nDATA\r\n".encode()
+            f"RCPT TO:<nobody@{DOMAIN}>\r\nRCPT TO:<{CAROL}>\r\n"
+            f"RCPT TO:<{ALICE.upper()}>\r\nDATA\r\n".encode()  # named twice: one copy
         )
-        replies = [c.reply() for _ in range(6)]
-        assert [r[0] for r in replies] == [250, 250, 250, 550, 250, 354]
+        replies = [c.reply() for _ in range(7)]
+        assert [r[0] for r in replies] == [250, 250, 250, 550, 250, 250, 354]
         assert replies[3][1].startswith("5.1.1")
         c.send(body + b".\r\nQUIT\r\n")
         code, text = c.reply()
