@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS messages (
     path TEXT NOT NULL,           -- relative to the folder: new/<name> or cur/<name>:2,<letters>
     PRIMARY KEY (folder, uid)
 ) WITHOUT ROWID;
+-- Name lookups (replay, POP3 RETR) say INDEXED BY: without statistics SQLite picks
+-- the primary key's folder prefix and reads the whole folder (100k rows a lookup).
 CREATE INDEX IF NOT EXISTS messages_by_name ON messages (folder, name);
 CREATE TABLE IF NOT EXISTS queue (
     lsn INTEGER PRIMARY KEY,

@@ -336,7 +336,9 @@ class Mailboxes:
                 row = (
                     self._w()
                     .execute(
-                        "SELECT path FROM messages WHERE folder = ? AND name = ?", (f.id, name)
+                        "SELECT path FROM messages INDEXED BY messages_by_name "
+                        "WHERE folder = ? AND name = ?",
+                        (f.id, name),
                     )
                     .fetchone()
                 )
@@ -378,7 +380,8 @@ class Mailboxes:
         out = []
         for name in names:
             row = w.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE folder = ? AND name = ?",
+                f"SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_by_name "
+                "WHERE folder = ? AND name = ?",
                 (folder.id, name),
             ).fetchone()
             if row:
@@ -525,7 +528,8 @@ class Mailboxes:
     def read(self, address: str, name: str, folder: str = INBOX) -> bytes | None:
         """The message ``name`` of ``folder`` (blocking), or None."""
         row = self.index.read_one(
-            "SELECT f.dir, m.path FROM messages m JOIN folders f ON m.folder = f.id "
+            "SELECT f.dir, m.path FROM messages m INDEXED BY messages_by_name "
+            "JOIN folders f ON m.folder = f.id "
             "WHERE f.address = ? AND f.name = ? AND m.name = ?",
             (address, canonical(folder), name),
         )
