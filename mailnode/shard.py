@@ -161,7 +161,11 @@ class Shard:
             self.state.apply(fr.record, fr.lsn + fr.size, replay=True)
             replayed += 1
             if replayed % REPLAY_BATCH == 0:
+                # Bounded as it goes: a million replayed queue ids pruned at once later
+                # would stall the applier for most of a second.
+                self.state.recent_ids.prune()
                 self.state.commit()
+        self.state.recent_ids.prune()
         self.state.commit()
         return replayed
 
