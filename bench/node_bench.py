@@ -55,10 +55,14 @@ def quantile(metrics: dict[str, float], name: str, q: float) -> float:
         for k, v in metrics.items()
         if (m := re.fullmatch(name + r'_bucket\{le="([^"]+)"\}', k))
     )
-    total = buckets[-1][1]
-    if not total:
+    return bucket_quantile(buckets, q)
+
+
+def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """histogram_quantile() over sorted cumulative (le, count) buckets."""
+    if not buckets or not buckets[-1][1]:
         return 0.0
-    rank, prev_le, prev_count = q * total, 0.0, 0.0
+    rank, prev_le, prev_count = q * buckets[-1][1], 0.0, 0.0
     for le, count in buckets:
         if count >= rank:
             if le == float("inf"):
