@@ -537,9 +537,7 @@ class Shard:
         if not m.whole_transaction or not m.recipients or m.relay_recipients:
             return
         size = len(m.data)
-        reasons = [
-            await asyncio.to_thread(self.state.over_quota, rcpt, size) for rcpt in m.recipients
-        ]
+        reasons = [self.state.over_quota(rcpt, size) for rcpt in m.recipients]
         if all(reasons):
             metrics.QUOTA_REFUSALS.labels(str(self.id)).inc(len(reasons))
             raise OverQuota(

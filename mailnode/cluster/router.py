@@ -161,7 +161,7 @@ class Router:
         """(does the mailbox exist, why it is over quota or ""), asked of its primary."""
         shard = self.node.shards[shard_id]
         if shard.accepting:
-            return await asyncio.to_thread(shard.state.lookup, address)
+            return shard.state.lookup(address)
         cached = self._lookups.get(address)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]

@@ -3,8 +3,6 @@ for the SMTP and POP3 listeners of every other node (gRPC service ``Shard``)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from mailnode.delivery.ops import queue_op
 from mailnode.errors import NotPrimary, grpc_errors
 from mailnode.interfaces import FrontEnd
@@ -36,7 +34,7 @@ class ShardService(frontend_pb2_grpc.ShardServicer):
     @grpc_errors
     async def Lookup(self, request, context):
         shard = await self._primary(request.shard, context)
-        exists, over = await asyncio.to_thread(shard.state.lookup, request.address)
+        exists, over = shard.state.lookup(request.address)
         return pb.LookupReply(exists=exists, over_quota=over)
 
     @grpc_errors

@@ -85,7 +85,7 @@ class MxHandler:
         """A refusal for a mailbox of this cluster that cannot take mail, else None."""
         if not self.node.agent.clustered:  # standalone: only shards this node is primary of
             shard = self.node.shard_for(addr)
-            exists, over = await asyncio.to_thread(shard.state.lookup, addr)
+            exists, over = shard.state.lookup(addr)
             if not exists:
                 self.rejected("unknown_user")
                 return replies.USER_UNKNOWN.format(_printable(address))

