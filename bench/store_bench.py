@@ -68,8 +68,8 @@ from node_bench import bucket_quantile, scrape  # noqa: E402  (bench/ is the scr
 
 from mailnode.journal import Journal  # noqa: E402
 from mailnode.journal.format import list_segments, scan_segment  # noqa: E402
+from mailnode.passwords import hash_password  # noqa: E402
 from mailnode.proto.journal_pb2 import JournalRecord  # noqa: E402
-from mailnode.users import hash_password  # noqa: E402
 
 BIG_ADDRESS, EMPTY_ADDRESS = "127.0.79.1", "127.0.79.2"
 CLOSED_HOP = "127.0.79.9:9"  # nothing listens there: a relay attempt could go nowhere

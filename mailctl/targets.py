@@ -84,25 +84,21 @@ def primary_node(target: tuple[str, str], address: str) -> str:
     """The node that is primary of the address's shard: user changes are its journal records."""
     with zookeeper(target) as store:
         cluster = store.snapshot()
-    info = cluster.shards[shard_of(address, cluster.config["shards"])]
-    if info.primary not in cluster.members:
-        raise CliError(
-            f"shard {info.id} of {address} has no live primary right now; try again shortly"
-        )
-    return info.primary
+    return _live_primary(cluster, shard_of(address, cluster.config["shards"]), f" of {address}")
 
 
 def shard_primaries(target: tuple[str, str]) -> dict[int, str]:
     """shard id -> its primary node, for every shard (one look at the map)."""
     with zookeeper(target) as store:
         cluster = store.snapshot()
-    out = {}
-    for n in range(cluster.config["shards"]):
-        info = cluster.shards.get(n)
-        if info is None or info.primary not in cluster.members:
-            raise CliError(f"shard {n} has no live primary right now; try again shortly")
-        out[n] = info.primary
-    return out
+    return {n: _live_primary(cluster, n) for n in range(cluster.config["shards"])}
+
+
+def _live_primary(cluster, n: int, of: str = "") -> str:
+    info = cluster.shards.get(n)
+    if info is None or info.primary not in cluster.members:
+        raise CliError(f"shard {n}{of} has no live primary right now; try again shortly")
+    return info.primary
 
 
 def archive_target(args, address: str | None):

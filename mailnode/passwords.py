@@ -25,7 +25,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from passlib.hash import des_crypt, md5_crypt, sha256_crypt, sha512_crypt
 
-_argon2 = PasswordHasher()
+_argon2 = PasswordHasher()  # argon2id, 64 MiB, t=3: RFC 9106's second recommendation
 
 # Dovecot schemes a hash may be imported in; the value says how it is checked.
 _CRYPT_PREFIXES = {"$6$": sha512_crypt, "$5$": sha256_crypt, "$1$": md5_crypt}
@@ -54,6 +54,11 @@ def _split(stored: str) -> tuple[str, str]:
     if stored.startswith("$argon2"):
         return "ARGON2", stored
     return "CRYPT", stored
+
+
+def hash_password(password: str) -> str:
+    """A new hash of ``password``, ours: bare Argon2id."""
+    return _argon2.hash(password)
 
 
 def check(stored: str) -> str | None:

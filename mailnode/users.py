@@ -1,16 +1,11 @@
-"""Mailbox addresses, their shard, and password hashing (Argon2id, memory-hard)."""
+"""Mailbox addresses and their shard (password hashes: ``mailnode.passwords``)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 
-from argon2 import PasswordHasher
-
-from mailnode import passwords
 from mailnode.errors import Refused
-
-_hasher = PasswordHasher()  # argon2id, 64 MiB, t=3: RFC 9106's second recommendation
 
 # RFC 5321 dot-atom local part; no quoted strings for mailbox names we create.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -49,12 +44,3 @@ def shard_of(address: str, shards: int) -> int:
         normalize(address).encode("utf-8", "surrogateescape"), digest_size=8
     ).digest()
     return int.from_bytes(digest, "big") % shards
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(stored_hash: str, password: str) -> bool:
-    """Ours (bare Argon2id) or an imported Dovecot {SCHEME}hash."""
-    return passwords.verify(stored_hash, password)

@@ -18,6 +18,7 @@ from mailnode.durable import to_thread_to_the_end
 from mailnode.errors import AlreadyExists, MailclusterError, NotFound, Refused, grpc_errors
 from mailnode.frontend.service import ShardService
 from mailnode.passwords import check as check_hash
+from mailnode.passwords import hash_password
 from mailnode.proto import (
     admin_pb2,
     admin_pb2_grpc,
@@ -30,7 +31,7 @@ from mailnode.replication.service import ReplicationService
 from mailnode.shipping import backup
 from mailnode.store import commands
 from mailnode.store.verify import verify
-from mailnode.users import check_address, hash_password
+from mailnode.users import check_address
 from mailnode.wire import SERVER_OPTIONS, TOKEN_KEY
 
 log = logging.getLogger(__name__)

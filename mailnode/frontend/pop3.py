@@ -16,10 +16,11 @@ import uuid
 
 from mailnode.errors import MailclusterError, NotOwner
 from mailnode.interfaces import FrontEnd
+from mailnode.passwords import hash_password, verify
 from mailnode.pop3.server import MailboxBusy, MessageRef
 from mailnode.proto import frontend_pb2 as pb
 from mailnode.proto.journal_pb2 import JournalRecord
-from mailnode.users import hash_password, normalize, verify_password
+from mailnode.users import normalize
 
 LOCK_IDLE = 600.0
 
@@ -59,7 +60,7 @@ class Mailboxes:
     async def authenticate(self, shard, user: str, password: str) -> pb.AuthReply:
         stored = await asyncio.to_thread(shard.state.users.get, user)
         # An unknown user costs a real check too, so timing does not tell which users exist.
-        ok = await asyncio.to_thread(verify_password, stored or _dummy_hash(), password)
+        ok = await asyncio.to_thread(verify, stored or _dummy_hash(), password)
         return pb.AuthReply(mailbox=user if ok and stored is not None else "")
 
     async def open(self, shard, mailbox: str, session: str) -> pb.MailboxReply:

@@ -60,11 +60,11 @@ async def change_folder(shard, address: str, action: str, name: str, new_name: s
     elif action == "rename":
         new_name = canonical(new_name)
         await _folder(shard, address, name)
-        why = await asyncio.to_thread(
+        conflict = await asyncio.to_thread(
             shard.state.mailboxes.rename_conflict, address, name, new_name
         )
-        if why:
-            raise (AlreadyExists if "has a folder" in why else Refused)(why)
+        if conflict:
+            raise conflict
         c.action, c.new_name = FolderChanged.RENAME, new_name
     elif action == "delete":
         await _folder(shard, address, name)

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+from mailnode.errors import AlreadyExists, NotFound, Refused
 from mailnode.store.index import Index
 from mailnode.store.maildir import MaildirStore
 
@@ -195,26 +196,28 @@ class Mailboxes:
             (address, name, len(prefix), prefix),
         ).fetchall()
 
-    def rename_conflict(self, address: str, name: str, new_name: str, *, conn=None) -> str | None:
+    def rename_conflict(
+        self, address: str, name: str, new_name: str, *, conn=None
+    ) -> Refused | None:
         """Why ``name`` cannot be renamed to ``new_name`` (with the folders below it)."""
         name, new_name = canonical(name), canonical(new_name)
         if INBOX in (name, new_name):
-            return "INBOX is never renamed (nor is a folder renamed to INBOX)"
+            return Refused("INBOX is never renamed (nor is a folder renamed to INBOX)")
         why = check_folder_name(new_name)
         if why:
-            return why
+            return Refused(why)
         if new_name.startswith(name + DELIMITER):
-            return f"{name!r} cannot be renamed below itself"
+            return Refused(f"{name!r} cannot be renamed below itself")
         conn = conn or self.index.reader()
         rows = self._subtree(conn, address, name)
         if not rows:
-            return f"{address} has no folder {name!r}"
+            return NotFound(f"{address} has no folder {name!r}")
         for _, old, _ in rows:
             renamed = new_name + old[len(name) :]
             if conn.execute(
                 "SELECT 1 FROM folders WHERE address = ? AND name = ?", (address, renamed)
             ).fetchone():
-                return f"{address} has a folder {renamed!r}"
+                return AlreadyExists(f"{address} has a folder {renamed!r}")
         return None
 
     def rename_folder(self, address: str, name: str, new_name: str, ts_sec: int = 0) -> None:
@@ -448,9 +451,12 @@ class Mailboxes:
             new_name = copy_name(m.name, stamp, i)
             self._insert(address, dst, new_name, m.size, m.internal_ns, m.flags)
             target_path = os.path.join(dst_base, message_path(new_name, m.flags))
-            source = where.path(m.path, m.name, unless=target_path) or target_path
+            source = where.path(m.path, m.name, unless=target_path)
             try:
-                os.link(source, target_path)
+                if source is not None:
+                    os.link(source, target_path)
+                elif not os.path.exists(target_path):  # else a replay: copied already
+                    raise FileNotFoundError(m.name)
             except FileExistsError:
                 pass  # a replay
             except FileNotFoundError:

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from mailnode.errors import AlreadyExists
 from mailnode.proto.journal_pb2 import FlagsChanged, FolderChanged, JournalRecord
 from mailnode.store.mailboxes import copy_name, folder_dir, folder_of_dir
 from unit.test_state import ALICE, Journal, apply, opened, picture
@@ -258,8 +259,9 @@ def test_a_rename_onto_a_name_below_that_exists_is_refused_and_changes_nothing(t
     ):
         apply(state, r)
     mb = state.mailboxes
-    assert mb.rename_conflict(ALICE, "A", "B") == f"{ALICE} has a folder 'B/x'"
-    assert "below itself" in mb.rename_conflict(ALICE, "A", "A/y")
+    taken = mb.rename_conflict(ALICE, "A", "B")
+    assert isinstance(taken, AlreadyExists) and str(taken) == f"{ALICE} has a folder 'B/x'"
+    assert "below itself" in str(mb.rename_conflict(ALICE, "A", "A/y"))
     want = picture(state)
     apply(state, folder(j, FolderChanged.RENAME, "A", "B"))  # checked against an older index
     apply(state, folder(j, FolderChanged.RENAME, "A", "A/y"))
