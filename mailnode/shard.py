@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from mailnode import metrics
 from mailnode.config import ReplicationPolicy
@@ -43,6 +43,20 @@ def _touches_queue(record: JournalRecord) -> bool:
     return kind in ("delivery_result", "queue_control", "aborted") or (
         kind == "message_accepted" and bool(record.message_accepted.relay_recipients)
     )
+
+
+def _mailboxes_touched(record: JournalRecord) -> Iterable[str]:
+    """The mailboxes whose folders or messages a record changes (IMAP sessions wake)."""
+    kind = record.WhichOneof("body")
+    if kind == "message_accepted":
+        return record.message_accepted.recipients
+    if kind == "delivery_result":
+        return record.delivery_result.dsn.recipients
+    if kind == "aborted":
+        return record.aborted.recipients
+    if kind in ("expunged", "folder_changed", "flags_changed", "messages_copied"):
+        return (getattr(record, kind).mailbox,)
+    return ()
 
 
 class Shard:
@@ -113,6 +127,8 @@ class Shard:
         )  # held by the applier while it applies; a rebuild takes it
         # Loop-side callable: the delivery queue changed.
         self.on_queue_change: Callable[[], None] | None = None
+        # Loop-side callable: these mailboxes changed (applied and committed).
+        self.on_mailbox_change: Callable[[set[str]], None] | None = None
         # async (shard, end): the archive holds it too ([archive] remote_sync).
         self.remote_wait: Callable[[Shard, int], Awaitable[None]] | None = None
         self.confirmed_lsn = (
@@ -378,11 +394,12 @@ class Shard:
             with self.apply_lock:
                 delivered = self._apply_until_done(batch) if batch else 0
             queue_changed = any(_touches_queue(c.record) for c in batch)
+            touched = {a for c in batch for a in _mailboxes_touched(c.record)}
             if delivered:
                 self._m_deliveries.inc(delivered)
             if batch:
                 self._started_loop().call_soon_threadsafe(
-                    self._applied, self.state.committed_lsn, queue_changed
+                    self._applied, self.state.committed_lsn, queue_changed, touched
                 )
             if stop:
                 return
@@ -430,10 +447,14 @@ class Shard:
         self._m_fsync.observe(seconds)
 
     # -- on the loop ------------------------------------------------------------------
-    def _applied(self, lsn: int, queue_changed: bool = False) -> None:
+    def _applied(
+        self, lsn: int, queue_changed: bool = False, touched: set[str] | None = None
+    ) -> None:
         self.applied_lsn = lsn
         if queue_changed and self.on_queue_change is not None:
             self.on_queue_change()
+        if touched and self.on_mailbox_change is not None:
+            self.on_mailbox_change(touched)
         self._m_applied.set(lsn)
         self._waiters.reached(lsn)
 

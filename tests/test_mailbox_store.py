@@ -24,6 +24,7 @@ from mailnode.wire import read_secret, token_path
 
 ALICE = f"alice@{DOMAIN}"
 SHARD = shard_of(ALICE, 2)
+SPECIAL_DIRS = {".Archive", ".Drafts", ".Junk", ".Sent", ".Trash"}  # made with the user
 
 
 def send(node, n: int, tag: str, rcpt: str = ALICE, body: str = "") -> None:
@@ -50,13 +51,13 @@ def picture(node) -> dict:
 def work_the_mailbox(node) -> None:
     """Every kind of mailbox record, on a mailbox with 6 messages."""
     wait_for(lambda: len(mailbox(node, "messages")["messages"]) == 6, 20, what="6 messages")
-    node.mailctl("mailbox", ALICE, "create", "Archive")
+    node.mailctl("mailbox", ALICE, "create", "Keep")
     node.mailctl("mailbox", ALICE, "create", "Lists/python")
-    node.mailctl("mailbox", ALICE, "subscribe", "Archive")
+    node.mailctl("mailbox", ALICE, "subscribe", "Keep")
     node.mailctl("mailbox", ALICE, "flags", "INBOX", "add", "1-3", "\\Seen")
     node.mailctl("mailbox", ALICE, "flags", "INBOX", "add", "2", "\\Flagged", "$Important")
     node.mailctl("mailbox", ALICE, "flags", "INBOX", "remove", "3", "\\Seen")
-    node.mailctl("mailbox", ALICE, "move", "INBOX", "2", "Archive")
+    node.mailctl("mailbox", ALICE, "move", "INBOX", "2", "Keep")
     node.mailctl("mailbox", ALICE, "copy", "INBOX", "1,4", "Lists/python")
     node.mailctl("mailbox", ALICE, "expunge", "INBOX", "5")
     node.mailctl("mailbox", ALICE, "rename", "Lists", "Old")
@@ -65,14 +66,25 @@ def work_the_mailbox(node) -> None:
 def check_worked(pic: dict) -> None:
     """What work_the_mailbox leaves, whoever computed it."""
     names = [f["name"] for f in pic["folders"]]
-    assert names == ["Archive", "INBOX", "Old", "Old/python"]
+    # The SPECIAL-USE folders every new user gets, and what the test made.
+    assert names == [
+        "Archive",
+        "Drafts",
+        "INBOX",
+        "Junk",
+        "Keep",
+        "Old",
+        "Old/python",
+        "Sent",
+        "Trash",
+    ]
     inbox = {m["uid"]: m for m in pic["messages"]["INBOX"]}
     assert sorted(inbox) == [1, 3, 4, 6]
     assert inbox[1]["flags"] == ["\\Seen"] and inbox[3]["flags"] == []
-    [moved] = pic["messages"]["Archive"]
+    [moved] = pic["messages"]["Keep"]
     assert moved["uid"] == 1 and moved["flags"] == ["$Important", "\\Flagged", "\\Seen"]
     assert [m["uid"] for m in pic["messages"]["Old/python"]] == [1, 2]
-    archive = next(f for f in pic["folders"] if f["name"] == "Archive")
+    archive = next(f for f in pic["folders"] if f["name"] == "Keep")
     assert archive["subscribed"] and archive["uidnext"] == 2
 
 
@@ -101,9 +113,9 @@ def test_folders_and_flags_survive_kill9_and_a_rebuild_and_verify_clean(make_nod
     check_worked(before)
     files = maildir_names(node)
     # Maildir++ as Dovecot reads it: flags in the names, folders as dot-directories.
-    assert set(files) == {".", ".Archive", ".Old", ".Old.python"}
+    assert set(files) == {".", ".Keep", ".Old", ".Old.python"} | SPECIAL_DIRS
     assert sum(n.endswith(":2,S") for n in files["."]) == 1  # UID 1
-    assert [n.rpartition(":2,")[2] for n in files[".Archive"]] == ["FS"]
+    assert [n.rpartition(":2,")[2] for n in files[".Keep"]] == ["FS"]
 
     node.kill9()
     node.start()
@@ -129,13 +141,13 @@ def test_folders_and_flags_survive_kill9_and_a_rebuild_and_verify_clean(make_nod
         "maildir",
         DOMAIN,
         "_alice",
-        ".Archive",
+        ".Keep",
         "cur",
-        files[".Archive"][0],
+        files[".Keep"][0],
     )
     os.unlink(gone)
     r = node.mailctl("store", "verify", "--shard", str(SHARD), check=False)
-    assert r.returncode == 1 and "Archive: UID 1" in r.stdout and "no file" in r.stdout
+    assert r.returncode == 1 and "Keep: UID 1" in r.stdout and "no file" in r.stdout
 
 
 def test_folders_and_flags_follow_a_failover_and_a_snapshot_bootstrap(make_node):
@@ -185,7 +197,7 @@ def test_folders_and_flags_come_back_from_a_backup_and_a_point_in_time(
     wait_for(lambda: shipped_all(archive, node, SHARD), 20, what="shipping")
     cut = time.time()
     time.sleep(0.01)  # not a wait: the cut is a wall-clock instant between two records, not a wait
-    node.mailctl("mailbox", ALICE, "delete", "Archive")
+    node.mailctl("mailbox", ALICE, "delete", "Keep")
     node.mailctl("mailbox", ALICE, "flags", "INBOX", "replace", "1", "\\Deleted")
     wait_for(lambda: shipped_all(archive, node, SHARD), 20, what="shipping")
     after = picture(node)

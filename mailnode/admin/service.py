@@ -30,6 +30,7 @@ from mailnode.proto.journal_pb2 import JournalRecord
 from mailnode.replication.service import ReplicationService
 from mailnode.shipping import backup
 from mailnode.store import commands
+from mailnode.store.mailboxes import SPECIAL_USE
 from mailnode.store.verify import verify
 from mailnode.users import check_address
 from mailnode.wire import SERVER_OPTIONS, TOKEN_KEY
@@ -83,6 +84,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         body = rec.user_added if new_user else rec.password_changed
         body.address = addr
         body.password_hash = await self._password(request, context)
+        if new_user:
+            rec.user_added.folders.extend(sorted(SPECIAL_USE))
         log.info("%s %s", "adding user" if new_user else "changing password of", addr)
         return await self._commit(addr, rec, context)
 
@@ -347,7 +350,11 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                     unchanged += 1
                     continue
                 added, updated = (added + 1, updated) if known is None else (added, updated + 1)
-                rec.users_imported.users.add(address=addr, password_hash=u.password_hash)
+                rec.users_imported.users.add(
+                    address=addr,
+                    password_hash=u.password_hash,
+                    folders=sorted(SPECIAL_USE) if known is None else [],
+                )
                 if u.has_quota:
                     rec.users_imported.quotas.add(scope=addr, bytes=quota[0], messages=quota[1])
             return rec, added, updated, unchanged

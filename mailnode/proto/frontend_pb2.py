@@ -25,39 +25,41 @@ _sym_db = _symbol_database.Default()
 from mailnode.proto import queue_pb2 as mailnode_dot_proto_dot_queue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmailnode/proto/frontend.proto\x12\x14mailcluster.frontend\x1a\x1amailnode/proto/queue.proto\"=\n\rCommitRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0e\n\x06record\x18\x02 \x01(\x0c\x12\r\n\x05retry\x18\x03 \x01(\x08\"-\n\x0b\x43ommitReply\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"/\n\rLookupRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"1\n\x0bLookupReply\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12\x12\n\nover_quota\x18\x02 \x01(\t\"<\n\x0b\x41uthRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"\x1c\n\tAuthReply\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\"A\n\x0eMailboxRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07mailbox\x18\x02 \x01(\t\x12\x0f\n\x07session\x18\x03 \x01(\t\"\'\n\nMessageRef\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\"P\n\x0cMailboxReply\x12\x32\n\x08messages\x18\x01 \x03(\x0b\x32 .mailcluster.frontend.MessageRef\x12\x0c\n\x04\x62usy\x18\x02 \x01(\x08\"K\n\x0bReadRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07mailbox\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x0f\n\x07session\x18\x04 \x01(\t\"(\n\tReadReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"O\n\x0e\x45xpungeRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07mailbox\x18\x02 \x01(\t\x12\x0c\n\x04uids\x18\x03 \x03(\t\x12\x0f\n\x07session\x18\x04 \x01(\t\"\x0e\n\x0c\x45xpungeReply2\xa3\x05\n\x05Shard\x12P\n\x06\x43ommit\x12#.mailcluster.frontend.CommitRequest\x1a!.mailcluster.frontend.CommitReply\x12P\n\x06Lookup\x12#.mailcluster.frontend.LookupRequest\x1a!.mailcluster.frontend.LookupReply\x12R\n\x0c\x41uthenticate\x12!.mailcluster.frontend.AuthRequest\x1a\x1f.mailcluster.frontend.AuthReply\x12W\n\x0bOpenMailbox\x12$.mailcluster.frontend.MailboxRequest\x1a\".mailcluster.frontend.MailboxReply\x12Q\n\x0bReadMessage\x12!.mailcluster.frontend.ReadRequest\x1a\x1f.mailcluster.frontend.ReadReply\x12S\n\x07\x45xpunge\x12$.mailcluster.frontend.ExpungeRequest\x1a\".mailcluster.frontend.ExpungeReply\x12X\n\x0c\x43loseMailbox\x12$.mailcluster.frontend.MailboxRequest\x1a\".mailcluster.frontend.ExpungeReply\x12G\n\x05Queue\x12\x1f.mailcluster.queue.QueueRequest\x1a\x1d.mailcluster.queue.QueueReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmailnode/proto/frontend.proto\x12\x14mailcluster.frontend\x1a\x1amailnode/proto/queue.proto\"V\n\tImapFrame\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07mailbox\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\r\n\x05ready\x18\x05 \x01(\x08\"=\n\rCommitRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0e\n\x06record\x18\x02 \x01(\x0c\x12\r\n\x05retry\x18\x03 \x01(\x08\"-\n\x0b\x43ommitReply\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"/\n\rLookupRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"1\n\x0bLookupReply\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12\x12\n\nover_quota\x18\x02 \x01(\t\"<\n\x0b\x41uthRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"\x1c\n\tAuthReply\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\"A\n\x0eMailboxRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07mailbox\x18\x02 \x01(\t\x12\x0f\n\x07session\x18\x03 \x01(\t\"\'\n\nMessageRef\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\"P\n\x0cMailboxReply\x12\x32\n\x08messages\x18\x01 \x03(\x0b\x32 .mailcluster.frontend.MessageRef\x12\x0c\n\x04\x62usy\x18\x02 \x01(\x08\"K\n\x0bReadRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07mailbox\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x0f\n\x07session\x18\x04 \x01(\t\"(\n\tReadReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"O\n\x0e\x45xpungeRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0f\n\x07mailbox\x18\x02 \x01(\t\x12\x0c\n\x04uids\x18\x03 \x03(\t\x12\x0f\n\x07session\x18\x04 \x01(\t\"\x0e\n\x0c\x45xpungeReply2\xf1\x05\n\x05Shard\x12P\n\x06\x43ommit\x12#.mailcluster.frontend.CommitRequest\x1a!.mailcluster.frontend.CommitReply\x12P\n\x06Lookup\x12#.mailcluster.frontend.LookupRequest\x1a!.mailcluster.frontend.LookupReply\x12R\n\x0c\x41uthenticate\x12!.mailcluster.frontend.AuthRequest\x1a\x1f.mailcluster.frontend.AuthReply\x12W\n\x0bOpenMailbox\x12$.mailcluster.frontend.MailboxRequest\x1a\".mailcluster.frontend.MailboxReply\x12Q\n\x0bReadMessage\x12!.mailcluster.frontend.ReadRequest\x1a\x1f.mailcluster.frontend.ReadReply\x12S\n\x07\x45xpunge\x12$.mailcluster.frontend.ExpungeRequest\x1a\".mailcluster.frontend.ExpungeReply\x12X\n\x0c\x43loseMailbox\x12$.mailcluster.frontend.MailboxRequest\x1a\".mailcluster.frontend.ExpungeReply\x12G\n\x05Queue\x12\x1f.mailcluster.queue.QueueRequest\x1a\x1d.mailcluster.queue.QueueReply\x12L\n\x04Imap\x12\x1f.mailcluster.frontend.ImapFrame\x1a\x1f.mailcluster.frontend.ImapFrame(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailnode.proto.frontend_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMMITREQUEST']._serialized_start=83
-  _globals['_COMMITREQUEST']._serialized_end=144
-  _globals['_COMMITREPLY']._serialized_start=146
-  _globals['_COMMITREPLY']._serialized_end=191
-  _globals['_LOOKUPREQUEST']._serialized_start=193
-  _globals['_LOOKUPREQUEST']._serialized_end=240
-  _globals['_LOOKUPREPLY']._serialized_start=242
-  _globals['_LOOKUPREPLY']._serialized_end=291
-  _globals['_AUTHREQUEST']._serialized_start=293
-  _globals['_AUTHREQUEST']._serialized_end=353
-  _globals['_AUTHREPLY']._serialized_start=355
-  _globals['_AUTHREPLY']._serialized_end=383
-  _globals['_MAILBOXREQUEST']._serialized_start=385
-  _globals['_MAILBOXREQUEST']._serialized_end=450
-  _globals['_MESSAGEREF']._serialized_start=452
-  _globals['_MESSAGEREF']._serialized_end=491
-  _globals['_MAILBOXREPLY']._serialized_start=493
-  _globals['_MAILBOXREPLY']._serialized_end=573
-  _globals['_READREQUEST']._serialized_start=575
-  _globals['_READREQUEST']._serialized_end=650
-  _globals['_READREPLY']._serialized_start=652
-  _globals['_READREPLY']._serialized_end=692
-  _globals['_EXPUNGEREQUEST']._serialized_start=694
-  _globals['_EXPUNGEREQUEST']._serialized_end=773
-  _globals['_EXPUNGEREPLY']._serialized_start=775
-  _globals['_EXPUNGEREPLY']._serialized_end=789
-  _globals['_SHARD']._serialized_start=792
-  _globals['_SHARD']._serialized_end=1467
+  _globals['_IMAPFRAME']._serialized_start=83
+  _globals['_IMAPFRAME']._serialized_end=169
+  _globals['_COMMITREQUEST']._serialized_start=171
+  _globals['_COMMITREQUEST']._serialized_end=232
+  _globals['_COMMITREPLY']._serialized_start=234
+  _globals['_COMMITREPLY']._serialized_end=279
+  _globals['_LOOKUPREQUEST']._serialized_start=281
+  _globals['_LOOKUPREQUEST']._serialized_end=328
+  _globals['_LOOKUPREPLY']._serialized_start=330
+  _globals['_LOOKUPREPLY']._serialized_end=379
+  _globals['_AUTHREQUEST']._serialized_start=381
+  _globals['_AUTHREQUEST']._serialized_end=441
+  _globals['_AUTHREPLY']._serialized_start=443
+  _globals['_AUTHREPLY']._serialized_end=471
+  _globals['_MAILBOXREQUEST']._serialized_start=473
+  _globals['_MAILBOXREQUEST']._serialized_end=538
+  _globals['_MESSAGEREF']._serialized_start=540
+  _globals['_MESSAGEREF']._serialized_end=579
+  _globals['_MAILBOXREPLY']._serialized_start=581
+  _globals['_MAILBOXREPLY']._serialized_end=661
+  _globals['_READREQUEST']._serialized_start=663
+  _globals['_READREQUEST']._serialized_end=738
+  _globals['_READREPLY']._serialized_start=740
+  _globals['_READREPLY']._serialized_end=780
+  _globals['_EXPUNGEREQUEST']._serialized_start=782
+  _globals['_EXPUNGEREQUEST']._serialized_end=861
+  _globals['_EXPUNGEREPLY']._serialized_start=863
+  _globals['_EXPUNGEREPLY']._serialized_end=877
+  _globals['_SHARD']._serialized_start=880
+  _globals['_SHARD']._serialized_end=1633
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ImapFrame(_message.Message):
+    __slots__ = ("shard", "mailbox", "data", "peer", "ready")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    MAILBOX_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    mailbox: str
+    data: bytes
+    peer: str
+    ready: bool
+    def __init__(self, shard: _Optional[int] = ..., mailbox: _Optional[str] = ..., data: _Optional[bytes] = ..., peer: _Optional[str] = ..., ready: _Optional[bool] = ...) -> None: ...
+
 class CommitRequest(_message.Message):
     __slots__ = ("shard", "record", "retry")
     SHARD_FIELD_NUMBER: _ClassVar[int]

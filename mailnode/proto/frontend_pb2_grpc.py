@@ -75,6 +75,11 @@ class ShardStub:
                 request_serializer=mailnode_dot_proto_dot_queue__pb2.QueueRequest.SerializeToString,
                 response_deserializer=mailnode_dot_proto_dot_queue__pb2.QueueReply.FromString,
                 _registered_method=True)
+        self.Imap = channel.stream_stream(
+                '/mailcluster.frontend.Shard/Imap',
+                request_serializer=mailnode_dot_proto_dot_frontend__pb2.ImapFrame.SerializeToString,
+                response_deserializer=mailnode_dot_proto_dot_frontend__pb2.ImapFrame.FromString,
+                _registered_method=True)
 
 
 class ShardServicer:
@@ -131,6 +136,16 @@ class ShardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Imap(self, request_iterator, context):
+        """An IMAP session after LOGIN, run on the primary: the front end's first frame
+        names the shard and the authenticated mailbox; then both directions carry the
+        client's and the server's bytes as they are. The primary's first frame (ready,
+        no data) says it serves the session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +188,11 @@ def add_ShardServicer_to_server(servicer, server):
                     servicer.Queue,
                     request_deserializer=mailnode_dot_proto_dot_queue__pb2.QueueRequest.FromString,
                     response_serializer=mailnode_dot_proto_dot_queue__pb2.QueueReply.SerializeToString,
+            ),
+            'Imap': grpc.stream_stream_rpc_method_handler(
+                    servicer.Imap,
+                    request_deserializer=mailnode_dot_proto_dot_frontend__pb2.ImapFrame.FromString,
+                    response_serializer=mailnode_dot_proto_dot_frontend__pb2.ImapFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -391,6 +411,33 @@ class Shard:
             '/mailcluster.frontend.Shard/Queue',
             mailnode_dot_proto_dot_queue__pb2.QueueRequest.SerializeToString,
             mailnode_dot_proto_dot_queue__pb2.QueueReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Imap(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/mailcluster.frontend.Shard/Imap',
+            mailnode_dot_proto_dot_frontend__pb2.ImapFrame.SerializeToString,
+            mailnode_dot_proto_dot_frontend__pb2.ImapFrame.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,7 +60,7 @@ class EpochStarted(_message.Message):
     def __init__(self, shard: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
 
 class MessageAccepted(_message.Message):
-    __slots__ = ("queue_id", "mail_from", "recipients", "data", "client_address", "helo", "salvaged_from", "relay_recipients", "whole_transaction")
+    __slots__ = ("queue_id", "mail_from", "recipients", "data", "client_address", "helo", "salvaged_from", "relay_recipients", "whole_transaction", "folder", "flags", "internal_ns")
     QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
     MAIL_FROM_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,9 @@ class MessageAccepted(_message.Message):
     SALVAGED_FROM_FIELD_NUMBER: _ClassVar[int]
     RELAY_RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     WHOLE_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_NS_FIELD_NUMBER: _ClassVar[int]
     queue_id: str
     mail_from: str
     recipients: _containers.RepeatedScalarFieldContainer[str]
@@ -79,7 +82,10 @@ class MessageAccepted(_message.Message):
     salvaged_from: str
     relay_recipients: _containers.RepeatedScalarFieldContainer[str]
     whole_transaction: bool
-    def __init__(self, queue_id: _Optional[str] = ..., mail_from: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., data: _Optional[bytes] = ..., client_address: _Optional[str] = ..., helo: _Optional[str] = ..., salvaged_from: _Optional[str] = ..., relay_recipients: _Optional[_Iterable[str]] = ..., whole_transaction: _Optional[bool] = ...) -> None: ...
+    folder: str
+    flags: _containers.RepeatedScalarFieldContainer[str]
+    internal_ns: int
+    def __init__(self, queue_id: _Optional[str] = ..., mail_from: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., data: _Optional[bytes] = ..., client_address: _Optional[str] = ..., helo: _Optional[str] = ..., salvaged_from: _Optional[str] = ..., relay_recipients: _Optional[_Iterable[str]] = ..., whole_transaction: _Optional[bool] = ..., folder: _Optional[str] = ..., flags: _Optional[_Iterable[str]] = ..., internal_ns: _Optional[int] = ...) -> None: ...
 
 class DeliveryResult(_message.Message):
     __slots__ = ("message_lsn", "recipients", "destination", "remote", "next_attempt_ns", "dsn", "delay_warned")
@@ -231,12 +237,14 @@ class UsersImported(_message.Message):
     def __init__(self, users: _Optional[_Iterable[_Union[UserAdded, _Mapping]]] = ..., quotas: _Optional[_Iterable[_Union[QuotaSet, _Mapping]]] = ...) -> None: ...
 
 class UserAdded(_message.Message):
-    __slots__ = ("address", "password_hash")
+    __slots__ = ("address", "password_hash", "folders")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
+    FOLDERS_FIELD_NUMBER: _ClassVar[int]
     address: str
     password_hash: str
-    def __init__(self, address: _Optional[str] = ..., password_hash: _Optional[str] = ...) -> None: ...
+    folders: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, address: _Optional[str] = ..., password_hash: _Optional[str] = ..., folders: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UserDeleted(_message.Message):
     __slots__ = ("address",)

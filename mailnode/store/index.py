@@ -60,6 +60,15 @@ CREATE TABLE IF NOT EXISTS messages (
 -- Name lookups (replay, POP3 RETR) say INDEXED BY: without statistics SQLite picks
 -- the primary key's folder prefix and reads the whole folder (100k rows a lookup).
 CREATE INDEX IF NOT EXISTS messages_by_name ON messages (folder, name);
+-- UIDs expunged from a folder, with the folder's modseq of the expunge: what an IMAP
+-- session missed since a modseq (QRESYNC's VANISHED, a session's EXPUNGE updates).
+CREATE TABLE IF NOT EXISTS expunged (
+    folder INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY (folder, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS expunged_by_modseq ON expunged (folder, modseq);
 CREATE TABLE IF NOT EXISTS queue (
     lsn INTEGER PRIMARY KEY,
     queue_id TEXT NOT NULL,

@@ -30,6 +30,14 @@ DELIMITER = "/"
 # IMAP system flags that Maildir file names carry (letters in ASCII order in the name).
 LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
 FROM_LETTER = {v: k for k, v in LETTERS.items()}
+# Folders a new user gets, with their RFC 6154 attribute (IMAP LIST shows it).
+SPECIAL_USE = {
+    "Archive": "\\Archive",
+    "Drafts": "\\Drafts",
+    "Junk": "\\Junk",
+    "Sent": "\\Sent",
+    "Trash": "\\Trash",
+}
 
 
 def canonical(name: str) -> str:
@@ -269,6 +277,7 @@ class Mailboxes:
             "SELECT count(*), coalesce(sum(size), 0) FROM messages WHERE folder = ?", (folder.id,)
         ).fetchone()
         w.execute("DELETE FROM messages WHERE folder = ?", (folder.id,))
+        w.execute("DELETE FROM expunged WHERE folder = ?", (folder.id,))
         w.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
         self._usage(address, -count, -total)
         shutil.rmtree(self.folder_path(address, folder), ignore_errors=True)
@@ -480,20 +489,21 @@ class Mailboxes:
             return
         w = self._w()
         where = _Where(self.files, self.folder_path(address, folder))
+        cur = self._wfolder(address, folder.name)
+        assert cur is not None
+        modseq = cur.highest_modseq + 1
         for m in messages:
             w.execute("DELETE FROM messages WHERE folder = ? AND uid = ?", (folder.id, m.uid))
+            w.execute(
+                "INSERT OR REPLACE INTO expunged VALUES (?, ?, ?)", (folder.id, m.uid, modseq)
+            )
             path = where.path(m.path, m.name)
             if path is not None:
                 try:
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
-        cur = self._wfolder(address, folder.name)
-        assert cur is not None
-        w.execute(
-            "UPDATE folders SET highest_modseq = ? WHERE id = ?",
-            (cur.highest_modseq + 1, folder.id),
-        )
+        w.execute("UPDATE folders SET highest_modseq = ? WHERE id = ?", (modseq, folder.id))
         self._usage(address, -len(messages), -sum(m.size for m in messages))
         self.changed_files = True
 

@@ -17,7 +17,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import unquote
 
 from mailnode import metrics
@@ -391,10 +391,11 @@ class ShardState:
             mb.expunge(x.mailbox, x.folder or INBOX, uids=list(x.uid_numbers), names=list(x.uids))
         elif kind in ("user_added", "password_changed"):
             body = getattr(record, kind)
-            self._add_user(body.address, body.password_hash, record.timestamp_ns)
+            folders = body.folders if kind == "user_added" else ()
+            self._add_user(body.address, body.password_hash, record.timestamp_ns, folders)
         elif kind == "users_imported":
             for u in record.users_imported.users:
-                self._add_user(u.address, u.password_hash, record.timestamp_ns)
+                self._add_user(u.address, u.password_hash, record.timestamp_ns, u.folders)
             for q in record.users_imported.quotas:
                 self._set_quota(q.scope, q.bytes, q.messages)
         elif kind == "user_deleted":
@@ -426,11 +427,17 @@ class ShardState:
             self.epoch = max(self.epoch, record.epoch)
         return delivered
 
-    def _add_user(self, address: str, password_hash: str, timestamp_ns: int) -> None:
+    def _add_user(
+        self, address: str, password_hash: str, timestamp_ns: int, folders: Iterable[str] = ()
+    ) -> None:
         self.index.begin().execute(
             "INSERT OR REPLACE INTO users VALUES (?, ?)", (address, password_hash)
         )
-        self.mailboxes.ensure_mailbox(address, timestamp_ns // 1_000_000_000)
+        sec = timestamp_ns // 1_000_000_000
+        self.mailboxes.ensure_mailbox(address, sec)
+        for name in folders:  # creating one that exists changes nothing
+            self.mailboxes.create_folder(address, name, sec)
+            self.mailboxes.subscribe(address, name, True)
 
     def _set_quota(self, scope: str, nbytes: int, messages: int) -> None:
         w = self.index.begin()
@@ -455,7 +462,13 @@ class ShardState:
         name = message_name(self.shard, record.lsn, record.timestamp_ns, len(m.data))
         delivered = (
             self.mailboxes.deliver(
-                name, m.data, list(m.recipients), record.timestamp_ns, replay=replay
+                name,
+                m.data,
+                list(m.recipients),
+                m.internal_ns or record.timestamp_ns,
+                folder=m.folder or INBOX,
+                flags=tuple(m.flags),
+                replay=replay,
             )
             if m.recipients
             else 0
