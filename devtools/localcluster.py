@@ -32,6 +32,8 @@ PORTS = {
     "submission": 5870,
     "submission_tls": 4650,
     "pop3": 1110,
+    "imap": 1143,
+    "imap_tls": 1993,
     "http": 8080,
     "grpc": 7070,
 }
@@ -87,6 +89,8 @@ def node_config(node: dict, domain: str, shards: int, cert: str, key: str) -> di
     }
     if "submission" in node:
         config["submission"] = {"listen": node["submission"], "listen_tls": node["submission_tls"]}
+    if "imap" in node:  # a cluster made before IMAP has no ports for it: none then
+        config["imap"] = {"listen": node["imap"], "listen_tls": node["imap_tls"]}
     return config
 
 
@@ -386,7 +390,18 @@ def status(directory: str) -> dict:
     return state
 
 
-PUBLIC_KEYS = ("name", "pid", "smtp", "submission", "submission_tls", "pop3", "http", "grpc")
+PUBLIC_KEYS = (
+    "name",
+    "pid",
+    "smtp",
+    "submission",
+    "submission_tls",
+    "pop3",
+    "imap",
+    "imap_tls",
+    "http",
+    "grpc",
+)
 
 
 def public_map(state: dict) -> dict:

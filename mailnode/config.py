@@ -339,6 +339,31 @@ class Pop3Section:
 
 
 @dataclass(frozen=True)
+class ImapSection:
+    listen: str = setting(
+        "127.0.0.1:1143", "host:port of the IMAP listener (STARTTLS); empty disables it", address
+    )
+    listen_tls: str = setting(
+        "",
+        "host:port of the IMAP listener with TLS from the first byte (993); empty disables it",
+        address,
+    )
+    auth_failure_delay: float = setting(
+        2.0, "seconds before a wrong password is answered", positive
+    )
+    idle_timeout: float = setting(
+        1800.0,
+        "seconds a session may wait for a command or sit in IDLE (RFC 9051: 30 min)",
+        positive,
+    )
+    stale_reads: bool = setting(
+        False,
+        "while a mailbox's shard has no reachable primary, serve it read-only from this "
+        "node's spare copy (which may lag) instead of refusing the login",
+    )
+
+
+@dataclass(frozen=True)
 class HttpSection:
     listen: str = setting("127.0.0.1:8080", "host:port for /metrics and /health", address)
 
@@ -482,6 +507,7 @@ class Config(ConfigFile):
     submission: SubmissionSection
     delivery: DeliverySection
     pop3: Pop3Section
+    imap: ImapSection
     http: HttpSection
     grpc: GrpcSection
     cluster: ClusterSection
@@ -505,6 +531,8 @@ class Config(ConfigFile):
             )
         if (self.submission.listen or self.submission.listen_tls) and not self.tls.cert:
             return "[submission] needs [tls] cert and key (AUTH is offered only under TLS)"
+        if self.imap.listen_tls and not self.tls.cert:
+            return "[imap] listen_tls needs [tls] cert and key"
         arc = self.archive
         if any((arc.tls_ca, arc.tls_cert, arc.tls_key)) and not all(
             (arc.tls_ca, arc.tls_cert, arc.tls_key)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from mailnode.cluster.router import Router
     from mailnode.config import Config
+    from mailnode.frontend.imap import ImapFrontEnd
     from mailnode.frontend.pop3 import Mailboxes
     from mailnode.replication.roles import RoleManager
     from mailnode.shard import Shard
@@ -60,10 +61,11 @@ class AgentNode(Peer, Protocol):
 
 
 class FrontEnd(ShardMap, Protocol):
-    """What the SMTP, submission, POP3 and delivery code uses."""
+    """What the SMTP, submission, POP3, IMAP and delivery code uses."""
 
     config: Config
     hostname: str
     agent: ClusterView
     router: Router
     mailboxes: Mailboxes
+    imap: ImapFrontEnd

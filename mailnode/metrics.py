@@ -57,6 +57,16 @@ POP3_SESSIONS = Counter("mailcluster_pop3_sessions_total", "POP3 sessions starte
 POP3_ACTIVE = Gauge("mailcluster_pop3_sessions_active", "POP3 sessions open")
 POP3_LOGIN_FAILURES = Counter("mailcluster_pop3_login_failures_total", "Rejected POP3 logins")
 POP3_RETRIEVED_BYTES = Counter("mailcluster_pop3_retrieved_bytes_total", "Octets sent by RETR/TOP")
+IMAP_CONNECTIONS = Gauge(
+    "mailcluster_imap_connections", "IMAP connections open on this node's listeners"
+)
+IMAP_SESSIONS = Gauge(
+    "mailcluster_imap_sessions", "Logged-in IMAP sessions served by this node (primary side)"
+)
+IMAP_LOGIN_FAILURES = Counter("mailcluster_imap_login_failures_total", "Rejected IMAP logins")
+IMAP_COMMANDS = Counter(
+    "mailcluster_imap_commands_total", "IMAP commands answered", ["command", "result"]
+)
 SYNC_WAITING = Gauge(
     "mailcluster_replication_commits_waiting",
     "Commits waiting for a spare's acknowledgement",

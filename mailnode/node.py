@@ -18,8 +18,10 @@ from mailnode.cluster.router import Router
 from mailnode.config import Config, ConfigError, parse_address
 from mailnode.delivery.engine import DeliveryEngine
 from mailnode.durable import makedirs_synced, write_atomic
+from mailnode.frontend.imap import ImapFrontEnd
 from mailnode.frontend.pop3 import Mailboxes, RoutedPop3Backend
 from mailnode.http import start_http
+from mailnode.imap.server import ImapServer
 from mailnode.interfaces import ClusterView
 from mailnode.lifecycle import start_stack
 from mailnode.pop3.metrics import PromMetrics
@@ -105,6 +107,16 @@ class Node:
             if self.shipper.enabled and config.archive.remote_sync:
                 shard.remote_wait = self.shipper.wait
         self.tls_context = self._tls_context()
+        # Every node serves IMAP sessions whose shard it is primary of, whoever's
+        # listener the client reached (frontend/imap.py).
+        self.imap = ImapFrontEnd(
+            self,
+            auth_failure_delay=config.imap.auth_failure_delay,
+            idle_timeout=config.imap.idle_timeout,
+            stale_reads=config.imap.stale_reads,
+        )
+        for shard in self.shards.values():
+            shard.on_mailbox_change = self.imap.hub.changed
         self._handler: MxHandler | None = None
         self._submission: SubmissionHandler | None = None
         self._stopped = asyncio.Event()
@@ -183,6 +195,7 @@ class Node:
         await self._start_smtp(stack, loop)
         await self._start_submission(stack, loop)
         await self._start_pop3(stack)
+        await self._start_imap(stack)
         # /health and /ready last: a load balancer (or a test) that sees them answer finds
         # every listener up; on stop they go first, so it stops sending before anything closes.
         host, port = parse_address(self.config.http.listen, "[http] listen")
@@ -279,6 +292,17 @@ class Node:
         host, port = parse_address(self.config.pop3.listen, "[pop3] listen")
         await pop3.start(host, port)
         stack.push_async_callback(lambda: pop3.stop(self._grace))
+
+    async def _start_imap(self, stack: contextlib.AsyncExitStack) -> None:
+        # Sessions piped here from other nodes end with the node, listeners or not.
+        stack.push_async_callback(lambda: self.imap.stop(self._grace))
+        imap = ImapServer(self.imap)
+        stack.push_async_callback(lambda: imap.stop(self._grace))
+        for key, implicit in (("listen", False), ("listen_tls", True)):
+            listen = getattr(self.config.imap, key)
+            if listen:
+                host, port = parse_address(listen, f"[imap] {key}")
+                await imap.start(host, port, implicit_tls=implicit)
 
     async def _update_gauges(self) -> None:
         while True:

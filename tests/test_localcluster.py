@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import imaplib
 import json
 import os
 import signal
@@ -56,6 +57,8 @@ def test_local_up_serves_mail_with_tls_and_resumes(local_cluster):
         "submission",
         "submission_tls",
         "pop3",
+        "imap",
+        "imap_tls",
         "http",
         "grpc",
     }
@@ -75,6 +78,10 @@ def test_local_up_serves_mail_with_tls_and_resumes(local_cluster):
         lambda: pop3_messages(addr(node["pop3"]), f"alice@{DOMAIN}", tls=True), 20, what="mail"
     )
     assert body_of(got[0]) == msg and b"with ESMTPS id" in got[0]
+    with imaplib.IMAP4_SSL(*addr(node["imap_tls"]), ssl_context=ctx, timeout=30) as im:
+        im.login(f"alice@{DOMAIN}", PASSWORD)
+        assert im.select("INBOX") == ("OK", [b"1"])
+        assert im.fetch("1", "(BODY.PEEK[])")[1][0][1] == got[0]  # the same stored bytes
     note = b"Subject: note to self\r\n\r\nsubmitted\r\n"
     with smtplib.SMTP_SSL(*addr(node["submission_tls"]), context=ctx) as s:
         s.login(f"alice@{DOMAIN}", PASSWORD)

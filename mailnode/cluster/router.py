@@ -183,6 +183,28 @@ class Router:
             self._lookups.clear()
         return found
 
+    async def imap_stream(self, shard_id: int, first: pb.ImapFrame):
+        """An IMAP session's stream to the shard's primary, once it says it serves it
+        (held through a failover like a transaction); None when this node became the
+        primary meanwhile."""
+
+        async def call(target: str, attempt: int):
+            if target == LOCAL:
+                return None
+            stream = self._stub(target).Imap(metadata=self.node.cluster_metadata)
+            try:
+                await stream.write(first)
+                reply = await stream.read()
+            except BaseException:
+                stream.cancel()
+                raise
+            if reply is grpc.aio.EOF or not reply.ready:
+                stream.cancel()
+                raise NotPrimary(f"{target} did not take the IMAP session")
+            return stream
+
+        return await self._held(shard_id, call)
+
     async def call_primary(
         self, shard_id: int, method: str, request, local, hold: float | None = None
     ):

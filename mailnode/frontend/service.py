@@ -3,6 +3,8 @@ for the SMTP and POP3 listeners of every other node (gRPC service ``Shard``)."""
 
 from __future__ import annotations
 
+import grpc
+
 from mailnode.delivery.ops import queue_op
 from mailnode.errors import NotPrimary, grpc_errors
 from mailnode.interfaces import FrontEnd
@@ -63,6 +65,15 @@ class ShardService(frontend_pb2_grpc.ShardServicer):
     async def Queue(self, request, context):
         shard = await self._primary(request.shard, context)
         return await queue_op(self.node, shard, request)
+
+    async def Imap(self, request_iterator, context):
+        """A logged-in IMAP session from another node's front end (frontend/imap.py)."""
+        await authorize(self.node, context)
+        try:
+            async for frame in self.node.imap.serve_remote(request_iterator, context):
+                yield frame
+        except NotPrimary as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
 
     @grpc_errors
     async def CloseMailbox(self, request, context):

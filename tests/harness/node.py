@@ -42,6 +42,8 @@ class Node:
     grpc = property(lambda self: f"{self.ip}:7070")
     smtp = property(lambda self: (self.ip, 2525))
     pop3 = property(lambda self: (self.ip, 1110))
+    imap = property(lambda self: (self.ip, 1143))
+    imaps = property(lambda self: (self.ip, 1993))
     http = property(lambda self: f"{self.ip}:8080")
     submission = property(lambda self: (self.ip, 5870))
     submission_tls = property(lambda self: (self.ip, 4650))
@@ -60,6 +62,7 @@ class Node:
             },
             "smtp": {"listen": f"{self.ip}:2525", "max_message_size": 1_000_000},
             "pop3": {"listen": f"{self.ip}:1110", "auth_failure_delay": 0.3},
+            "imap": {"listen": f"{self.ip}:1143", "auth_failure_delay": 0.3},
             "http": {"listen": f"{self.ip}:8080"},
             "grpc": {"listen": f"{self.ip}:7070"},
             "store": {"checkpoint_interval": 1.0},

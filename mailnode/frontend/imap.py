@@ -1,0 +1,191 @@
+"""IMAP on any node of a cluster: a session runs where its mailbox's shard is primary.
+
+The node a client reached does the greeting, STARTTLS and the login (checked by
+the primary, as POP3's is). Then, if the primary is another node, it opens the
+``Shard.Imap`` stream there and pipes the client's bytes both ways; a session on
+the primary serves them with the shard's index at hand. So every session of a
+mailbox, whichever node it came through, is on one process: concurrent sessions
+see each other's changes, and IDLE wakes from the applier, not by polling.
+
+When the primary fails under a piped session the stream breaks and the client
+gets ``* BYE [UNAVAILABLE]``; on reconnect the new primary serves it, with every
+change that was answered OK (each was a committed journal record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import grpc
+
+from mailnode import metrics
+from mailnode.errors import NotPrimary
+from mailnode.frontend.pop3 import RoutedPop3Backend
+from mailnode.imap.hub import Hub
+from mailnode.imap.session import MAX_LINE, Session
+from mailnode.interfaces import FrontEnd
+from mailnode.proto import frontend_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+FRAME = 1 << 20  # octets of server output per gRPC message, at most
+_QUEUE = 16  # frames in flight from a primary's session before it waits
+
+
+class ImapFrontEnd:
+    """The node's side of every IMAP session (mailnode.imap.session.Context)."""
+
+    def __init__(
+        self,
+        node: FrontEnd,
+        *,
+        auth_failure_delay: float,
+        idle_timeout: float,
+        stale_reads: bool = False,
+    ):
+        self.node = node
+        self.hostname = node.hostname
+        self.tls_context = getattr(node, "tls_context", None)
+        self.hub = Hub()
+        self.auth_failure_delay = auth_failure_delay
+        self.idle_timeout = idle_timeout
+        self.max_message_size = node.config.smtp.max_message_size
+        self.stale_reads = stale_reads
+        self.stopping = False
+        self._auth = RoutedPop3Backend(node, local_only=not node.agent.clustered)
+        self._remote: set[asyncio.Task[Any]] = set()
+
+    async def authenticate(self, user: str, password: str) -> str | None:
+        return await self._auth.authenticate(user, password)
+
+    def local_shard(self, mailbox: str) -> Any | None:
+        shard = self.node.shards.get(self.node.shard_id(mailbox))
+        return shard if shard is not None and shard.accepting else None
+
+    def stale_shard(self, mailbox: str) -> Any | None:
+        if not self.stale_reads:
+            return None
+        shard = self.node.shards.get(self.node.shard_id(mailbox))
+        return shard if shard is not None and shard.role == "spare" else None
+
+    # -- the front end's side of a piped session ---------------------------------------
+    async def pipe(self, session: Session, mailbox: str, ok: bytes) -> bool:
+        if not self.node.agent.clustered:
+            return False
+        first = pb.ImapFrame(shard=self.node.shard_id(mailbox), mailbox=mailbox, peer=session.peer)
+        try:
+            stream = await self.node.router.imap_stream(first.shard, first)
+        except Exception as e:
+            log.warning("imap %s: no primary took %s: %s", session.peer, mailbox, e)
+            return False
+        if stream is None:
+            return False  # it became primary here meanwhile: the client logs in again
+        await session.send(ok)
+        await _splice(session, stream)
+        return True
+
+    # -- the primary's side ------------------------------------------------------------
+    async def serve_remote(self, request_iterator, context):
+        """Shard.Imap: run a logged-in session whose client is on another node."""
+        requests = request_iterator.__aiter__()
+        try:
+            first = await requests.__anext__()
+        except StopAsyncIteration:
+            return
+        shard = self.node.shards.get(first.shard)
+        if shard is None or not shard.accepting or self.node.shard_id(first.mailbox) != first.shard:
+            raise NotPrimary(f"{self.node.name} is not serving shard {first.shard} as primary")
+        reader = asyncio.StreamReader(limit=MAX_LINE + 1024)
+        out: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE)
+        writer = _FrameWriter(out)
+        session = Session(self, reader, writer, f"{first.peer} via gRPC", secure=True)
+        session.mailbox, session.shard = first.mailbox, shard
+        metrics.IMAP_SESSIONS.inc()  # the session's end takes it off
+
+        async def pump() -> None:
+            try:
+                async for frame in requests:
+                    reader.feed_data(frame.data)
+            except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                pass
+            finally:
+                reader.feed_eof()
+
+        async def run() -> None:
+            try:
+                await session.run(greet=False)
+            finally:
+                await out.put(None)
+
+        pumping = asyncio.ensure_future(pump())
+        running = asyncio.ensure_future(run())
+        self._remote.add(running)
+        try:
+            yield pb.ImapFrame(ready=True)
+            while True:
+                data = await out.get()
+                if data is None:
+                    break
+                yield pb.ImapFrame(data=data)
+        finally:
+            self._remote.discard(running)
+            pumping.cancel()
+            running.cancel()
+
+    async def stop(self, grace: float) -> None:
+        self.stopping = True
+        if self._remote:
+            _, pending = await asyncio.wait(self._remote, timeout=grace)
+            for t in pending:
+                t.cancel()
+
+
+class _FrameWriter:
+    """A session's writer on the primary: what it writes goes back as frames."""
+
+    def __init__(self, out: asyncio.Queue[bytes | None]):
+        self._out = out
+        self._buf = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self._buf += data
+
+    async def drain(self) -> None:
+        while self._buf:
+            chunk, self._buf = bytes(self._buf[:FRAME]), self._buf[FRAME:]
+            await self._out.put(chunk)
+
+
+async def _splice(session: Session, stream) -> None:
+    """Client bytes to the primary and back, until either side ends."""
+
+    async def up() -> None:
+        while True:
+            data = await session.reader.read(65536)
+            if not data:
+                break
+            await stream.write(pb.ImapFrame(data=data))
+        await stream.done_writing()
+
+    upward = asyncio.ensure_future(up())
+    try:
+        while True:  # read(), not iteration: the call's first frame was read() already
+            frame = await stream.read()
+            if frame is grpc.aio.EOF:
+                break
+            session.writer.write(frame.data)
+            await session.writer.drain()
+    except grpc.aio.AioRpcError as e:
+        log.info("imap %s: the primary's session ended: %s", session.peer, e.code().name)
+        try:
+            session.writer.write(
+                b"* BYE [UNAVAILABLE] This mailbox's server went away; reconnect\r\n"
+            )
+            await session.writer.drain()
+        except ConnectionError:
+            pass
+    finally:
+        upward.cancel()
+        stream.cancel()
