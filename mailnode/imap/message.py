@@ -1037,13 +1037,13 @@ class _Envelope:
     def write(self, utf8: bool) -> bytes:
         s, a = self.strings, self.addresses
         subject = s.get(b"subject")
-        sender = a.get(b"from")
+        from_ = a.get(b"from")
         fields = [
             encode.nstring_oneline(s.get(b"date"), utf8),
             _NIL if subject is None else encode.display_string(subject, utf8),
-            _write_addresses(sender, utf8),
-            _write_addresses(a.get(b"sender") or sender, utf8),
-            _write_addresses(a.get(b"reply-to") or sender, utf8),
+            _write_addresses(from_, utf8),
+            _write_addresses(a.get(b"sender") or from_, utf8),
+            _write_addresses(a.get(b"reply-to") or from_, utf8),
             _write_addresses(a.get(b"to"), utf8),
             _write_addresses(a.get(b"cc"), utf8),
             _write_addresses(a.get(b"bcc"), utf8),

@@ -59,7 +59,7 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 BASE_CAPABILITIES = (
     "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE LITERAL+ IDLE NAMESPACE UNSELECT UIDPLUS MOVE "
     "CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS CONDSTORE QRESYNC ESEARCH QUOTA "
-    "QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UTF8=ACCEPT BINARY MULTIAPPEND STATUS=SIZE"
+    "QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UTF8=ACCEPT BINARY STATUS=SIZE"
 )
 
 
@@ -892,9 +892,7 @@ class Session:
         if sets_seen:
             unseen = [u for _, u in targets if "\\Seen" not in sel.flags.get(u, ())]
             if unseen:
-                await commands.set_flags(
-                    self.shard, self.addr, sel.name, unseen, "add", ["\\Seen"]
-                )
+                await commands.set_flags(self.shard, self.addr, sel.name, unseen, "add", ["\\Seen"])
                 await self.refresh(allow_expunge=cmd.uid, quiet=set(unseen))
         missing = 0
         for i in range(0, len(targets), FETCH_CHUNK):
@@ -944,13 +942,9 @@ class Session:
                     if parsed is None:
                         assert m is not None
                         if folder is None:
-                            folder = view.folder(
-                                self.shard.state.index, self.addr, sel.name
-                            )
+                            folder = view.folder(self.shard.state.index, self.addr, sel.name)
                         data = (
-                            view.read_file(
-                                self.shard.state.mailboxes, self.addr, folder, m
-                            )
+                            view.read_file(self.shard.state.mailboxes, self.addr, folder, m)
                             if folder is not None
                             else None
                         )
@@ -1068,34 +1062,43 @@ class Session:
         sel = self._sel()
         a = cmd.args
         key = a["key"]
-        uses_modseq = _has_modseq(key)
+        uses_modseq = _uses(key, _MODSEQ_KEYS)
         if uses_modseq:
             self.enabled.add("CONDSTORE")
-        uids = list(sel.uids)
-        rows = await asyncio.to_thread(view.messages, self.shard.state.index, sel.folder_id, uids)
-        folder = await asyncio.to_thread(
-            view.folder, self.shard.state.index, self.addr, sel.name
-        )
+        uids = list(sel.uids)  # the client's view: sequence numbers as it knows them
         content = needs_content(key)
+        rows: dict[int, Message] = {}
+        folder = None
+        if content or _uses(key, _ROW_KEYS):  # else the session's own view answers
+            rows = await asyncio.to_thread(
+                view.messages, self.shard.state.index, sel.folder_id, uids
+            )
+            folder = await asyncio.to_thread(
+                view.folder, self.shard.state.index, self.addr, sel.name
+            )
 
         def run() -> list[tuple[int, int]]:
             largest_seq, largest_uid = len(uids), (uids[-1] if uids else 0)
             hits = []
             for seq, uid in enumerate(uids, 1):
                 m = rows.get(uid)
-                if m is None:
-                    continue
+                if (rows and m is None) or uid in sel.deferred:
+                    continue  # expunged meanwhile
                 c = Candidate(
                     seq=seq,
                     uid=uid,
                     flags=frozenset(sel.flags.get(uid, ())),
                     recent=False,
-                    size=m.size,
-                    internal_date=datetime.fromtimestamp(m.internal_ns / 1e9, UTC),
-                    modseq=sel.modseqs.get(uid, m.modseq),
-                    load=_loader(self.shard.state.mailboxes, self.addr, folder, m)
-                    if content
-                    else (lambda: None),
+                    size=m.size if m else 0,
+                    internal_date=(
+                        datetime.fromtimestamp(m.internal_ns / 1e9, UTC) if m else _EPOCH
+                    ),
+                    modseq=sel.modseqs.get(uid, 1),
+                    load=(
+                        _loader(self.shard.state.mailboxes, self.addr, folder, m)
+                        if content and m
+                        else _nothing
+                    ),
                 )
                 if matches(key, c, largest_seq, largest_uid):
                     hits.append((seq, uid))
@@ -1207,13 +1210,14 @@ def _line(text: str, limit: int = 200) -> str:
     return " ".join(text.split())[:limit]
 
 
-def _has_modseq(key: tuple) -> bool:
-    if key[0] == "MODSEQ":
+def _uses(key: tuple, names: frozenset[str]) -> bool:
+    """Whether a search key tree has any of these keys."""
+    if key[0] in names:
         return True
     for part in key[1:]:
-        if isinstance(part, tuple) and _has_modseq(part):
+        if isinstance(part, tuple) and _uses(part, names):
             return True
-        if isinstance(part, list) and any(_has_modseq(k) for k in part):
+        if isinstance(part, list) and any(_uses(k, names) for k in part):
             return True
     return False
 
@@ -1226,6 +1230,15 @@ def _max_number(seqset: SequenceSet) -> int:
             if isinstance(v, int) and v > best:
                 best = v
     return best
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+_ROW_KEYS = frozenset({"LARGER", "SMALLER", "BEFORE", "ON", "SINCE", "OLDER", "YOUNGER"})
+_MODSEQ_KEYS = frozenset({"MODSEQ"})
+
+
+def _nothing() -> None:
+    return None
 
 
 def _loader(store, address: str, folder, m: Message) -> Callable[[], ParsedMessage | None]:
