@@ -323,3 +323,54 @@ def test_bad_input_gets_a_tagged_bad_or_no_with_a_code(inode, cert):
     assert b"b4 OK" in got  # the session survived all of it
     t.close()
     assert "Traceback" not in inode.read_log()
+
+
+def _session(node, cert: str) -> ssl.SSLSocket:
+    t = _raw(node, cert)
+    assert b"a0 OK" in _ask(t, f'a0 LOGIN {ALICE} "{PASSWORD}"\r\n'.encode())
+    return t
+
+
+def test_extensions_over_the_wire_rev2_esearch_binary_literal_plus_utf8_list_status(inode, cert):
+    send(inode, 3, "wire")
+    t = _session(inode, cert[0])
+    wait_for(lambda: b"MESSAGES 3" in _ask(t, b"s STATUS INBOX (MESSAGES)\r\n"), 20, what="mail")
+    # LITERAL+: no continuation request; BINARY: literal8 upload.
+    msg = (
+        b"Subject: plus\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n"
+    )
+    got = _ask(t, b"a1 APPEND Drafts (\\Draft) {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    assert b"+ " not in got and re.search(rb"a1 OK \[APPENDUID \d+ 1\]", got), got
+    assert b"a2 OK" in _ask(t, b"a2 SELECT Drafts\r\n")
+    got = _ask(t, b"a3 FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])\r\n")
+    assert b"BINARY[1] {11}\r\nhello world" in got and b"BINARY.SIZE[1] 11" in got, got
+    # ESEARCH (RFC 4731) with RETURN, and IMAP4rev2 after ENABLE: ESEARCH always, no RECENT.
+    assert b"a4 OK" in _ask(t, b"a4 SELECT INBOX\r\n")
+    got = _ask(t, b"a5 SEARCH RETURN (MIN MAX COUNT) ALL\r\n")
+    assert b'* ESEARCH (TAG "a5") MIN 1 MAX 3 COUNT 3' in got, got
+    got = _ask(t, b"a6 UID SEARCH RETURN (ALL) SUBJECT wire\r\n")
+    assert b'* ESEARCH (TAG "a6") UID ALL 1:3' in got, got
+    got = _ask(t, b"a7 ENABLE IMAP4rev2 UTF8=ACCEPT\r\n")
+    assert b"* ENABLED IMAP4REV2 UTF8=ACCEPT" in got, got
+    got = _ask(t, b"a8 SELECT INBOX\r\n")
+    assert b"RECENT" not in got and b'* LIST () "/" INBOX' in got, got
+    got = _ask(t, b"a9 SEARCH UNSEEN\r\n")
+    assert b'* ESEARCH (TAG "a9") ALL 1:3' in got, got
+    # UTF8=ACCEPT: folder names as UTF-8, not modified UTF-7.
+    assert b"b1 OK" in _ask(t, 'b1 CREATE "Caf\u00e9"\r\n'.encode())
+    got = _ask(t, b'b2 LIST "" "Caf*" RETURN (STATUS (MESSAGES UIDNEXT SIZE))\r\n')
+    assert '"/" "Caf\u00e9"'.encode() in got or '"/" Caf\u00e9'.encode() in got, got
+    assert b"* STATUS" in got and b"MESSAGES 0" in got and b"UIDNEXT 1" in got, got
+    got = _ask(t, b'b3 LIST (SPECIAL-USE) "" "*"\r\n')
+    assert got.count(b"* LIST") == 5 and b"\\Junk" in got and b"INBOX" not in got, got
+    # UID EXPUNGE removes only the named \Deleted messages; UNSELECT expunges nothing.
+    assert b"b4 OK" in _ask(t, b"b4 STORE 1:2 +FLAGS.SILENT (\\Deleted)\r\n")
+    got = _ask(t, b"b5 UID EXPUNGE 2\r\n")
+    assert b"* VANISHED 2" in got or b"* 2 EXPUNGE" in got, got
+    assert b"b6 OK" in _ask(t, b"b6 UNSELECT\r\n")
+    got = _ask(t, b"b7 STATUS INBOX (MESSAGES DELETED)\r\n")
+    assert b"MESSAGES 2 DELETED 1" in got, got
+    got = _ask(t, b"b8 NAMESPACE\r\n")
+    assert b'* NAMESPACE (("" "/")) NIL NIL' in got, got
+    t.close()

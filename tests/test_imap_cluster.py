@@ -213,3 +213,30 @@ def test_kill9_primary_mid_append_and_mid_move_loses_nothing(icluster, cert):
     assert dups <= unanswered, dups
     assert all(b"\\Flagged" in v[b"FLAGS"] for v in got.values())
     c.logout()
+
+
+def test_stale_reads_serve_a_spares_copy_read_only_while_no_primary(cluster, cert):
+    cluster.start(**settings(cert), **{"imap.stale_reads": True, "frontend.hold_timeout": 2.0})
+    primary = cluster.primary_of(SHARD)
+    primary.add_user(ALICE)
+    send(primary, "stale", 2)
+    spare = next(n for n in others(cluster, primary) if cluster.spare_in_sync(n, SHARD))
+    c = client(spare, ALICE, cert[0])
+    wait_for(lambda: c.folder_status("INBOX", ["MESSAGES"])[b"MESSAGES"] == 2, 20, what="2")
+    c.logout()
+    cluster.mailctl("pause")  # no failover: the shard stays without a primary
+    primary.kill9()
+    c = reconnect(spare, cert[0])
+    typ, data = c._imap._simple_command("SELECT", "INBOX")  # read-write asked for
+    assert typ == "OK" and b"[READ-ONLY]" in data[0], (typ, data)
+    assert c.select_folder("INBOX", readonly=True)[b"EXISTS"] == 2
+    got = c.fetch(c.search(), ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
+    assert sorted(v[b"BODY[HEADER.FIELDS (SUBJECT)]"] for v in got.values()) == [
+        b"Subject: stale 0\r\n\r\n",
+        b"Subject: stale 1\r\n\r\n",
+    ]
+    typ, data = c._imap.create("Elsewhere")
+    assert typ == "NO" and b"[UNAVAILABLE]" in data[0], (typ, data)
+    c.noop()  # the session lives on after a refused change
+    c.logout()
+    cluster.mailctl("resume")

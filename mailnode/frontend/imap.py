@@ -21,12 +21,13 @@ from typing import Any
 import grpc
 
 from mailnode import metrics
-from mailnode.errors import NotPrimary
+from mailnode.errors import MailclusterError, NotPrimary
 from mailnode.frontend.pop3 import RoutedPop3Backend
 from mailnode.imap.hub import Hub
 from mailnode.imap.session import MAX_LINE, Session
 from mailnode.interfaces import FrontEnd
 from mailnode.proto import frontend_pb2 as pb
+from mailnode.users import normalize
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,15 @@ class ImapFrontEnd:
         self._remote: set[asyncio.Task[Any]] = set()
 
     async def authenticate(self, user: str, password: str) -> str | None:
-        return await self._auth.authenticate(user, password)
+        try:
+            return await self._auth.authenticate(user, password)
+        except MailclusterError:
+            spare = self.stale_shard(normalize(user))
+            if spare is None:
+                raise
+            # No primary answers: with stale reads the spare's copy of the users checks.
+            reply = await self.node.mailboxes.authenticate(spare, normalize(user), password)
+            return reply.mailbox or None
 
     def local_shard(self, mailbox: str) -> Any | None:
         shard = self.node.shards.get(self.node.shard_id(mailbox))

@@ -516,7 +516,7 @@ class Session:
             raise Bad(f"Mailbox name is not modified UTF-7: {e.text}") from None
 
     def _name_out(self, name: str) -> bytes:
-        return astring(name if self.utf8 else mutf7_encode(name))
+        return astring(name, utf8=True) if self.utf8 else astring(mutf7_encode(name))
 
     async def _folder(self, raw: str):
         f = await asyncio.to_thread(view.folder, self.shard.state.index, self.addr, raw)
@@ -645,6 +645,7 @@ class Session:
             a["reference"],
             a["patterns"],
             subscribed_only="SUBSCRIBED" in a["select_options"],
+            special_only="SPECIAL-USE" in a["select_options"],  # RFC 6154 LIST (SPECIAL-USE)
             show_subscribed="SUBSCRIBED" in a["return_options"]
             or "SUBSCRIBED" in a["select_options"],
             status=a["return_status"],
@@ -664,6 +665,7 @@ class Session:
         *,
         subscribed_only: bool,
         show_subscribed: bool,
+        special_only: bool = False,
         verb: str,
         status: list[str] | None = None,
     ) -> None:
@@ -677,7 +679,9 @@ class Session:
         for f in folders:
             if not any(m(f.name) for m in matchers):
                 continue
-            if subscribed_only and not f.subscribed:
+            if (subscribed_only and not f.subscribed) or (
+                special_only and f.name not in SPECIAL_USE
+            ):
                 continue
             attrs = []
             children = any(n.startswith(f.name + DELIMITER) for n in names)
