@@ -100,8 +100,9 @@ def test_select_fetch_store_search_expunge(inode, cert):
     size = int(re.search(r"RFC822.SIZE (\d+)", meta).group(1))
     whole = ok(c.fetch("1", "(BODY.PEEK[])"))[0][1]
     assert len(whole) == size and whole.endswith(b"body of basic 0\r\n")
-    # Reading without PEEK sets \Seen.
-    ok(c.fetch("2", "(BODY[TEXT])"))
+    # Reading without PEEK sets \Seen, and the FETCH response says so.
+    read = ok(c.fetch("2", "(BODY[TEXT])"))
+    assert b"FLAGS (\\Seen)" in b" ".join(x[0] if isinstance(x, tuple) else x for x in read)
     assert b"\\Seen" in ok(c.fetch("2", "(FLAGS)"))[0]
     ok(c.store("1", "+FLAGS", "(\\Flagged $Label1)"))
     assert ok(c.search(None, "FLAGGED"))[0] == b"1"

@@ -898,6 +898,11 @@ class Session:
             if unseen:
                 await commands.set_flags(self.shard, self.addr, sel.name, unseen, "add", ["\\Seen"])
                 await self.refresh(allow_expunge=cmd.uid, quiet=set(unseen))
+                # The flags changed: they go with this FETCH's responses (RFC 3501 6.4.5).
+                if not any(i.name == "FLAGS" for i in items):
+                    items.append(FetchAtt("FLAGS"))
+                if self.condstore and not any(i.name == "MODSEQ" for i in items):
+                    items.append(FetchAtt("MODSEQ"))
         missing = 0
         for i in range(0, len(targets), FETCH_CHUNK):
             chunk = targets[i : i + FETCH_CHUNK]
