@@ -24,6 +24,7 @@ from mailnode import metrics
 from mailnode.errors import MailclusterError, NotPrimary
 from mailnode.frontend.pop3 import RoutedPop3Backend
 from mailnode.imap.hub import Hub
+from mailnode.imap.server import quickack
 from mailnode.imap.session import MAX_LINE, Session
 from mailnode.interfaces import FrontEnd
 from mailnode.proto import frontend_pb2 as pb
@@ -186,6 +187,8 @@ async def _splice(session: Session, stream) -> None:
                 break
             session.writer.write(frame.data)
             await session.writer.drain()
+            if frame.data.startswith(b"+ ") or b"\r\n+ " in frame.data:
+                quickack(session.writer)  # a continuation: the literal comes next
     except grpc.aio.AioRpcError as e:
         log.info("imap %s: the primary's session ended: %s", session.peer, e.code().name)
         try:

@@ -1323,6 +1323,18 @@ class ParsedMessage:
         kind = (text or "").upper()
         if kind not in ("", "MIME", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"):
             raise ValueError(f"unknown section text {text!r}")
+        if not part and kind != "MIME":
+            # The message's own header or text: no MIME tree needed (the common FETCH).
+            if kind == "":
+                return self._raw.replace(b"\x00", b"\x80")
+            h = self._root_header
+            if kind == "TEXT":
+                data = self._raw[h.end :]
+            elif kind == "HEADER":
+                data = self._raw[h.start : h.end]
+            else:
+                data = self._header_fields(h, fields, kind == "HEADER.FIELDS")
+            return data.replace(b"\x00", b"\x80")
         target = self._find(part)
         if target is None or (kind == "MIME" and not part):
             return b""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from typing import Any
 
@@ -24,6 +25,16 @@ def format_peer(peername: Any) -> str:
     if isinstance(peername, tuple) and len(peername) >= 2:
         return ("[%s]:%s" if ":" in peername[0] else "%s:%s") % peername[:2]
     return str(peername)
+
+
+def quickack(writer) -> None:
+    """Linux TCP_QUICKACK: the next segments are ACKed at once (it lapses by itself)."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except OSError:
+            pass
 
 
 class ImapServer:
@@ -56,7 +67,15 @@ class ImapServer:
         async def start_tls(context: ssl.SSLContext) -> None:
             await writer.start_tls(context, ssl_handshake_timeout=60.0)
 
-        session = Session(self.ctx, reader, writer, peer, secure=secure, start_tls=start_tls)
+        session = Session(
+            self.ctx,
+            reader,
+            writer,
+            peer,
+            secure=secure,
+            start_tls=start_tls,
+            quickack=lambda: quickack(writer),
+        )
         task = asyncio.current_task()
         assert task is not None
         self._sessions[task] = session

@@ -156,6 +156,7 @@ class Session:
         *,
         secure: bool,
         start_tls: Callable[[ssl.SSLContext], Awaitable[None]] | None = None,
+        quickack: Callable[[], None] | None = None,
     ):
         self.ctx = ctx
         self.reader = reader
@@ -163,6 +164,10 @@ class Session:
         self.peer = peer
         self.secure = secure
         self._start_tls = start_tls
+        # After a continuation request: ACK the literal at once. A client that writes
+        # the literal and its CRLF apart (imaplib) waits for that ACK (Nagle), and the
+        # kernel would delay it 40 ms, as we send nothing until the command is whole.
+        self._quickack = quickack
         self.mailbox: str | None = None  # the logged-in address
         self.shard: Any = None
         self.selected: Selected | None = None
@@ -265,6 +270,8 @@ class Session:
                 raise Bad("Literal too big", "TOOBIG")
             if not nonsync:
                 await self.send(b"+ Ready for literal data\r\n")
+                if self._quickack is not None:
+                    self._quickack()
             try:
                 data += await self.reader.readexactly(size)
             except asyncio.IncompleteReadError as e:

@@ -7,7 +7,6 @@ later never straddle an applier commit.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -164,16 +163,7 @@ def _runs(uids: list[int]) -> Iterator[tuple[int, int]]:
 
 def read_file(store: Mailboxes, address: str, f: Folder, m: Message) -> bytes | None:
     """A message's bytes, found by its indexed path or by its name (renamed by a reader)."""
-    base = store.folder_path(address, f)
-    for path in (os.path.join(base, m.path), store.files.locate(base, m.name)):
-        if path is None:
-            continue
-        try:
-            with open(path, "rb") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            continue
-    return None
+    return store.read_file(store.folder_path(address, f), m.path, m.name)
 
 
 def uids_by_name(index: Index, folder_id: int, names: list[str]) -> dict[str, int]:

@@ -551,16 +551,24 @@ class Mailboxes:
         )
         if row is None:
             return None
-        base = self.folder_path(address, row[0])
-        for path in (os.path.join(base, row[1]), self.files.locate(base, name)):
-            if path is None:
-                continue
-            try:
-                with open(path, "rb") as f:
-                    return f.read()
-            except FileNotFoundError:
-                continue
-        return None
+        return self.read_file(self.folder_path(address, row[0]), row[1], name)
+
+    def read_file(self, base: str, rel: str, name: str) -> bytes | None:
+        """Message ``name``'s bytes from its indexed path ``rel`` under the folder
+        directory ``base``, else wherever a reader moved it (a flag change), or None."""
+        try:
+            with open(os.path.join(base, rel), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            pass
+        path = self.files.locate(base, name)  # a directory listing: only when needed
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
 
     def usage(self, address: str) -> tuple[int, int]:
         """(messages, bytes) stored for ``address``, all folders."""
