@@ -31,6 +31,17 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from importlib import import_module
+
+
+def _comparator(module: str):
+    """A library compared against, from the environment this runs in: not a dependency
+    of the project (never in .venv/; see the docstring for the throwaway one)."""
+    try:
+        return import_module(module)
+    except ImportError:
+        sys.exit(f"imap_parse_bench: {module} is not installed here (see the docstring)")
+
 
 LIT = b"x" * 298 + b"\r\n"  # 300 octets
 assert len(LIT) == 300
@@ -50,8 +61,9 @@ class Rejected(Exception):
 
 # --------------------------------------------------------------------------
 def make_pymap() -> Callable[[bytes], object]:
-    from pymap.parsing import Params
-    from pymap.parsing.commands import Commands, InvalidCommand
+    parsing = _comparator("pymap.parsing")
+    commands = _comparator("pymap.parsing.commands")
+    Params, Commands, InvalidCommand = parsing.Params, commands.Commands, commands.InvalidCommand
 
     cmds = Commands()
 
@@ -65,8 +77,8 @@ def make_pymap() -> Callable[[bytes], object]:
 
 
 def make_twisted() -> Callable[[bytes], object]:
-    from twisted.internet.testing import StringTransport
-    from twisted.mail import imap4
+    StringTransport = _comparator("twisted.internet.testing").StringTransport
+    imap4 = _comparator("twisted.mail.imap4")
 
     calls: list[tuple] = []
 
@@ -109,7 +121,8 @@ def make_ours() -> Callable[[bytes], object]:
 
 
 def make_imapcodec(as_dict: bool = False) -> Callable[[bytes], object]:
-    from imap_codec import CommandCodec, DecodeError
+    codec = _comparator("imap_codec")
+    CommandCodec, DecodeError = codec.CommandCodec, codec.DecodeError
 
     def parse(data: bytes) -> object:
         try:
@@ -122,8 +135,8 @@ def make_imapcodec(as_dict: bool = False) -> Callable[[bytes], object]:
 
 
 def make_abnf() -> Callable[[bytes], object]:
-    from abnf import ParseError
-    from abnf.grammars import rfc9051
+    ParseError = _comparator("abnf").ParseError
+    rfc9051 = _comparator("abnf.grammars.rfc9051")
 
     rule = rfc9051.Rule("command")
 

@@ -608,6 +608,7 @@ class Shard:
         a.lsn, a.queue_id, a.reason = record.lsn, m.queue_id, reason[:500]
         a.uid = message_name(self.id, record.lsn, record.timestamp_ns, len(m.data))
         a.recipients.extend(m.recipients)
+        a.folder = m.folder
         return abort
 
     def _inherited(self, lsn: int) -> bool:
@@ -707,7 +708,10 @@ class Shard:
             self.state.applied_lsn = max(self.state.applied_lsn, self.journal.committed_lsn)
             self.state.checkpoint(force=True)  # syncs the filesystem first
             self.state.end_replace()
-        self._started_loop().call_soon_threadsafe(self._applied, self.state.committed_lsn)
+        # Every mailbox may have changed: IMAP sessions of all of them look again.
+        self._started_loop().call_soon_threadsafe(
+            self._applied, self.state.committed_lsn, False, set(self.state.users)
+        )
         return replayed
 
     def read_queued(self, lsn: int) -> JournalRecord:

@@ -352,10 +352,15 @@ def test_extensions_over_the_wire_rev2_esearch_binary_literal_plus_utf8_list_sta
     assert b'* ESEARCH (TAG "a5") MIN 1 MAX 3 COUNT 3' in got, got
     got = _ask(t, b"a6 UID SEARCH RETURN (ALL) SUBJECT wire\r\n")
     assert b'* ESEARCH (TAG "a6") UID ALL 1:3' in got, got
-    got = _ask(t, b"a7 ENABLE IMAP4rev2 UTF8=ACCEPT\r\n")
+    got = _ask(t, b"a7 ENABLE IMAP4rev2\r\n")  # RFC 5161: not while a mailbox is selected
+    assert b"a7 BAD [CLIENTBUG]" in got, got
+    assert b"a7b OK" in _ask(t, b"a7b UNSELECT\r\n")
+    got = _ask(t, b"a7c ENABLE IMAP4rev2 UTF8=ACCEPT\r\n")
     assert b"* ENABLED IMAP4REV2 UTF8=ACCEPT" in got, got
     got = _ask(t, b"a8 SELECT INBOX\r\n")
     assert b"RECENT" not in got and b'* LIST () "/" INBOX' in got, got
+    got = _ask(t, b"a8b SELECT INBOX\r\n")  # the implicit close is said (RFC 9051 7.1)
+    assert got.startswith(b"* OK [CLOSED]"), got
     got = _ask(t, b"a9 SEARCH UNSEEN\r\n")
     assert b'* ESEARCH (TAG "a9") ALL 1:3' in got, got
     # UTF8=ACCEPT: folder names as UTF-8, not modified UTF-7.
@@ -375,3 +380,55 @@ def test_extensions_over_the_wire_rev2_esearch_binary_literal_plus_utf8_list_sta
     got = _ask(t, b"b8 NAMESPACE\r\n")
     assert b'* NAMESPACE (("" "/")) NIL NIL' in got, got
     t.close()
+
+
+def test_review_regressions_order_rename_patterns_limits_and_expunged_fetch(inode, cert):
+    send(inode, 5, "rr")
+    a = _session(inode, cert[0])
+    b = _session(inode, cert[0])
+    wait_for(lambda: b"MESSAGES 5" in _ask(a, b"s STATUS INBOX (MESSAGES)\r\n"), 20, what="5")
+    assert b"x1 OK" in _ask(a, b"x1 SELECT INBOX\r\n")
+    assert b"y1 OK" in _ask(b, b"y1 SELECT INBOX\r\n")
+    # Another session expunges message 5 and new mail arrives: EXPUNGE, then EXISTS.
+    _ask(b, b"y2 STORE 5 +FLAGS.SILENT (\\Deleted)\r\n")
+    assert b"y3 OK" in _ask(b, b"y3 EXPUNGE\r\n")
+    send(inode, 1, "late")
+    wait_for(lambda: b"MESSAGES 5" in _ask(b, b"y4 STATUS INBOX (MESSAGES)\r\n"), 20, what="5")
+    got = _ask(a, b"x2 NOOP\r\n")
+    assert got.index(b"* 5 EXPUNGE") < got.index(b"* 5 EXISTS"), got
+    # A message expunged meanwhile: the FETCH says so with a code, no internal error.
+    _ask(b, b"y5 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n")
+    _ask(b, b"y6 EXPUNGE\r\n")
+    got = _ask(a, b"x3 FETCH 1 (INTERNALDATE BODY.PEEK[])\r\n")
+    assert b"x3 NO [EXPUNGEISSUED]" in got, got
+    assert b"x3b OK" in _ask(a, b"x3b NOOP\r\n")
+    # RENAME, then a new folder under the old name: an EXPUNGE of the session that
+    # selected the first one never touches the second.
+    assert b"z1 OK" in _ask(b, b"z1 CREATE Work\r\n")
+    assert b"z2 OK" in _ask(b, b"z2 COPY 1:2 Work\r\n")
+    assert b"x4 OK" in _ask(a, b"x4 SELECT Work\r\n")
+    _ask(a, b"x5 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n")
+    assert b"z3 OK" in _ask(b, b"z3 RENAME Work Old\r\n")
+    assert b"z4 OK" in _ask(b, b"z4 CREATE Work\r\n")
+    assert b"z5 OK" in _ask(b, b"z5 COPY 1:2 Work\r\n")
+    assert b"x6 OK" in _ask(a, b"x6 EXPUNGE\r\n")
+    assert b"MESSAGES 2" in _ask(b, b"z6 STATUS Work (MESSAGES)\r\n")
+    assert b"MESSAGES 1" in _ask(b, b"z7 STATUS Old (MESSAGES)\r\n")
+    # A pattern that backtracks a regex for minutes is answered at once.
+    assert b"z8 OK" in _ask(b, b"z8 CREATE " + b"a" * 40 + b"\r\n")
+    t0 = time.monotonic()
+    got = _ask(b, b'z9 LIST "" "' + b"*a" * 30 + b'X"\r\n')
+    assert b"z9 OK" in got and time.monotonic() - t0 < 2.0, got
+    # A deleted level with folders below it is listed \Noselect (RFC 3501 6.3.8).
+    assert b"w1 OK" in _ask(b, b"w1 CREATE Lists/py\r\n")
+    assert b"w2 OK" in _ask(b, b"w2 DELETE Lists\r\n")
+    got = _ask(b, b'w3 LIST "" %\r\n')
+    assert b'* LIST (\\Noselect \\HasChildren) "/" Lists' in got, got
+    # Oversized literals get a tagged answer; before login a literal is small.
+    got = _ask(b, b"w4 APPEND INBOX {99999999}\r\n")
+    assert got.startswith(b"w4 BAD [TOOBIG]"), got
+    raw = _raw(inode, cert[0])
+    got = _ask(raw, b"v1 LOGIN {60000000}\r\n")
+    assert got.startswith(b"v1 BAD [TOOBIG]"), got
+    for s in (a, b, raw):
+        s.close()

@@ -60,6 +60,10 @@ class Router:
             self._changed.set_result(None)
         self._changed = None
 
+    async def wait_change(self, timeout: float) -> None:
+        """Until the shard map next changes, or ``timeout`` seconds."""
+        await self._wait_change(timeout)
+
     async def _wait_change(self, timeout: float) -> None:
         if self._changed is None:
             self._changed = asyncio.get_running_loop().create_future()
@@ -184,9 +188,9 @@ class Router:
         return found
 
     async def imap_stream(self, shard_id: int, first: pb.ImapFrame):
-        """An IMAP session's stream to the shard's primary, once it says it serves it
-        (held through a failover like a transaction); None when this node became the
-        primary meanwhile."""
+        """(stream, the primary's address) for an IMAP session, once the primary says it
+        serves it (held through a failover like a transaction); None when this node
+        became the primary meanwhile."""
 
         async def call(target: str, attempt: int):
             if target == LOCAL:
@@ -201,7 +205,7 @@ class Router:
             if reply is grpc.aio.EOF or not reply.ready:
                 stream.cancel()
                 raise NotPrimary(f"{target} did not take the IMAP session")
-            return stream
+            return stream, target
 
         return await self._held(shard_id, call)
 

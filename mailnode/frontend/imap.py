@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import grpc
@@ -86,15 +87,29 @@ class ImapFrontEnd:
             return False
         first = pb.ImapFrame(shard=self.node.shard_id(mailbox), mailbox=mailbox, peer=session.peer)
         try:
-            stream = await self.node.router.imap_stream(first.shard, first)
+            opened = await self.node.router.imap_stream(first.shard, first)
         except Exception as e:
             log.warning("imap %s: no primary took %s: %s", session.peer, mailbox, e)
             return False
-        if stream is None:
+        if opened is None:
             return False  # it became primary here meanwhile: the client logs in again
-        await session.send(ok)
-        await _splice(session, stream)
+        stream, target = opened
+        try:
+            await session.send(ok)
+            await _splice(session, stream, self._moved(first.shard, target))
+        finally:
+            stream.cancel()
         return True
+
+    async def _moved(self, shard_id: int, target: str) -> None:
+        """Returns once the shard map names another primary than ``target``: a piped
+        session whose primary's host vanished (no reset ever comes) ends then."""
+        router = self.node.router
+        while True:
+            await router.wait_change(5.0)
+            now = router.target(shard_id)
+            if now is not None and now != target:
+                return
 
     # -- the primary's side ------------------------------------------------------------
     async def serve_remote(self, request_iterator, context):
@@ -126,16 +141,28 @@ class ImapFrontEnd:
         async def run() -> None:
             try:
                 await session.run(greet=False)
+            except Exception:
+                log.exception("imap %s: session failed", session.peer)
+                writer.write(b"* BYE [SERVERBUG] Internal error\r\n")
+                writer.flush_nowait()
             finally:
-                await out.put(None)
+                try:
+                    out.put_nowait(None)
+                except asyncio.QueueFull:
+                    pass  # the reader below sees the task done
 
         pumping = asyncio.ensure_future(pump())
         running = asyncio.ensure_future(run())
         self._remote.add(running)
         try:
             yield pb.ImapFrame(ready=True)
-            while True:
-                data = await out.get()
+            while not (running.done() and out.empty()):
+                get = asyncio.ensure_future(out.get())
+                await asyncio.wait({get, running}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    continue
+                data = get.result()
                 if data is None:
                     break
                 yield pb.ImapFrame(data=data)
@@ -163,13 +190,23 @@ class _FrameWriter:
         self._buf += data
 
     async def drain(self) -> None:
-        while self._buf:
-            chunk, self._buf = bytes(self._buf[:FRAME]), self._buf[FRAME:]
-            await self._out.put(chunk)
+        buf, self._buf = self._buf, bytearray()
+        view = memoryview(buf)
+        for i in range(0, len(view), FRAME):  # slices of one buffer: no copy of the rest
+            await self._out.put(bytes(view[i : i + FRAME]))
+
+    def flush_nowait(self) -> None:
+        if self._buf:
+            try:
+                self._out.put_nowait(bytes(self._buf))
+            except asyncio.QueueFull:
+                pass
+            self._buf = bytearray()
 
 
-async def _splice(session: Session, stream) -> None:
-    """Client bytes to the primary and back, until either side ends."""
+async def _splice(session: Session, stream, moved: Awaitable[None]) -> None:
+    """Client bytes to the primary and back, until the primary's side ends, the client
+    goes, or the shard map names another primary (``moved``)."""
 
     async def up() -> None:
         while True:
@@ -179,25 +216,38 @@ async def _splice(session: Session, stream) -> None:
             await stream.write(pb.ImapFrame(data=data))
         await stream.done_writing()
 
-    upward = asyncio.ensure_future(up())
-    try:
+    async def down() -> None:
         while True:  # read(), not iteration: the call's first frame was read() already
             frame = await stream.read()
             if frame is grpc.aio.EOF:
-                break
+                return
             session.writer.write(frame.data)
             await session.writer.drain()
             if frame.data.startswith(b"+ ") or b"\r\n+ " in frame.data:
                 quickack(session.writer)  # a continuation: the literal comes next
-    except grpc.aio.AioRpcError as e:
-        log.info("imap %s: the primary's session ended: %s", session.peer, e.code().name)
-        try:
-            session.writer.write(
-                b"* BYE [UNAVAILABLE] This mailbox's server went away; reconnect\r\n"
-            )
-            await session.writer.drain()
-        except ConnectionError:
-            pass
+
+    upward, downward = asyncio.ensure_future(up()), asyncio.ensure_future(down())
+    watch = asyncio.ensure_future(moved)
+    try:
+        await asyncio.wait({downward, watch, upward}, return_when=asyncio.FIRST_COMPLETED)
+        if upward.done() and upward.exception() is None and not downward.done():
+            # The client closed its side: the primary's session ends with it.
+            await asyncio.wait({downward, watch}, return_when=asyncio.FIRST_COMPLETED)
+        failed = watch.done() or (downward.done() and downward.exception() is not None)
+        if failed:
+            why = "the shard moved" if watch.done() else repr(downward.exception())
+            log.info("imap %s: the primary's session ended: %s", session.peer, why)
+            try:
+                session.writer.write(
+                    b"* BYE [UNAVAILABLE] This mailbox's server went away; reconnect\r\n"
+                )
+                await session.writer.drain()
+            except ConnectionError:
+                pass
     finally:
-        upward.cancel()
+        for t in (upward, downward, watch):
+            t.cancel()
+        for t in (upward, downward):
+            if t.done() and not t.cancelled():
+                t.exception()  # retrieved: a reset connection is not an error here
         stream.cancel()

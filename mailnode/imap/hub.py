@@ -14,6 +14,16 @@ from collections.abc import Iterable
 class Hub:
     def __init__(self) -> None:
         self._events: dict[str, set[asyncio.Event]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, address: str) -> asyncio.Lock:
+        """The mailbox's lock for a check-then-change (STORE UNCHANGEDSINCE)."""
+        lock = self._locks.get(address)
+        if lock is None:
+            if len(self._locks) > 10_000:  # forget the unheld ones now and then
+                self._locks = {a: k for a, k in self._locks.items() if k.locked()}
+            lock = self._locks[address] = asyncio.Lock()
+        return lock
 
     def watch(self, address: str) -> asyncio.Event:
         ev = asyncio.Event()

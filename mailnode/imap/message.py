@@ -1471,3 +1471,45 @@ class ParsedMessage:
     def text(self) -> str:
         """The decoded header and body text: SEARCH TEXT's text."""
         return self._header_text(self._root_header) + "\n" + self.body_text()
+
+
+# -- the header cache ------------------------------------------------------------------
+# The fields a mail client's message list asks for (Thunderbird, mutt, K-9, Apple Mail
+# fetch ENVELOPE or HEADER.FIELDS of these): the store keeps these lines of each
+# message in its index, so those FETCHes and SEARCH FROM/SUBJECT/... read no file.
+CACHED_FIELDS = frozenset(
+    {
+        "bcc",
+        "cc",
+        "content-type",
+        "date",
+        "from",
+        "importance",
+        "in-reply-to",
+        "list-id",
+        "message-id",
+        "newsgroups",
+        "priority",
+        "references",
+        "reply-to",
+        "sender",
+        "subject",
+        "to",
+        "x-priority",
+    }
+)
+_CACHED = frozenset(n.encode() for n in CACHED_FIELDS)
+
+
+def cached_header(raw: bytes) -> bytes | None:
+    """The message's CACHED_FIELDS lines, as they are and in their order, and the empty
+    line after the header: a header-only message whose ENVELOPE, HEADER.FIELDS of
+    cached names and header() are the original's. None when that would not hold
+    exactly (no empty line ending the header, bare LF line ends, a NUL)."""
+    header = ParsedMessage(raw)._root_header
+    if header.blank != b"\r\n" or b"\x00" in raw[: header.end]:
+        return None
+    lines = [raw[f.start : f.end] for f in header.fields if f.name.lower() in _CACHED]
+    if not lines or any(line.count(b"\n") != line.count(b"\r\n") for line in lines):
+        return None
+    return b"".join([*lines, b"\r\n"])

@@ -316,11 +316,11 @@ def literal_at_end(line: bytes) -> tuple[int, bool] | None:
     if not digits or _DIGITS.fullmatch(digits) is None:
         return None
     if len(digits) > _MAX_DIGITS:
-        raise ParseError("Literal size too large", _tag_of(line))
+        raise ParseError("Literal size too large", tag_of(line))
     return int(digits), nonsync
 
 
-def _tag_of(line: bytes) -> str | None:
+def tag_of(line: bytes) -> str | None:
     """The tag a line starts with, so that even a line refused early gets a tagged BAD."""
     m = _TAG.match(line)
     if m is None or not line.startswith(b" ", m.end()):

@@ -41,6 +41,11 @@ def _folder_by_id(conn, folder_id: int) -> Folder | None:
     return _folder(row) if row else None
 
 
+def folder_by_id(index: Index, folder_id: int) -> Folder | None:
+    """A folder by its id: what a session selected, whatever it is called now."""
+    return _folder_by_id(index.reader(), folder_id)
+
+
 def folder(index: Index, address: str, name: str) -> Folder | None:
     row = index.read_one(
         f"SELECT {FOLDER_COLUMNS} FROM folders WHERE address = ? AND name = ?",
@@ -120,7 +125,8 @@ def changes(index: Index, folder_id: int, since: int) -> Changes:
         if f.highest_modseq <= since:
             return Changes(f, [], [])
         rows = conn.execute(
-            "SELECT uid, flags, modseq FROM messages WHERE folder = ? AND modseq > ? ORDER BY uid",
+            "SELECT uid, flags, modseq FROM messages INDEXED BY messages_by_modseq "
+            "WHERE folder = ? AND modseq > ? ORDER BY uid",
             (f.id, since),
         ).fetchall()
         gone = conn.execute(
@@ -143,6 +149,20 @@ def messages(index: Index, folder_id: int, uids: list[int]) -> dict[int, Message
         ):
             m = _message(row)
             out[m.uid] = m
+    return out
+
+
+def cached(index: Index, folder_id: int, uids: list[int]) -> dict[int, bytes]:
+    """The cached header lines (imap.message.cached_header) of these UIDs, where kept."""
+    out: dict[int, bytes] = {}
+    conn = index.reader()
+    for lo, hi in _runs(uids):
+        for uid, blob in conn.execute(
+            "SELECT uid, cached FROM messages WHERE folder = ? AND uid BETWEEN ? AND ? "
+            "AND cached IS NOT NULL",
+            (folder_id, lo, hi),
+        ):
+            out[uid] = blob
     return out
 
 

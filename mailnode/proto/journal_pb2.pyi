@@ -147,16 +147,18 @@ class QueueControl(_message.Message):
     def __init__(self, action: _Optional[_Union[QueueControl.Action, str]] = ..., message_lsns: _Optional[_Iterable[int]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Expunged(_message.Message):
-    __slots__ = ("mailbox", "uids", "folder", "uid_numbers")
+    __slots__ = ("mailbox", "uids", "folder", "uid_numbers", "uidvalidity")
     MAILBOX_FIELD_NUMBER: _ClassVar[int]
     UIDS_FIELD_NUMBER: _ClassVar[int]
     FOLDER_FIELD_NUMBER: _ClassVar[int]
     UID_NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    UIDVALIDITY_FIELD_NUMBER: _ClassVar[int]
     mailbox: str
     uids: _containers.RepeatedScalarFieldContainer[str]
     folder: str
     uid_numbers: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, mailbox: _Optional[str] = ..., uids: _Optional[_Iterable[str]] = ..., folder: _Optional[str] = ..., uid_numbers: _Optional[_Iterable[int]] = ...) -> None: ...
+    uidvalidity: int
+    def __init__(self, mailbox: _Optional[str] = ..., uids: _Optional[_Iterable[str]] = ..., folder: _Optional[str] = ..., uid_numbers: _Optional[_Iterable[int]] = ..., uidvalidity: _Optional[int] = ...) -> None: ...
 
 class FolderChanged(_message.Message):
     __slots__ = ("mailbox", "action", "folder", "new_name")
@@ -183,7 +185,7 @@ class FolderChanged(_message.Message):
     def __init__(self, mailbox: _Optional[str] = ..., action: _Optional[_Union[FolderChanged.Action, str]] = ..., folder: _Optional[str] = ..., new_name: _Optional[str] = ...) -> None: ...
 
 class FlagsChanged(_message.Message):
-    __slots__ = ("mailbox", "folder", "uids", "mode", "flags")
+    __slots__ = ("mailbox", "folder", "uids", "mode", "flags", "uidvalidity")
     class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ADD: _ClassVar[FlagsChanged.Mode]
@@ -197,26 +199,30 @@ class FlagsChanged(_message.Message):
     UIDS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     FLAGS_FIELD_NUMBER: _ClassVar[int]
+    UIDVALIDITY_FIELD_NUMBER: _ClassVar[int]
     mailbox: str
     folder: str
     uids: _containers.RepeatedScalarFieldContainer[int]
     mode: FlagsChanged.Mode
     flags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, mailbox: _Optional[str] = ..., folder: _Optional[str] = ..., uids: _Optional[_Iterable[int]] = ..., mode: _Optional[_Union[FlagsChanged.Mode, str]] = ..., flags: _Optional[_Iterable[str]] = ...) -> None: ...
+    uidvalidity: int
+    def __init__(self, mailbox: _Optional[str] = ..., folder: _Optional[str] = ..., uids: _Optional[_Iterable[int]] = ..., mode: _Optional[_Union[FlagsChanged.Mode, str]] = ..., flags: _Optional[_Iterable[str]] = ..., uidvalidity: _Optional[int] = ...) -> None: ...
 
 class MessagesCopied(_message.Message):
-    __slots__ = ("mailbox", "folder", "uids", "target", "move")
+    __slots__ = ("mailbox", "folder", "uids", "target", "move", "uidvalidity")
     MAILBOX_FIELD_NUMBER: _ClassVar[int]
     FOLDER_FIELD_NUMBER: _ClassVar[int]
     UIDS_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     MOVE_FIELD_NUMBER: _ClassVar[int]
+    UIDVALIDITY_FIELD_NUMBER: _ClassVar[int]
     mailbox: str
     folder: str
     uids: _containers.RepeatedScalarFieldContainer[int]
     target: str
     move: bool
-    def __init__(self, mailbox: _Optional[str] = ..., folder: _Optional[str] = ..., uids: _Optional[_Iterable[int]] = ..., target: _Optional[str] = ..., move: _Optional[bool] = ...) -> None: ...
+    uidvalidity: int
+    def __init__(self, mailbox: _Optional[str] = ..., folder: _Optional[str] = ..., uids: _Optional[_Iterable[int]] = ..., target: _Optional[str] = ..., move: _Optional[bool] = ..., uidvalidity: _Optional[int] = ...) -> None: ...
 
 class QuotaSet(_message.Message):
     __slots__ = ("scope", "bytes", "messages")
@@ -261,18 +267,20 @@ class PasswordChanged(_message.Message):
     def __init__(self, address: _Optional[str] = ..., password_hash: _Optional[str] = ...) -> None: ...
 
 class Aborted(_message.Message):
-    __slots__ = ("lsn", "uid", "recipients", "reason", "queue_id")
+    __slots__ = ("lsn", "uid", "recipients", "reason", "queue_id", "folder")
     LSN_FIELD_NUMBER: _ClassVar[int]
     UID_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
     lsn: int
     uid: str
     recipients: _containers.RepeatedScalarFieldContainer[str]
     reason: str
     queue_id: str
-    def __init__(self, lsn: _Optional[int] = ..., uid: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., queue_id: _Optional[str] = ...) -> None: ...
+    folder: str
+    def __init__(self, lsn: _Optional[int] = ..., uid: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., queue_id: _Optional[str] = ..., folder: _Optional[str] = ...) -> None: ...
 
 class AnsweredAlone(_message.Message):
     __slots__ = ("lsns",)

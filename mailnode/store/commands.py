@@ -79,7 +79,13 @@ async def change_folder(shard, address: str, action: str, name: str, new_name: s
 
 
 async def set_flags(
-    shard, address: str, folder: str, uids: list[int], mode: str, flags: list[str]
+    shard,
+    address: str,
+    folder: str,
+    uids: list[int],
+    mode: str,
+    flags: list[str],
+    uidvalidity: int = 0,
 ) -> int:
     if mode not in MODES:
         raise Refused(f"unknown flag mode {mode!r} (add, remove, replace)")
@@ -90,11 +96,19 @@ async def set_flags(
     x.mailbox, x.folder, x.mode = address, f.name, MODES[mode]
     x.uids.extend(uids)
     x.flags.extend(check_flags(flags))
+    x.uidvalidity = uidvalidity
     return await _commit(shard, rec)
 
 
 async def copy(
-    shard, address: str, folder: str, uids: list[int], target: str, *, move: bool
+    shard,
+    address: str,
+    folder: str,
+    uids: list[int],
+    target: str,
+    *,
+    move: bool,
+    uidvalidity: int = 0,
 ) -> int:
     await _exists(shard, address)
     src = await _folder(shard, address, folder)
@@ -105,14 +119,16 @@ async def copy(
     c = rec.messages_copied
     c.mailbox, c.folder, c.target, c.move = address, src.name, dst.name, move
     c.uids.extend(sorted(set(uids)))
+    c.uidvalidity = uidvalidity
     return await _commit(shard, rec)
 
 
-async def expunge(shard, address: str, folder: str, uids: list[int]) -> int:
+async def expunge(shard, address: str, folder: str, uids: list[int], uidvalidity: int = 0) -> int:
     await _exists(shard, address)
     f = await _folder(shard, address, folder)
     rec = JournalRecord()
     x = rec.expunged
     x.mailbox, x.folder = address, f.name
     x.uid_numbers.extend(sorted(set(uids)))
+    x.uidvalidity = uidvalidity
     return await _commit(shard, rec)

@@ -55,11 +55,14 @@ CREATE TABLE IF NOT EXISTS messages (
     flags TEXT NOT NULL DEFAULT '',   -- IMAP flags, space separated, sorted
     modseq INTEGER NOT NULL,
     path TEXT NOT NULL,           -- relative to the folder: new/<name> or cur/<name>:2,<letters>
+    cached BLOB,                  -- the header lines IMAP list views fetch (imap.message)
     PRIMARY KEY (folder, uid)
 ) WITHOUT ROWID;
 -- Name lookups (replay, POP3 RETR) say INDEXED BY: without statistics SQLite picks
 -- the primary key's folder prefix and reads the whole folder (100k rows a lookup).
 CREATE INDEX IF NOT EXISTS messages_by_name ON messages (folder, name);
+-- What changed in a folder since a modseq (every IMAP session's refresh, QRESYNC).
+CREATE INDEX IF NOT EXISTS messages_by_modseq ON messages (folder, modseq);
 -- UIDs expunged from a folder, with the folder's modseq of the expunge: what an IMAP
 -- session missed since a modseq (QRESYNC's VANISHED, a session's EXPUNGE updates).
 CREATE TABLE IF NOT EXISTS expunged (
@@ -120,6 +123,9 @@ class Index:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA cache_size=-32768")  # 32 MiB
         conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+        if "cached" not in columns:  # an index made before the header cache: NULL, the file
+            conn.execute("ALTER TABLE messages ADD COLUMN cached BLOB")
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         return conn
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from mailnode.errors import AlreadyExists, NotFound, Refused
+from mailnode.imap.message import cached_header
 from mailnode.store.index import Index
 from mailnode.store.maildir import MaildirStore
 
@@ -296,12 +297,19 @@ class Mailboxes:
         )
 
     def _insert(
-        self, address: str, folder: Folder, name: str, size: int, internal_ns: int, flags
+        self,
+        address: str,
+        folder: Folder,
+        name: str,
+        size: int,
+        internal_ns: int,
+        flags,
+        cached: bytes | None = None,
     ) -> None:
         w = self._w()
         uid, modseq = folder.uidnext, folder.highest_modseq + 1
         w.execute(
-            f"INSERT INTO messages ({MESSAGE_COLUMNS}, folder) VALUES (?,?,?,?,?,?,?,?)",
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}, folder, cached) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 uid,
                 name,
@@ -311,6 +319,7 @@ class Mailboxes:
                 modseq,
                 message_path(name, flags),
                 folder.id,
+                cached,
             ),
         )
         w.execute(
@@ -337,6 +346,7 @@ class Mailboxes:
         its name survived: a file of the wrong size is written again, in place."""
         made = 0
         targets: list[str] = []
+        cached = cached_header(data)
         # One copy per mailbox even if a sender named it twice (RCPT a@x, RCPT A@x).
         for address in dict.fromkeys(addresses):
             box = self.ensure_mailbox(address, internal_ns // 1_000_000_000)
@@ -361,7 +371,7 @@ class Mailboxes:
                         self.changed_files = True  # synced before the commit naming it
                         made += 1
                     continue
-            self._insert(address, f, name, len(data), internal_ns, flags)
+            self._insert(address, f, name, len(data), internal_ns, flags, cached)
             target = os.path.join(self.folder_path(address, f), message_path(name, flags))
             if replay and _size(target) not in (None, len(data)):
                 # Written before a commit a power cut took back, and damaged by it.
@@ -401,11 +411,17 @@ class Mailboxes:
         return out
 
     def set_flags(
-        self, address: str, name: str, uids: list[int], mode: str, flags: list[str]
+        self,
+        address: str,
+        name: str,
+        uids: list[int],
+        mode: str,
+        flags: list[str],
+        uidvalidity: int = 0,
     ) -> None:
         """mode: "add", "remove" or "replace"."""
         folder = self._wfolder(address, name)
-        if folder is None:
+        if folder is None or not _same(folder, uidvalidity):
             return
         w = self._w()
         modseq = folder.highest_modseq
@@ -444,21 +460,36 @@ class Mailboxes:
         self.changed_files = True
 
     def copy(
-        self, address: str, name: str, uids: list[int], target: str, *, move: bool, stamp: str
+        self,
+        address: str,
+        name: str,
+        uids: list[int],
+        target: str,
+        *,
+        move: bool,
+        stamp: str,
+        uidvalidity: int = 0,
     ) -> None:
         """Copy (or move) messages to ``target``; a copy's Maildir name is its source's with
         ``stamp`` (from the record's lsn) so names stay unique in the target."""
         src, dst = self._wfolder(address, name), self._wfolder(address, target)
-        if src is None or dst is None:
+        if src is None or dst is None or not _same(src, uidvalidity):
             return
         src_base, dst_base = self.folder_path(address, src), self.folder_path(address, dst)
         where = _Where(self.files, src_base)
         messages = self._wmessages(src, uids)
-        for i, m in enumerate(messages):
+        for m in messages:
             dst = self._wfolder(address, target)  # uidnext moved on
             assert dst is not None
-            new_name = copy_name(m.name, stamp, i)
-            self._insert(address, dst, new_name, m.size, m.internal_ns, m.flags)
+            new_name = copy_name(m.name, stamp, m.uid)  # the source UID: COPYUID finds it
+            cached = (
+                self._w()
+                .execute(
+                    "SELECT cached FROM messages WHERE folder = ? AND uid = ?", (src.id, m.uid)
+                )
+                .fetchone()[0]
+            )
+            self._insert(address, dst, new_name, m.size, m.internal_ns, m.flags, cached)
             target_path = os.path.join(dst_base, message_path(new_name, m.flags))
             source = where.path(m.path, m.name, unless=target_path)
             try:
@@ -475,10 +506,15 @@ class Mailboxes:
         self.changed_files = True
 
     def expunge(
-        self, address: str, name: str, uids: Iterable[int] = (), names: Iterable[str] = ()
+        self,
+        address: str,
+        name: str,
+        uids: Iterable[int] = (),
+        names: Iterable[str] = (),
+        uidvalidity: int = 0,
     ) -> int:
         folder = self._wfolder(address, name)
-        if folder is None:
+        if folder is None or not _same(folder, uidvalidity):
             return 0
         messages = self._wmessages(folder, uids) + self._wby_name(folder, names)
         self._remove(address, folder, messages)
@@ -576,6 +612,12 @@ class Mailboxes:
             "SELECT messages, bytes FROM mailboxes WHERE address = ?", (address,)
         )
         return (row[0], row[1]) if row else (0, 0)
+
+
+def _same(folder: Folder, uidvalidity: int) -> bool:
+    """Is this the folder an IMAP command was checked against (0: not checked)? A
+    folder renamed away and another made under its name has a new UIDVALIDITY."""
+    return not uidvalidity or folder.uidvalidity == uidvalidity
 
 
 def copy_name(name: str, stamp: str, i: int) -> str:

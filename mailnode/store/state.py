@@ -385,10 +385,16 @@ class ShardState:
             self.recent_ids.remove(a.queue_id)
             self.queue.drop(a.lsn)
             for rcpt in a.recipients:
-                mb.expunge(rcpt, INBOX, names=[a.uid])
+                mb.expunge(rcpt, a.folder or INBOX, names=[a.uid])
         elif kind == "expunged":
             x = record.expunged
-            mb.expunge(x.mailbox, x.folder or INBOX, uids=list(x.uid_numbers), names=list(x.uids))
+            mb.expunge(
+                x.mailbox,
+                x.folder or INBOX,
+                uids=list(x.uid_numbers),
+                names=list(x.uids),
+                uidvalidity=x.uidvalidity,
+            )
         elif kind in ("user_added", "password_changed"):
             body = getattr(record, kind)
             folders = body.folders if kind == "user_added" else ()
@@ -411,7 +417,12 @@ class ShardState:
         elif kind == "flags_changed":
             f = record.flags_changed
             mb.set_flags(
-                f.mailbox, f.folder or INBOX, list(f.uids), FLAG_MODES[f.mode], list(f.flags)
+                f.mailbox,
+                f.folder or INBOX,
+                list(f.uids),
+                FLAG_MODES[f.mode],
+                list(f.flags),
+                uidvalidity=f.uidvalidity,
             )
         elif kind == "messages_copied":
             c = record.messages_copied
@@ -422,6 +433,7 @@ class ShardState:
                 c.target,
                 move=c.move,
                 stamp=f"S{self.shard}C{record.lsn}",
+                uidvalidity=c.uidvalidity,
             )
         elif kind == "epoch_started":
             self.epoch = max(self.epoch, record.epoch)
@@ -504,14 +516,14 @@ class ShardState:
         )
         return rows.get(address) or rows.get(domain) or (0, 0)
 
-    def over_quota(self, address: str, size: int = 0) -> str:
-        """Why one more message of ``size`` bytes would take ``address`` over its quota,
-        or ""."""
+    def over_quota(self, address: str, size: int = 0, count: int = 1) -> str:
+        """Why ``count`` more messages of ``size`` bytes in all would take ``address`` over
+        its quota, or ""."""
         max_bytes, max_messages = self.quota(address)
         if not max_bytes and not max_messages:
             return ""
         messages, nbytes = self.mailboxes.usage(address)
-        if max_messages and messages + 1 > max_messages:
+        if max_messages and messages + count > max_messages:
             return f"{messages} messages of {max_messages}"
         if max_bytes and nbytes + size > max_bytes:
             return f"{nbytes + size} bytes of {max_bytes}"
