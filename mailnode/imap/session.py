@@ -15,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import bisect
+import functools
 import logging
 import ssl
 import time
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 from mailnode import metrics
 from mailnode.errors import AlreadyExists, MailclusterError, NotFound, NotPrimary, Refused
-from mailnode.imap import view
+from mailnode.imap import fastsearch, view
 from mailnode.imap.encode import astring, flag_list, imap_date, quoted_or_literal
 from mailnode.imap.hub import Hub
 from mailnode.imap.message import CACHED_FIELDS, ParsedMessage
@@ -743,6 +744,8 @@ class Session:
             await self.send(*out)
 
     async def cmd_status(self, cmd: Command) -> None:
+        if "HIGHESTMODSEQ" in cmd.args["items"]:
+            self.enabled.add("CONDSTORE")  # RFC 7162 3.1: a CONDSTORE-enabling command
         name = self._name_in(cmd.args["mailbox"])
         await self.send(await self._status_line(name, cmd.args["items"]))
 
@@ -1064,7 +1067,7 @@ class Session:
         if name == "BINARY.SIZE":
             assert it.section is not None
             n = p.binary_size(it.section.part)
-            return it.response_name().encode() + b" " + (b"NIL" if n is None else b"%d" % n)
+            return _response_name(it) + b" " + (b"NIL" if n is None else b"%d" % n)
         assert it.section is not None
         if name == "BINARY":
             content = p.binary(it.section.part)
@@ -1076,8 +1079,8 @@ class Session:
             start, count = it.partial
             content = content[start : start + count]
         if name == "BINARY" and b"\0" in content:
-            return it.response_name().encode() + b" ~{%d}\r\n" % len(content) + content
-        return it.response_name().encode() + b" " + _literal(content)
+            return _response_name(it) + b" ~{%d}\r\n" % len(content) + content
+        return _response_name(it) + b" " + _literal(content)
 
     async def cmd_store(self, cmd: Command) -> str | None:
         sel = self._sel()
@@ -1196,11 +1199,23 @@ class Session:
 
         def run() -> list[tuple[int, int]]:
             largest_seq, largest_uid = len(uids), (uids[-1] if uids else 0)
+            fast = fastsearch.compile_index_key(key, uids, sel.flags, sel.modseqs, rows)
+            if fast is not None:  # no content: one predicate, no object per message
+                return [
+                    (seq, uid)
+                    for seq, uid in enumerate(uids, 1)
+                    if uid not in sel.deferred and (not rows or uid in rows) and fast(seq, uid)
+                ]
             hits = []
             for seq, uid in enumerate(uids, 1):
                 m = rows.get(uid)
                 if (rows and m is None) or uid in sel.deferred:
                     continue  # expunged meanwhile
+                raw = blobs.get(uid)
+                if raw is None and m is not None and folder is not None:
+                    raw = view.read_file(self.shard.state.mailboxes, self.addr, folder, m)
+                if raw is not None and not fastsearch.could_match(key, fastsearch.haystack(raw)):
+                    continue  # the text is nowhere in its bytes: no parse
                 c = Candidate(
                     seq=seq,
                     uid=uid,
@@ -1211,11 +1226,7 @@ class Session:
                         datetime.fromtimestamp(m.internal_ns / 1e9, UTC) if m else _EPOCH
                     ),
                     modseq=sel.modseqs.get(uid, 1),
-                    load=(
-                        _loader(self.shard.state.mailboxes, self.addr, folder, m, blobs.get(uid))
-                        if content and m
-                        else _nothing
-                    ),
+                    load=_parsed(raw) if content and raw is not None else _nothing,
                 )
                 if matches(key, c, largest_seq, largest_uid):
                     hits.append((seq, uid))
@@ -1224,6 +1235,8 @@ class Session:
         hits = await asyncio.to_thread(run)
         numbers = [u if cmd.uid else s for s, u in hits]
         ret = a["return"]
+        if ret and "SAVE" in ret:
+            raise Bad("SEARCHRES (RETURN SAVE) is not offered")
         if ret is None and not self.rev2:
             line = "SEARCH" + "".join(f" {n}" for n in numbers)
             if uses_modseq and hits:
@@ -1321,6 +1334,13 @@ def _storable(flags: list[str]) -> list[str]:
     return [f for f in flags if f.lower() != "\\recent"]
 
 
+@functools.lru_cache(maxsize=256)
+def _response_name(it: FetchAtt) -> bytes:
+    """What a FETCH response writes before an item's value, made once per item kind
+    rather than once per message."""
+    return it.response_name().encode()
+
+
 def _literal(data: bytes) -> bytes:
     return b"{%d}\r\n" % len(data) + data
 
@@ -1403,18 +1423,8 @@ def _search_cache_serves(key: tuple) -> bool:
     return True
 
 
-def _loader(
-    store, address: str, folder, m: Message, blob: bytes | None = None
-) -> Callable[[], ParsedMessage | None]:
-    def load() -> ParsedMessage | None:
-        if blob is not None:
-            return ParsedMessage(blob)
-        if folder is None:
-            return None
-        data = view.read_file(store, address, folder, m)
-        return ParsedMessage(data) if data is not None else None
-
-    return load
+def _parsed(raw: bytes) -> Callable[[], ParsedMessage]:
+    return lambda: ParsedMessage(raw)
 
 
 MAX_PATTERN = 1024  # characters of a LIST pattern (names are at most 200)
