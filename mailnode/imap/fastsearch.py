@@ -15,7 +15,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from mailnode.imap.parser import SequenceSet
-from mailnode.store.mailboxes import Message
 
 Predicate = Callable[[int, int], bool]
 _INDEX_KEYS = frozenset(
@@ -50,11 +49,12 @@ def compile_index_key(
     uids: list[int],
     flags: dict[int, tuple[str, ...]],
     modseqs: dict[int, int],
-    rows: dict[int, Message],
+    rows: dict[int, tuple[int, int]],
     now: float | None = None,
 ) -> Predicate | None:
     """A predicate equal to search.matches for this key, or None when the key reads
-    message content (then the general path runs). ``uids`` is the view in sequence order."""
+    message content (then the general path runs). ``uids`` is the view in sequence order,
+    ``rows`` uid -> (size, internal date in ns) (view.sizes_and_dates)."""
     if not _index_only(key):
         return None
     now_ns = int((time.time() if now is None else now) * 1_000_000_000)
@@ -93,21 +93,21 @@ def compile_index_key(
         if op in ("LARGER", "SMALLER"):
             n = k[1]
             if op == "LARGER":
-                return lambda s, u: u in rows and rows[u].size > n
-            return lambda s, u: u in rows and rows[u].size < n
+                return lambda s, u: u in rows and rows[u][0] > n
+            return lambda s, u: u in rows and rows[u][0] < n
         if op in ("BEFORE", "ON", "SINCE"):
             start = _day_ns(k[1])
             end = _day_ns(k[1] + timedelta(days=1))
             if op == "BEFORE":
-                return lambda s, u: u in rows and rows[u].internal_ns < start
+                return lambda s, u: u in rows and rows[u][1] < start
             if op == "SINCE":
-                return lambda s, u: u in rows and rows[u].internal_ns >= start
-            return lambda s, u: u in rows and start <= rows[u].internal_ns < end
+                return lambda s, u: u in rows and rows[u][1] >= start
+            return lambda s, u: u in rows and start <= rows[u][1] < end
         # OLDER / YOUNGER: the boundary counts, as in search.py
         bound = now_ns - k[1] * 1_000_000_000
         if op == "OLDER":
-            return lambda s, u: u in rows and rows[u].internal_ns <= bound
-        return lambda s, u: u in rows and rows[u].internal_ns >= bound
+            return lambda s, u: u in rows and rows[u][1] <= bound
+        return lambda s, u: u in rows and rows[u][1] >= bound
 
     return build(key)
 

@@ -1185,12 +1185,17 @@ class Session:
         uids = list(sel.uids)  # the client's view: sequence numbers as it knows them
         content = needs_content(key)
         rows: dict[int, Message] = {}
+        small: dict[int, tuple[int, int]] = {}
         folder = None
-        if content or _uses(key, _ROW_KEYS):  # else the session's own view answers
+        if content:
             rows = await asyncio.to_thread(
                 view.messages, self.shard.state.index, sel.folder_id, uids
             )
             folder = view.folder_by_id(self.shard.state.index, sel.folder_id)
+        elif _uses(key, _ROW_KEYS):  # sizes and dates only; else the session's view answers
+            small = await asyncio.to_thread(
+                view.sizes_and_dates, self.shard.state.index, sel.folder_id
+            )
         blobs: dict[int, bytes] = {}
         if content and _search_cache_serves(key):
             blobs = await asyncio.to_thread(
@@ -1199,12 +1204,12 @@ class Session:
 
         def run() -> list[tuple[int, int]]:
             largest_seq, largest_uid = len(uids), (uids[-1] if uids else 0)
-            fast = fastsearch.compile_index_key(key, uids, sel.flags, sel.modseqs, rows)
+            fast = fastsearch.compile_index_key(key, uids, sel.flags, sel.modseqs, small)
             if fast is not None:  # no content: one predicate, no object per message
                 return [
                     (seq, uid)
                     for seq, uid in enumerate(uids, 1)
-                    if uid not in sel.deferred and (not rows or uid in rows) and fast(seq, uid)
+                    if uid not in sel.deferred and (not small or uid in small) and fast(seq, uid)
                 ]
             hits = []
             for seq, uid in enumerate(uids, 1):

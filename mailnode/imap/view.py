@@ -152,6 +152,17 @@ def messages(index: Index, folder_id: int, uids: list[int]) -> dict[int, Message
     return out
 
 
+def sizes_and_dates(index: Index, folder_id: int) -> dict[int, tuple[int, int]]:
+    """uid -> (size, internal date in ns) of a folder's messages: what SEARCH's size and
+    date keys read, without building whole rows."""
+    return {
+        uid: (size, ns)
+        for uid, size, ns in index.reader().execute(
+            "SELECT uid, size, internal_ns FROM messages WHERE folder = ?", (folder_id,)
+        )
+    }
+
+
 def cached(index: Index, folder_id: int, uids: list[int]) -> dict[int, bytes]:
     """The cached header lines (imap.message.cached_header) of these UIDs, where kept."""
     out: dict[int, bytes] = {}
