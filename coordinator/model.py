@@ -243,16 +243,22 @@ class Coordination:
         """Create our ephemeral member znode; replace one left by our own earlier session."""
         path = self.path("nodes", name)
         raw = json.dumps(data).encode()
-        try:
-            self._call("create", path, raw, ephemeral=True)
-        except NodeExists:
-            _, stat = self.get(path)
+        while True:
+            try:
+                self._call("create", path, raw, ephemeral=True)
+                return
+            except NodeExists:
+                try:
+                    _, stat = self.get(path)
+                except NoNode:
+                    continue  # its session expired between the two calls: create it now
             if stat.ephemeralOwner != self.zk.client_id[0]:
                 raise MemberHeld(
                     f"{path} is held by another session (a second node named {name}, or our previous "
                     "session not expired yet)"
-                ) from None
+                )
             self._call("set", path, raw)
+            return
 
     def owns_member(self, name: str) -> bool:
         try:
