@@ -30,6 +30,13 @@ class RoleManager:
         self.followers: dict[int, Follower] = {}
         self._fencing: dict[int, asyncio.Task] = {}
         self._hooks: set[asyncio.Task] = set()
+        # One role change of a shard at a time: two demotes at once (two fence calls)
+        # made the second start a follower while the first still waited for the old one
+        # to finish a store rebuild, and the two appended to one journal.
+        self._changing: dict[int, asyncio.Lock] = {}
+
+    def _lock(self, shard_id: int) -> asyncio.Lock:
+        return self._changing.setdefault(shard_id, asyncio.Lock())
 
     def start(self) -> None:
         for shard in self.node.shards.values():
@@ -55,6 +62,10 @@ class RoleManager:
     async def promote(self, shard_id: int, epoch: int = 0, reason: str = "by operator") -> str:
         """Make this node the shard's primary: at ``epoch`` when given (ZooKeeper assigns it),
         else at one past the highest epoch known here."""
+        async with self._lock(shard_id):
+            return await self._promote(shard_id, epoch, reason)
+
+    async def _promote(self, shard_id: int, epoch: int, reason: str) -> str:
         shard = self.node.shards[shard_id]
         last = shard.journal.epochs[-1][0] if shard.journal.epochs else 0
         if shard.role == "primary" and (not epoch or epoch == shard.epoch):
@@ -96,6 +107,10 @@ class RoleManager:
     async def demote(
         self, shard_id: int, primary: str = "", epoch: int = 0, reason: str = "by operator"
     ) -> str:
+        async with self._lock(shard_id):
+            return await self._demote(shard_id, primary, epoch, reason)
+
+    async def _demote(self, shard_id: int, primary: str, epoch: int, reason: str) -> str:
         shard = self.node.shards[shard_id]
         was = shard.role
         shard.become_spare(primary, epoch)
