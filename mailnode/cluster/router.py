@@ -62,9 +62,6 @@ class Router:
 
     async def wait_change(self, timeout: float) -> None:
         """Until the shard map next changes, or ``timeout`` seconds."""
-        await self._wait_change(timeout)
-
-    async def _wait_change(self, timeout: float) -> None:
         if self._changed is None:
             self._changed = asyncio.get_running_loop().create_future()
         try:
@@ -114,7 +111,7 @@ class Router:
                 )
             attempt += 1
             if not moved:  # a newly named primary is asked at once; else wait for one
-                await self._wait_change(min(remaining, 0.5))
+                await self.wait_change(min(remaining, 0.5))
 
     async def _attempt(self, shard_id: int, target: str, work):
         """Await one attempt; a remote one is given up as soon as the shard map names
@@ -127,7 +124,7 @@ class Router:
             return await task
         try:
             while True:
-                if self._changed is None:  # the future changed() resolves (as in _wait_change)
+                if self._changed is None:  # the future changed() resolves (as in wait_change)
                     self._changed = asyncio.get_running_loop().create_future()
                 await asyncio.wait({task, self._changed}, return_when=asyncio.FIRST_COMPLETED)
                 if task.done():

@@ -42,6 +42,3 @@ class Hub:
         for a in addresses:
             for ev in self._events.get(a, ()):
                 ev.set()
-
-    def sessions(self) -> int:
-        return sum(len(s) for s in self._events.values())

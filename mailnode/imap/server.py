@@ -15,16 +15,11 @@ from typing import Any
 
 from mailnode import metrics
 from mailnode.imap.session import MAX_LINE, Context, Session
+from mailnode.pop3.server import format_peer
 
 log = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 5.0
-
-
-def format_peer(peername: Any) -> str:
-    if isinstance(peername, tuple) and len(peername) >= 2:
-        return ("[%s]:%s" if ":" in peername[0] else "%s:%s") % peername[:2]
-    return str(peername)
 
 
 def quickack(writer) -> None:

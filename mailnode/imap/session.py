@@ -547,7 +547,7 @@ class Session:
         return astring(name, utf8=True) if self.utf8 else astring(mutf7_encode(name))
 
     async def _folder(self, raw: str):
-        f = await asyncio.to_thread(view.folder, self.shard.state.index, self.addr, raw)
+        f = await asyncio.to_thread(self.shard.state.mailboxes.folder, self.addr, raw)
         if f is None:
             raise No("NONEXISTENT", "No such mailbox")
         return f
@@ -769,7 +769,7 @@ class Session:
 
     async def cmd_append(self, cmd: Command) -> str:
         name = self._name_in(cmd.args["mailbox"])
-        f = await asyncio.to_thread(view.folder, self.shard.state.index, self.addr, name)
+        f = await asyncio.to_thread(self.shard.state.mailboxes.folder, self.addr, name)
         if f is None:
             raise No("TRYCREATE", "No such mailbox")
         if len(cmd.args["messages"]) > 1:
@@ -1131,7 +1131,7 @@ class Session:
         sel = self._sel()
         targets = self._resolve(cmd.args["sequence"], cmd.uid)
         dest_name = self._name_in(cmd.args["mailbox"])
-        dest = await asyncio.to_thread(view.folder, self.shard.state.index, self.addr, dest_name)
+        dest = await asyncio.to_thread(self.shard.state.mailboxes.folder, self.addr, dest_name)
         if dest is None:
             raise No("TRYCREATE", "No such mailbox")
         if not targets:

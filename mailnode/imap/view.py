@@ -46,14 +46,6 @@ def folder_by_id(index: Index, folder_id: int) -> Folder | None:
     return _folder_by_id(index.reader(), folder_id)
 
 
-def folder(index: Index, address: str, name: str) -> Folder | None:
-    row = index.read_one(
-        f"SELECT {FOLDER_COLUMNS} FROM folders WHERE address = ? AND name = ?",
-        (address, canonical(name)),
-    )
-    return _folder(row) if row else None
-
-
 def folders(index: Index, address: str) -> list[Folder]:
     rows = index.read(
         f"SELECT {FOLDER_COLUMNS} FROM folders WHERE address = ? ORDER BY name", (address,)

@@ -125,7 +125,7 @@ def _peer_is_loopback(peername: Any) -> bool:
     return addr.is_loopback
 
 
-def _format_peer(peername: Any) -> str:
+def format_peer(peername: Any) -> str:
     if isinstance(peername, tuple) and len(peername) >= 2:
         return ("[%s]:%s" if ":" in peername[0] else "%s:%s") % peername[:2]
     return str(peername)
@@ -190,7 +190,7 @@ class Pop3Session:
         self.reader = reader
         self.writer = writer
         peername = writer.get_extra_info("peername")
-        self.peer = _format_peer(peername)
+        self.peer = format_peer(peername)
         self.loopback = _peer_is_loopback(peername)
         self.tls_active = False
         self.user: str | None = None  # name given by USER, awaiting PASS

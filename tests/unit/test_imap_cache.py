@@ -59,7 +59,7 @@ def test_the_store_keeps_the_cache_with_a_message_and_its_copies(tmp_path):
     apply(state, j.message(qid="q", data=raw))
     apply(state, copied(j, "INBOX", [1], "Archive"))
     for name in ("INBOX", "Archive"):
-        f = view.folder(state.index, ALICE, name)
+        f = state.mailboxes.folder(ALICE, name)
         assert f is not None
         assert view.cached(state.index, f.id, [1]) == {
             1: b"From: a@b.test\r\nSubject: cached\r\n\r\n"

@@ -56,7 +56,7 @@ def test_changes_since_a_modseq_name_new_reflagged_and_expunged_uids(tmp_path):
     apply(state, _user(j, ["Trash"]))
     for i in range(4):
         apply(state, j.message(qid=f"q{i}", data=f"Subject: {i}\r\n\r\n{i}\r\n".encode()))
-    inbox = view.folder(state.index, ALICE, "INBOX")
+    inbox = state.mailboxes.folder(ALICE, "INBOX")
     assert inbox is not None
     snap = view.snapshot(state.index, inbox.id)
     assert snap is not None and [u for u, _, _ in snap.rows] == [1, 2, 3, 4]
